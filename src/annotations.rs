@@ -1,0 +1,1122 @@
+//! Annotation API v1: the `llm-autoscale.io/*` annotations parsed into a validated
+//! [`AutoscalingSpec`], collecting every problem (each naming its annotation, the value and
+//! the fix) instead of stopping at the first.
+
+use std::collections::BTreeMap;
+
+use serde_json::Value;
+
+use crate::config::{SidecarMode, WebhookConfig};
+use crate::presets::{self, MetricType, Version};
+use crate::problem::{Findings, Invalid, Problem};
+use crate::query::{self, AddonQuery, Aggregation, OPERATIONS_OVER_TIME};
+use crate::values::{self, Refusal};
+use crate::workload::{Workload, WorkloadKind};
+
+/// Every annotation of this product starts with this.
+pub const PREFIX: &str = "llm-autoscale.io/";
+/// Written by the webhook on the pod template: what it injected and the hash of it.
+pub const STATUS: &str = "llm-autoscale.io/status";
+/// KServe's metrics port annotation, the fallback for `metrics-port`.
+pub const KSERVE_PORT: &str = "prometheus.kserve.io/port";
+/// KServe's metrics path annotation, the fallback for `metrics-path`.
+pub const KSERVE_PATH: &str = "prometheus.kserve.io/path";
+/// The OTel operator's injection annotation; with our sidecar it would double the series.
+pub const OTEL_OPERATOR_INJECT: &str = "sidecar.opentelemetry.io/inject";
+
+/// The annotation keys (without the prefix) that users set.
+pub const KEYS: [&str; 28] = [
+    "enabled",
+    "backend",
+    "preset",
+    "metric",
+    "target",
+    "query",
+    "aggregation",
+    "operation-over-time",
+    "activation-target",
+    "triggers",
+    "min-replicas",
+    "max-replicas",
+    "polling-interval",
+    "cooldown-period",
+    "initial-cooldown-period",
+    "fallback-replicas",
+    "scale-up-stabilization",
+    "scale-down-stabilization",
+    "metrics-port",
+    "metrics-path",
+    "scrape-interval",
+    "scaler-address",
+    "prometheus-address",
+    "scaler-metadata",
+    "sidecar",
+    "vllm-version",
+    "hpa-name",
+    "fallback-failure-threshold",
+];
+
+/// Where the metrics go and who computes the scaling value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    /// Sidecar collector → KEDA OTel add-on; `external` trigger at its scaler.
+    Otel,
+    /// An existing Prometheus; `prometheus` trigger, no sidecar.
+    Prometheus,
+    /// Any KEDA external scaler with free-form metadata; no sidecar.
+    External,
+}
+
+impl Backend {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Backend::Otel => "otel",
+            Backend::Prometheus => "prometheus",
+            Backend::External => "external",
+        }
+    }
+}
+
+/// The value a trigger is computed from.
+#[derive(Clone, Debug, PartialEq)]
+pub enum TriggerQuery {
+    /// An add-on `metricQuery`, already scoped to the Deployment and namespace.
+    Otel(AddonQuery),
+    /// A PromQL query.
+    Prometheus(String),
+    /// Free-form metadata for an external scaler.
+    External(BTreeMap<String, String>),
+}
+
+/// One trigger of the ScaledObject, validated.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TriggerSpec {
+    /// Unique identifier within the ScaledObject.
+    pub name: String,
+    pub query: TriggerQuery,
+    pub metric_type: MetricType,
+    /// Canonical decimal, `> 0` (absent for the external backend).
+    pub target: Option<String>,
+    pub activation_target: Option<String>,
+    /// `operationOverTime` (otel only).
+    pub operation_over_time: Option<String>,
+}
+
+/// What the sidecar scrapes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Scrape {
+    pub port: u16,
+    pub path: String,
+    pub interval_seconds: i32,
+}
+
+/// A validated autoscaling request.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AutoscalingSpec {
+    pub backend: Backend,
+    /// Name of the Deployment that scales (for an InferenceService, `<name>-predictor`).
+    pub target_deployment: String,
+    pub namespace: String,
+    pub triggers: Vec<TriggerSpec>,
+    pub min_replicas: i32,
+    pub max_replicas: i32,
+    pub polling_interval: Option<i32>,
+    pub cooldown_period: Option<i32>,
+    pub initial_cooldown_period: Option<i32>,
+    pub fallback: Option<Fallback>,
+    pub scale_up_stabilization: Option<i32>,
+    pub scale_down_stabilization: Option<i32>,
+    /// `advanced.horizontalPodAutoscalerConfig.name`, when set by the user.
+    pub hpa_name: Option<String>,
+    pub scrape: Scrape,
+    /// `scalerAddress` (otel and external backends).
+    pub scaler_address: String,
+    /// `serverAddress` (prometheus backend).
+    pub prometheus_address: String,
+    /// Resolved: never `Auto`; `None` for backends without a sidecar.
+    pub sidecar: SidecarMode,
+}
+
+impl AutoscalingSpec {
+    /// Metric names the sidecar must forward.
+    pub fn sidecar_metrics(&self) -> Vec<String> {
+        let mut names: Vec<String> = Vec::new();
+        for t in &self.triggers {
+            if let TriggerQuery::Otel(q) = &t.query {
+                if !names.contains(&q.metric) {
+                    names.push(q.metric.clone());
+                }
+            }
+        }
+        names
+    }
+}
+
+/// KEDA's fallback: replicas to run while the scaler fails.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Fallback {
+    pub replicas: i32,
+    pub failure_threshold: i32,
+}
+
+/// The Deployment an object's ScaledObject targets.
+pub fn target_deployment(w: &Workload) -> String {
+    match w.kind {
+        WorkloadKind::Deployment => w.name.clone(),
+        WorkloadKind::InferenceService => format!("{}-predictor", w.name),
+    }
+}
+
+/// `Ok(None)` when the object is not opted in (`enabled` absent or `"false"`).
+pub fn parse(
+    w: &Workload,
+    cfg: &WebhookConfig,
+) -> Result<(Option<AutoscalingSpec>, Vec<String>), Invalid> {
+    let mut r = Reader {
+        w,
+        f: Findings::default(),
+    };
+    match r.get("enabled", values::boolean) {
+        Some(true) => {}
+        Some(false) => return Ok((None, Vec::new())),
+        None if r.raw("enabled").is_none() => return Ok((None, Vec::new())),
+        None => {}
+    }
+    r.unknown_keys();
+    if w.name.is_empty() {
+        r.f.problem(Problem::new(
+            "metadata.name",
+            None,
+            "the object has no name (generateName alone cannot be scoped)",
+            "give the object a fixed metadata.name",
+        ));
+    }
+    let spec = r.spec(cfg);
+    r.f.finish(spec).map(|(s, w)| (Some(s), w))
+}
+
+struct Reader<'a> {
+    w: &'a Workload,
+    f: Findings,
+}
+
+fn key(short: &str) -> String {
+    format!("{PREFIX}{short}")
+}
+
+impl<'a> Reader<'a> {
+    fn raw(&self, short: &str) -> Option<&'a str> {
+        self.w.annotations.get(&key(short)).map(String::as_str)
+    }
+
+    /// Parses an annotation; records a problem and returns `None` when it is invalid.
+    fn get<T>(&mut self, short: &str, p: impl Fn(&str) -> Result<T, Refusal>) -> Option<T> {
+        let v = self.raw(short)?;
+        match p(v) {
+            Ok(t) => Some(t),
+            Err(r) => {
+                self.f.problem(Problem::new(key(short), Some(v), r.reason, r.fix));
+                None
+            }
+        }
+    }
+
+    fn bad(&mut self, short: &str, reason: impl Into<String>, fix: impl Into<String>) {
+        let v = self.raw(short);
+        self.f.problem(Problem::new(key(short), v, reason, fix));
+    }
+
+    fn unknown_keys(&mut self) {
+        let unknown: Vec<(String, String)> = self
+            .w
+            .annotations
+            .iter()
+            .filter_map(|(k, v)| {
+                let short = k.strip_prefix(PREFIX)?;
+                (k != STATUS && !KEYS.contains(&short)).then(|| (k.clone(), v.clone()))
+            })
+            .collect();
+        for (k, v) in unknown {
+            let short = &k[PREFIX.len()..];
+            let fix = match closest(short) {
+                Some(s) => format!("did you mean {PREFIX}{s}?"),
+                None => format!("remove it; known keys: {}", KEYS.join(", ")),
+            };
+            self.f
+                .problem(Problem::new(k.clone(), Some(&v), "unknown annotation", fix));
+        }
+    }
+
+    fn spec(&mut self, cfg: &WebhookConfig) -> AutoscalingSpec {
+        let w = self.w;
+        let backend = match self.raw("backend") {
+            None | Some("otel") => Backend::Otel,
+            Some("prometheus") => Backend::Prometheus,
+            Some("external") => Backend::External,
+            Some(_) => {
+                self.bad(
+                    "backend",
+                    "unknown backend",
+                    "write \"otel\" (sidecar → KEDA OTel scaler), \"prometheus\" or \"external\"",
+                );
+                Backend::Otel
+            }
+        };
+        let target_deployment = target_deployment(w);
+        let vllm_version = self.vllm_version();
+
+        let min_replicas = self.get("min-replicas", values::count).unwrap_or(1);
+        let max_replicas = match self.raw("max-replicas") {
+            None => {
+                self.f.problem(Problem::new(
+                    key("max-replicas"),
+                    None,
+                    "required: the most replicas (GPUs) this model may use",
+                    format!("add {PREFIX}max-replicas: \"4\" (any whole number ≥ 1)"),
+                ));
+                1
+            }
+            Some(_) => self.get("max-replicas", values::count).unwrap_or(1),
+        };
+        if self.raw("max-replicas").is_some() && max_replicas < 1 && values::count(self.raw("max-replicas").unwrap_or("")).is_ok() {
+            self.bad("max-replicas", "must be at least 1", "write \"1\" or more");
+        }
+        if min_replicas > max_replicas && max_replicas >= 1 {
+            self.bad(
+                "min-replicas",
+                format!("greater than max-replicas ({max_replicas})"),
+                format!("write a number between 0 and {max_replicas}, or raise {PREFIX}max-replicas"),
+            );
+        }
+
+        let scale_to_zero = min_replicas == 0;
+        let zero_only = |r: &mut Self, short: &str| -> Option<i32> {
+            let v = r.get(short, values::seconds)?;
+            if scale_to_zero {
+                Some(v)
+            } else {
+                r.f.warn(format!(
+                    "{PREFIX}{short} is ignored: KEDA only uses it when {PREFIX}min-replicas is \"0\""
+                ));
+                None
+            }
+        };
+        let polling_interval = zero_only(self, "polling-interval");
+        let cooldown_period = zero_only(self, "cooldown-period");
+        let initial_cooldown_period = zero_only(self, "initial-cooldown-period");
+        if polling_interval == Some(0) {
+            self.bad("polling-interval", "must be at least 1 second", "write \"30\" or \"30s\"");
+        }
+
+        let scale_up_stabilization = self.stabilization("scale-up-stabilization");
+        let scale_down_stabilization = self.stabilization("scale-down-stabilization");
+
+        let hpa_name = self.get("hpa-name", |v| {
+            if is_dns_label(v) {
+                Ok(v.to_string())
+            } else {
+                Err(Refusal {
+                    reason: "not a valid HPA name".into(),
+                    fix: "write a lowercase DNS label of at most 63 characters".into(),
+                })
+            }
+        });
+
+        let scrape = self.scrape();
+        let scaler_address = match backend {
+            Backend::Prometheus => String::new(),
+            Backend::Otel => self
+                .get("scaler-address", values::grpc_address)
+                .unwrap_or_else(|| cfg.scaler_address.clone()),
+            Backend::External => match self.get("scaler-address", values::grpc_address) {
+                Some(a) => a,
+                None if !cfg.external_scaler_address.is_empty() => {
+                    cfg.external_scaler_address.clone()
+                }
+                None => {
+                    if self.raw("scaler-address").is_none() {
+                        self.f.problem(Problem::new(
+                            key("scaler-address"),
+                            None,
+                            "required for the external backend",
+                            format!("add {PREFIX}scaler-address: \"my-scaler.my-namespace.svc:9090\""),
+                        ));
+                    }
+                    String::new()
+                }
+            },
+        };
+        let prometheus_address = if backend == Backend::Prometheus {
+            self.get("prometheus-address", values::http_url)
+                .unwrap_or_else(|| cfg.prometheus_address.clone())
+        } else {
+            String::new()
+        };
+        if backend != Backend::Otel && self.raw("scaler-address").is_some() && backend == Backend::Prometheus {
+            self.f.warn(format!("{PREFIX}scaler-address is ignored by the prometheus backend"));
+        }
+        if backend != Backend::Prometheus && self.raw("prometheus-address").is_some() {
+            self.f.warn(format!(
+                "{PREFIX}prometheus-address is ignored by the {} backend",
+                backend.as_str()
+            ));
+        }
+
+        let sidecar = self.sidecar(backend, cfg);
+
+        let ctx = TriggerContext {
+            backend,
+            deployment: target_deployment.clone(),
+            namespace: w.namespace.clone(),
+            vllm_version,
+        };
+        let triggers = self.triggers(&ctx);
+
+        let fallback = self.fallback(&triggers, max_replicas);
+
+        AutoscalingSpec {
+            backend,
+            target_deployment,
+            namespace: w.namespace.clone(),
+            triggers,
+            min_replicas,
+            max_replicas,
+            polling_interval,
+            cooldown_period,
+            initial_cooldown_period,
+            fallback,
+            scale_up_stabilization,
+            scale_down_stabilization,
+            hpa_name,
+            scrape,
+            scaler_address,
+            prometheus_address,
+            sidecar,
+        }
+    }
+
+    fn vllm_version(&mut self) -> Option<Version> {
+        if self.raw("vllm-version").is_some() {
+            return self.get("vllm-version", |v| {
+                Version::parse(v).ok_or(Refusal {
+                    reason: "not a version".into(),
+                    fix: "write the vLLM version such as \"0.11.0\"".into(),
+                })
+            });
+        }
+        self.w
+            .images
+            .iter()
+            .find_map(|i| presets::version_from_image(i))
+    }
+
+    fn stabilization(&mut self, short: &str) -> Option<i32> {
+        let v = self.get(short, values::seconds)?;
+        if v > 3600 {
+            self.bad(
+                short,
+                "the HPA accepts at most 3600 seconds",
+                "write a duration up to \"1h\"",
+            );
+            return None;
+        }
+        Some(v)
+    }
+
+    fn scrape(&mut self) -> Scrape {
+        let w = self.w;
+        let port = if self.raw("metrics-port").is_some() {
+            self.get("metrics-port", values::port).unwrap_or(8000)
+        } else if let Some(p) = w.annotations.get(KSERVE_PORT) {
+            match values::port(p) {
+                Ok(p) => p,
+                Err(r) => {
+                    self.f
+                        .problem(Problem::new(KSERVE_PORT, Some(p), r.reason, r.fix));
+                    8000
+                }
+            }
+        } else if w.kind == WorkloadKind::InferenceService || w.kserve_predictor {
+            8080
+        } else {
+            8000
+        };
+        let path = if self.raw("metrics-path").is_some() {
+            self.get("metrics-path", values::http_path)
+                .unwrap_or_else(|| "/metrics".into())
+        } else {
+            match w.annotations.get(KSERVE_PATH).map(|p| values::http_path(p)) {
+                Some(Ok(p)) => p,
+                _ => "/metrics".to_string(),
+            }
+        };
+        let interval_seconds = match self.get("scrape-interval", values::seconds) {
+            Some(0) => {
+                self.bad("scrape-interval", "must be at least 1 second", "write \"5s\"");
+                5
+            }
+            Some(s) => s,
+            None => 5,
+        };
+        Scrape {
+            port,
+            path,
+            interval_seconds,
+        }
+    }
+
+    fn sidecar(&mut self, backend: Backend, cfg: &WebhookConfig) -> SidecarMode {
+        let asked = match self.raw("sidecar") {
+            None => SidecarMode::Auto,
+            Some(v) => match SidecarMode::ALL.iter().find(|(s, _)| *s == v) {
+                Some((_, m)) => *m,
+                None => {
+                    self.bad(
+                        "sidecar",
+                        "unknown sidecar mode",
+                        "write \"auto\", \"native\", \"container\" or \"none\"",
+                    );
+                    SidecarMode::Auto
+                }
+            },
+        };
+        if backend != Backend::Otel {
+            if matches!(asked, SidecarMode::Native | SidecarMode::Container) {
+                self.f.warn(format!(
+                    "{PREFIX}sidecar is ignored: the {} backend needs no collector sidecar",
+                    backend.as_str()
+                ));
+            }
+            return SidecarMode::None;
+        }
+        let mode = match asked {
+            SidecarMode::Auto => cfg.sidecar_mode,
+            m => m,
+        };
+        let mode = match mode {
+            SidecarMode::Auto if cfg.native_sidecars => SidecarMode::Native,
+            SidecarMode::Auto => SidecarMode::Container,
+            m => m,
+        };
+        if mode != SidecarMode::None && self.w.annotations.contains_key(OTEL_OPERATOR_INJECT) {
+            self.f.warn(format!(
+                "{OTEL_OPERATOR_INJECT} is also set: the OpenTelemetry operator would inject a second collector and every series would be counted twice; remove it, or set {PREFIX}sidecar: \"none\" to keep the operator's collector"
+            ));
+        }
+        mode
+    }
+
+    fn fallback(&mut self, triggers: &[TriggerSpec], max_replicas: i32) -> Option<Fallback> {
+        let replicas = self.get("fallback-replicas", values::count);
+        let threshold = self.get("fallback-failure-threshold", values::count);
+        if replicas.is_none() {
+            if threshold.is_some() {
+                self.f.warn(format!(
+                    "{PREFIX}fallback-failure-threshold is ignored without {PREFIX}fallback-replicas"
+                ));
+            }
+            return None;
+        }
+        let replicas = replicas?;
+        if threshold == Some(0) {
+            self.bad(
+                "fallback-failure-threshold",
+                "must be at least 1",
+                "write \"3\"",
+            );
+        }
+        if !triggers.is_empty()
+            && !triggers
+                .iter()
+                .any(|t| t.metric_type == MetricType::AverageValue)
+        {
+            self.bad(
+                "fallback-replicas",
+                "KEDA only falls back for triggers with metricType AverageValue (sum or count), and every trigger here is a mean (avg/min/max)",
+                "add a sum-aggregated trigger such as the queue-depth preset, or remove the annotation",
+            );
+        }
+        if replicas > max_replicas {
+            self.f.warn(format!(
+                "{PREFIX}fallback-replicas ({replicas}) is above max-replicas ({max_replicas})"
+            ));
+        }
+        Some(Fallback {
+            replicas,
+            failure_threshold: threshold.unwrap_or(3),
+        })
+    }
+
+    fn triggers(&mut self, ctx: &TriggerContext) -> Vec<TriggerSpec> {
+        let singles = [
+            "preset",
+            "metric",
+            "target",
+            "query",
+            "aggregation",
+            "operation-over-time",
+            "activation-target",
+        ];
+        let mut inputs: Vec<TriggerInput> = Vec::new();
+        if let Some(raw) = self.raw("triggers") {
+            let clash: Vec<&str> = singles
+                .iter()
+                .copied()
+                .filter(|s| self.raw(s).is_some())
+                .collect();
+            if !clash.is_empty() {
+                self.bad(
+                    "triggers",
+                    format!(
+                        "set together with {}",
+                        clash
+                            .iter()
+                            .map(|s| key(s))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                    "put every metric inside the triggers list, or use the single-metric annotations without it",
+                );
+            }
+            match parse_trigger_list(raw) {
+                Ok(list) => inputs = list,
+                Err(r) => self.bad("triggers", r.reason, r.fix),
+            }
+        } else if ctx.backend == Backend::External {
+            let metadata = match self.raw("scaler-metadata") {
+                None => BTreeMap::new(),
+                Some(raw) => match parse_string_map(raw) {
+                    Ok(m) => m,
+                    Err(r) => {
+                        self.bad("scaler-metadata", r.reason, r.fix);
+                        BTreeMap::new()
+                    }
+                },
+            };
+            if metadata.contains_key("scalerAddress") {
+                self.bad(
+                    "scaler-metadata",
+                    "scalerAddress belongs in its own annotation",
+                    format!("move it to {PREFIX}scaler-address"),
+                );
+            }
+            for s in singles {
+                if self.raw(s).is_some() {
+                    self.f.warn(format!(
+                        "{PREFIX}{s} is ignored by the external backend: put the scaler's settings in {PREFIX}scaler-metadata"
+                    ));
+                }
+            }
+            return vec![TriggerSpec {
+                name: "external".into(),
+                query: TriggerQuery::External(metadata),
+                metric_type: MetricType::AverageValue,
+                target: None,
+                activation_target: None,
+                operation_over_time: None,
+            }];
+        } else {
+            let mut input = TriggerInput {
+                label: |f: &str| key(f),
+                ..TriggerInput::default()
+            };
+            for s in singles {
+                if let Some(v) = self.raw(s) {
+                    input.fields.insert(s.to_string(), v.to_string());
+                }
+            }
+            inputs.push(input);
+        }
+        if self.raw("scaler-metadata").is_some() && ctx.backend != Backend::External {
+            self.f.warn(format!(
+                "{PREFIX}scaler-metadata is ignored by the {} backend",
+                ctx.backend.as_str()
+            ));
+        }
+        let mut out: Vec<TriggerSpec> = Vec::new();
+        for (i, input) in inputs.iter().enumerate() {
+            if let Some(mut t) = resolve_trigger(input, i, ctx, &mut self.f) {
+                let explicit = input.fields.contains_key("name");
+                if out.iter().any(|o| o.name == t.name) {
+                    if explicit {
+                        self.f.problem(Problem::new(
+                            input.key(i, "name"),
+                            Some(&t.name),
+                            "another trigger has the same name (KEDA requires unique names)",
+                            "give each trigger its own name",
+                        ));
+                    } else {
+                        let base = t.name.clone();
+                        let mut n = 2;
+                        while out.iter().any(|o| o.name == t.name) {
+                            t.name = format!("{base}_{n}");
+                            n += 1;
+                        }
+                    }
+                }
+                out.push(t);
+            }
+        }
+        out
+    }
+}
+
+fn is_dns_label(v: &str) -> bool {
+    !v.is_empty()
+        && v.len() <= 63
+        && v
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !v.starts_with('-')
+        && !v.ends_with('-')
+}
+
+/// The closest known key, for "did you mean".
+fn closest(short: &str) -> Option<&'static str> {
+    KEYS.iter()
+        .map(|k| (edit_distance(short, k), *k))
+        .filter(|(d, _)| *d <= 3)
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, k)| k)
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let a: Vec<char> = a.chars().collect();
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.iter().enumerate() {
+        let mut cur = vec![i + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let sub = prev[j] + usize::from(ca != cb);
+            cur.push(sub.min(prev[j + 1] + 1).min(cur[j] + 1));
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+struct TriggerContext {
+    backend: Backend,
+    deployment: String,
+    namespace: String,
+    vllm_version: Option<Version>,
+}
+
+/// One trigger as written: either the single-metric annotations or one entry of `triggers`.
+struct TriggerInput {
+    /// How to name a field in messages (single annotations: the annotation key).
+    label: fn(&str) -> String,
+    /// Whether this came from the `triggers` list (then keys are `triggers[i].field`).
+    listed: bool,
+    fields: BTreeMap<String, String>,
+}
+
+impl Default for TriggerInput {
+    fn default() -> Self {
+        TriggerInput {
+            label: |f: &str| f.to_string(),
+            listed: false,
+            fields: BTreeMap::new(),
+        }
+    }
+}
+
+impl TriggerInput {
+    fn key(&self, index: usize, field: &str) -> String {
+        if self.listed {
+            format!("{PREFIX}triggers[{index}].{field}")
+        } else {
+            (self.label)(field)
+        }
+    }
+
+    fn get(&self, field: &str) -> Option<&str> {
+        self.fields.get(field).map(String::as_str)
+    }
+}
+
+const TRIGGER_FIELDS: [&str; 8] = [
+    "name",
+    "preset",
+    "metric",
+    "target",
+    "query",
+    "aggregation",
+    "operation-over-time",
+    "activation-target",
+];
+
+fn json_scalar_to_string(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+fn parse_trigger_list(raw: &str) -> Result<Vec<TriggerInput>, Refusal> {
+    let example = r#"write a JSON list such as [{"preset":"queue-depth","target":"5"},{"metric":"vllm:kv_cache_usage_perc","target":"0.8","aggregation":"avg"}]"#;
+    let v: Value = serde_json::from_str(raw).map_err(|e| Refusal {
+        reason: format!("not valid JSON ({e})"),
+        fix: example.into(),
+    })?;
+    let Some(list) = v.as_array() else {
+        return Err(Refusal {
+            reason: "not a JSON list".into(),
+            fix: example.into(),
+        });
+    };
+    if list.is_empty() {
+        return Err(Refusal {
+            reason: "the list is empty".into(),
+            fix: example.into(),
+        });
+    }
+    let mut out = Vec::new();
+    for (i, item) in list.iter().enumerate() {
+        let Some(obj) = item.as_object() else {
+            return Err(Refusal {
+                reason: format!("entry {i} is not a JSON object"),
+                fix: example.into(),
+            });
+        };
+        let mut fields = BTreeMap::new();
+        for (k, v) in obj {
+            // camelCase spellings are accepted too.
+            let field = match k.as_str() {
+                "operationOverTime" => "operation-over-time",
+                "activationTarget" => "activation-target",
+                other => other,
+            };
+            if !TRIGGER_FIELDS.contains(&field) {
+                return Err(Refusal {
+                    reason: format!("entry {i} has an unknown field {k:?}"),
+                    fix: format!("use only {}", TRIGGER_FIELDS.join(", ")),
+                });
+            }
+            let Some(s) = json_scalar_to_string(v) else {
+                return Err(Refusal {
+                    reason: format!("entry {i}: field {k:?} must be a string"),
+                    fix: format!("write \"{field}\": \"...\""),
+                });
+            };
+            fields.insert(field.to_string(), s);
+        }
+        out.push(TriggerInput {
+            listed: true,
+            fields,
+            ..TriggerInput::default()
+        });
+    }
+    Ok(out)
+}
+
+fn parse_string_map(raw: &str) -> Result<BTreeMap<String, String>, Refusal> {
+    let fix = r#"write a JSON object of strings such as {"metricName":"queue","targetValue":"5"}"#;
+    let v: Value = serde_json::from_str(raw).map_err(|e| Refusal {
+        reason: format!("not valid JSON ({e})"),
+        fix: fix.into(),
+    })?;
+    let Some(obj) = v.as_object() else {
+        return Err(Refusal {
+            reason: "not a JSON object".into(),
+            fix: fix.into(),
+        });
+    };
+    obj.iter()
+        .map(|(k, v)| {
+            json_scalar_to_string(v)
+                .map(|s| (k.clone(), s))
+                .ok_or_else(|| Refusal {
+                    reason: format!("the value of {k:?} is not a string"),
+                    fix: fix.into(),
+                })
+        })
+        .collect()
+}
+
+/// Turns one written trigger into a validated one, recording problems in `f`.
+fn resolve_trigger(
+    input: &TriggerInput,
+    index: usize,
+    ctx: &TriggerContext,
+    f: &mut Findings,
+) -> Option<TriggerSpec> {
+    let before = f.problems.len();
+    let k = |field: &str| input.key(index, field);
+    let problem = |f: &mut Findings, field: &str, reason: String, fix: String| {
+        f.problem(Problem::new(k(field), input.get(field), reason, fix));
+    };
+
+    // preset or metric
+    let preset = match input.get("preset") {
+        None => None,
+        Some(name) => match presets::preset_by_name(name) {
+            Some(p) => Some(p),
+            None => {
+                problem(
+                    f,
+                    "preset",
+                    "unknown preset".into(),
+                    format!("write one of {}", presets::preset_names()),
+                );
+                None
+            }
+        },
+    };
+    if input.get("preset").is_some() && input.get("metric").is_some() {
+        problem(
+            f,
+            "metric",
+            "set together with preset".into(),
+            "use either preset or metric".into(),
+        );
+    }
+    if let Some(m) = input.get("metric") {
+        if !query::is_metric_name(m) {
+            problem(
+                f,
+                "metric",
+                "not a metric name".into(),
+                "write a name such as \"vllm:num_requests_waiting\" (letters, digits, _ and :)".into(),
+            );
+        }
+    }
+    let aggregation_given = match input.get("aggregation") {
+        None => None,
+        Some(a) => match Aggregation::parse(a) {
+            Some(a) => Some(a),
+            None => {
+                problem(
+                    f,
+                    "aggregation",
+                    "unknown aggregation".into(),
+                    "write sum, avg, min, max or count".into(),
+                );
+                None
+            }
+        },
+    };
+
+    // a user query
+    let mut user_otel_query: Option<AddonQuery> = None;
+    let mut user_promql: Option<String> = None;
+    if let Some(q) = input.get("query") {
+        match ctx.backend {
+            Backend::Otel => match query::parse_addon_query(q) {
+                Ok(parsed) => user_otel_query = Some(parsed),
+                Err(e) => problem(
+                    f,
+                    "query",
+                    format!("at {e}"),
+                    "write op(metric{label=value,...}) with op one of sum|avg|min|max|count and only = matchers, e.g. sum(vllm:num_requests_waiting{model_name=llama})".into(),
+                ),
+            },
+            Backend::Prometheus => match query::check_promql(q) {
+                Ok(()) => user_promql = Some(q.to_string()),
+                Err(e) => problem(
+                    f,
+                    "query",
+                    format!("at {e}"),
+                    "write a PromQL query returning one value, e.g. sum(vllm:num_requests_waiting{namespace=\"ns\"})".into(),
+                ),
+            },
+            Backend::External => {}
+        }
+    }
+    if let (Some(q), Some(m)) = (&user_otel_query, input.get("metric")) {
+        if q.metric != m {
+            problem(
+                f,
+                "metric",
+                format!("differs from the metric in the query ({})", q.metric),
+                "drop metric, the query names it".into(),
+            );
+        }
+    }
+    if let (Some(q), Some(a)) = (&user_otel_query, aggregation_given) {
+        if q.aggregation.is_some_and(|qa| qa != a) {
+            problem(
+                f,
+                "aggregation",
+                "differs from the aggregation in the query".into(),
+                "drop aggregation, the query says it".into(),
+            );
+        }
+    }
+
+    let written_metric: Option<String> = preset
+        .map(|p| p.metric.to_string())
+        .or_else(|| input.get("metric").map(str::to_string))
+        .or_else(|| user_otel_query.as_ref().map(|q| q.metric.clone()));
+    let (metric, warning) = presets::resolve_alias(
+        written_metric.as_deref().unwrap_or(presets::DEFAULT_METRIC),
+        ctx.vllm_version,
+    );
+    if let Some(w) = warning {
+        f.warn(format!("{}: {w}", k(if input.get("query").is_some() { "query" } else { "metric" })));
+    }
+    let preset = preset.or_else(|| presets::preset_for_metric(&metric));
+
+    let aggregation = user_otel_query
+        .as_ref()
+        .and_then(|q| q.aggregation)
+        .or(aggregation_given)
+        .or(preset.map(|p| p.aggregation))
+        .unwrap_or(Aggregation::Sum);
+
+    let target = match input.get("target") {
+        Some(t) => match values::decimal(t) {
+            Ok(d) if values::is_zero(&d) => {
+                problem(
+                    f,
+                    "target",
+                    "must be greater than 0 (the HPA divides by it)".into(),
+                    "write a positive decimal such as \"5\"".into(),
+                );
+                None
+            }
+            Ok(d) => Some(d),
+            Err(r) => {
+                problem(f, "target", r.reason, r.fix);
+                None
+            }
+        },
+        None => match preset {
+            Some(p) => Some(p.target.to_string()),
+            None => {
+                f.problem(Problem::new(
+                    k("target"),
+                    None,
+                    format!("required: {metric} has no preset target"),
+                    format!(
+                        "add {} with the value per replica at which to scale out, e.g. \"10\"",
+                        k("target")
+                    ),
+                ));
+                None
+            }
+        },
+    };
+    let activation_target = input.get("activation-target").and_then(|v| {
+        values::decimal(v)
+            .map_err(|r| problem(f, "activation-target", r.reason, r.fix))
+            .ok()
+    });
+
+    let counter = preset.is_some_and(|p| p.counter) || metric.ends_with("_total");
+    let operation_over_time = match (ctx.backend, input.get("operation-over-time")) {
+        (Backend::Otel, Some(op)) if OPERATIONS_OVER_TIME.contains(&op) => Some(op.to_string()),
+        (Backend::Otel, Some(_)) => {
+            problem(
+                f,
+                "operation-over-time",
+                "unknown operation".into(),
+                format!("write one of {}", OPERATIONS_OVER_TIME.join(", ")),
+            );
+            None
+        }
+        (Backend::Otel, None) => Some(
+            preset
+                .map(|p| p.operation_over_time)
+                .unwrap_or(if counter { "rate" } else { "avg" })
+                .to_string(),
+        ),
+        (_, Some(_)) => {
+            f.warn(format!(
+                "{} is ignored by the {} backend",
+                k("operation-over-time"),
+                ctx.backend.as_str()
+            ));
+            None
+        }
+        (_, None) => None,
+    };
+
+    let name = match input.get("name") {
+        Some(n) if values::is_identifier(n) => n.to_string(),
+        Some(_) => {
+            problem(
+                f,
+                "name",
+                "not an identifier".into(),
+                "use letters, digits and _ (e.g. \"queue_depth\")".into(),
+            );
+            String::new()
+        }
+        None => preset
+            .map(|p| p.trigger_name.to_string())
+            .unwrap_or_else(|| identifier_from(&metric)),
+    };
+
+    let query = match ctx.backend {
+        Backend::Otel => {
+            let mut q = user_otel_query.unwrap_or(AddonQuery {
+                aggregation: None,
+                metric: metric.clone(),
+                labels: Vec::new(),
+            });
+            q.metric = metric.clone();
+            q.aggregation = Some(aggregation);
+            for (label, value) in [("deployment", &ctx.deployment), ("namespace", &ctx.namespace)] {
+                if let Some(existing) = q.scope(label, value) {
+                    if &existing != value {
+                        f.warn(format!(
+                            "{}: the query matches {label}={existing}, not this workload's {value}",
+                            k("query")
+                        ));
+                    }
+                }
+            }
+            TriggerQuery::Otel(q)
+        }
+        Backend::Prometheus => TriggerQuery::Prometheus(user_promql.unwrap_or_else(|| {
+            default_promql(&metric, aggregation, counter, &ctx.deployment, &ctx.namespace)
+        })),
+        Backend::External => TriggerQuery::External(BTreeMap::new()),
+    };
+
+    if f.problems.len() > before {
+        return None;
+    }
+    Some(TriggerSpec {
+        name,
+        query,
+        metric_type: MetricType::for_aggregation(aggregation),
+        target,
+        activation_target,
+        operation_over_time,
+    })
+}
+
+/// `vllm:num_requests_waiting` → `vllm_num_requests_waiting`.
+fn identifier_from(metric: &str) -> String {
+    let mut s: String = metric
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect();
+    if s.starts_with(|c: char| c.is_ascii_digit()) || s.is_empty() {
+        s.insert(0, '_');
+    }
+    s.truncate(63);
+    s
+}
+
+/// The PromQL of a trigger when the user wrote none: this Deployment's pods only.
+pub fn default_promql(
+    metric: &str,
+    aggregation: Aggregation,
+    counter: bool,
+    deployment: &str,
+    namespace: &str,
+) -> String {
+    let pod_regex = format!("{}-[a-z0-9]+-[a-z0-9]{{5}}", deployment.replace('.', "\\\\."));
+    let selector = format!("{metric}{{namespace=\"{namespace}\",pod=~\"{pod_regex}\"}}");
+    let inner = if counter {
+        format!("rate({selector}[1m])")
+    } else {
+        selector
+    };
+    format!("{}({inner})", aggregation.as_str())
+}

@@ -1,0 +1,102 @@
+//! The webhook's own configuration: defaults that annotations may override.
+//!
+//! Loaded by the CLI from (lowest to highest precedence) built-in defaults, an optional YAML
+//! file, `LLM_AUTOSCALE_*` environment variables and flags. The core only ever sees the merged
+//! [`WebhookConfig`].
+
+use serde::{Deserialize, Serialize};
+
+/// Collector image used for the sidecar unless configured otherwise. The release tag is pinned:
+/// the rendered config is tested against this collector version.
+pub const DEFAULT_COLLECTOR_IMAGE: &str = "otel/opentelemetry-collector-contrib:0.161.0";
+/// Where the sidecar sends OTLP (gRPC): the KEDA OTel add-on's receiver.
+pub const DEFAULT_OTLP_ENDPOINT: &str = "keda-otel-scaler.keda.svc:4317";
+/// Where KEDA asks for metric values: the KEDA OTel add-on's external scaler (gRPC).
+pub const DEFAULT_SCALER_ADDRESS: &str = "keda-otel-scaler.keda.svc:4318";
+/// Prometheus used by the `prometheus` backend.
+pub const DEFAULT_PROMETHEUS_ADDRESS: &str = "http://prometheus-operated.monitoring.svc:9090";
+
+/// How the collector sidecar is attached to the pod.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SidecarMode {
+    /// Native sidecar where the cluster supports it (see [`WebhookConfig::native_sidecars`]),
+    /// classic container otherwise.
+    #[default]
+    Auto,
+    /// An init container with `restartPolicy: Always` (Kubernetes ≥ 1.29).
+    Native,
+    /// A classic container next to the model server.
+    Container,
+    /// No sidecar: metrics reach the scaler some other way.
+    None,
+}
+
+impl SidecarMode {
+    pub const ALL: [(&'static str, SidecarMode); 4] = [
+        ("auto", SidecarMode::Auto),
+        ("native", SidecarMode::Native),
+        ("container", SidecarMode::Container),
+        ("none", SidecarMode::None),
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SidecarMode::Auto => "auto",
+            SidecarMode::Native => "native",
+            SidecarMode::Container => "container",
+            SidecarMode::None => "none",
+        }
+    }
+}
+
+/// What the mutating webhook does with invalid annotations.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OnInvalid {
+    /// Refuse the object, listing every problem.
+    #[default]
+    Deny,
+    /// Admit the object untouched and return every problem as a warning.
+    Warn,
+}
+
+/// Defaults applied when an annotation is absent, and cluster facts the core cannot see.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, rename_all = "kebab-case", deny_unknown_fields)]
+pub struct WebhookConfig {
+    /// Image of the collector sidecar.
+    pub collector_image: String,
+    /// OTLP gRPC endpoint the sidecar exports to.
+    pub otlp_endpoint: String,
+    /// `scalerAddress` of `otel` triggers.
+    pub scaler_address: String,
+    /// `scalerAddress` of `external` triggers when the annotation is absent (empty: required).
+    pub external_scaler_address: String,
+    /// `serverAddress` of `prometheus` triggers.
+    pub prometheus_address: String,
+    /// Sidecar mode when the `sidecar` annotation is absent or `auto`.
+    pub sidecar_mode: SidecarMode,
+    /// Whether the cluster runs native sidecars (Kubernetes ≥ 1.29); decides `auto`.
+    pub native_sidecars: bool,
+    /// Deny or warn on invalid annotations.
+    pub on_invalid: OnInvalid,
+    /// Memory limit of the sidecar, in MiB (requests stay at 64Mi; `GOMEMLIMIT` is 80 %).
+    pub collector_memory_limit_mib: u32,
+}
+
+impl Default for WebhookConfig {
+    fn default() -> Self {
+        WebhookConfig {
+            collector_image: DEFAULT_COLLECTOR_IMAGE.to_string(),
+            otlp_endpoint: DEFAULT_OTLP_ENDPOINT.to_string(),
+            scaler_address: DEFAULT_SCALER_ADDRESS.to_string(),
+            external_scaler_address: String::new(),
+            prometheus_address: DEFAULT_PROMETHEUS_ADDRESS.to_string(),
+            sidecar_mode: SidecarMode::Auto,
+            native_sidecars: true,
+            on_invalid: OnInvalid::Deny,
+            collector_memory_limit_mib: 128,
+        }
+    }
+}

@@ -1,0 +1,19 @@
+//! llm-autoscale-webhook: annotations on a vLLM Deployment or KServe InferenceService become
+//! an OpenTelemetry collector sidecar and a KEDA ScaledObject.
+//!
+//! The core (`annotations`, `query`, `presets`, `render`, `mutate`) is pure: functions of
+//! (object, [`config::WebhookConfig`]). The shells (`admission`, `server`, `reconcile`, the CLI)
+//! do the I/O around it.
+
+pub mod admission;
+pub mod annotations;
+pub mod config;
+pub mod keda_rules;
+pub mod manifest;
+pub mod mutate;
+pub mod presets;
+pub mod problem;
+pub mod query;
+pub mod render;
+pub mod values;
+pub mod workload;

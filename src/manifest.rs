@@ -1,0 +1,143 @@
+//! Multi-document YAML in and out, for the offline `mutate` command.
+//!
+//! Every document is mutated (items of a `List` one by one); other kinds pass through
+//! unchanged; the ScaledObjects that will exist follow the documents. ScaledObjects this
+//! product manages that were already in the input are replaced by the fresh ones, so running
+//! the output through again changes nothing.
+
+use serde_json::Value;
+
+use crate::config::WebhookConfig;
+use crate::mutate::mutate;
+use crate::problem::Invalid;
+use crate::render::scaled_object::{KIND, MANAGED_BY, MANAGED_BY_LABEL};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ManifestError {
+    #[error("document {index}: not valid YAML: {source}")]
+    Yaml {
+        index: usize,
+        source: serde_yaml_ng::Error,
+    },
+    #[error("{count} document(s) with invalid annotations:\n{details}")]
+    Invalid { count: usize, details: String },
+}
+
+/// The mutated manifest and what to tell the user.
+#[derive(Debug)]
+pub struct MutatedManifest {
+    pub yaml: String,
+    pub warnings: Vec<String>,
+}
+
+fn describe(doc: &Value) -> String {
+    let s = |p: &str| doc.pointer(p).and_then(Value::as_str).unwrap_or("?");
+    let ns = doc.pointer("/metadata/namespace").and_then(Value::as_str);
+    match ns {
+        Some(ns) => format!("{} {ns}/{}", s("/kind"), s("/metadata/name")),
+        None => format!("{} {}", s("/kind"), s("/metadata/name")),
+    }
+}
+
+fn is_managed_scaled_object(doc: &Value) -> bool {
+    doc.get("kind").and_then(Value::as_str) == Some(KIND)
+        && doc
+            .pointer("/metadata/labels")
+            .and_then(|l| l.get(MANAGED_BY_LABEL))
+            .and_then(Value::as_str)
+            == Some(MANAGED_BY)
+}
+
+/// Parses every YAML document of `text`; empty documents are skipped.
+pub fn parse_documents(text: &str) -> Result<Vec<Value>, ManifestError> {
+    let mut docs = Vec::new();
+    for (index, de) in serde_yaml_ng::Deserializer::from_str(text).enumerate() {
+        let v: Value = serde::Deserialize::deserialize(de)
+            .map_err(|source| ManifestError::Yaml { index, source })?;
+        if !v.is_null() {
+            docs.push(v);
+        }
+    }
+    Ok(docs)
+}
+
+/// Writes documents as multi-document YAML.
+pub fn to_yaml(docs: &[Value]) -> String {
+    let mut out = String::new();
+    for (i, d) in docs.iter().enumerate() {
+        if i > 0 {
+            out.push_str("---\n");
+        }
+        out.push_str(&serde_yaml_ng::to_string(d).unwrap_or_default());
+    }
+    out
+}
+
+/// Mutates a whole manifest. On invalid annotations nothing is returned but every problem.
+pub fn mutate_manifest(text: &str, cfg: &WebhookConfig) -> Result<MutatedManifest, ManifestError> {
+    let docs = parse_documents(text)?;
+    let mut out_docs = Vec::new();
+    let mut scaled_objects = Vec::new();
+    let mut warnings = Vec::new();
+    let mut failures: Vec<(String, Invalid)> = Vec::new();
+
+    let one = |doc: &Value,
+                   scaled_objects: &mut Vec<Value>,
+                   warnings: &mut Vec<String>,
+                   failures: &mut Vec<(String, Invalid)>|
+     -> Option<Value> {
+        if is_managed_scaled_object(doc) {
+            return None;
+        }
+        match mutate(doc, cfg) {
+            Ok(m) => {
+                warnings.extend(m.warnings.iter().map(|w| format!("{}: {w}", describe(doc))));
+                if let Some(so) = &m.scaled_object {
+                    scaled_objects.push(serde_json::to_value(so).unwrap_or(Value::Null));
+                }
+                Some(m.patched)
+            }
+            Err(e) => {
+                warnings.extend(e.warnings.iter().map(|w| format!("{}: {w}", describe(doc))));
+                failures.push((describe(doc), e));
+                Some(doc.clone())
+            }
+        }
+    };
+
+    for doc in &docs {
+        let is_list = doc.get("kind").and_then(Value::as_str) == Some("List")
+            && doc.get("items").is_some_and(Value::is_array);
+        if is_list {
+            let mut list = doc.clone();
+            let items: Vec<Value> = doc
+                .get("items")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default()
+                .iter()
+                .filter_map(|i| one(i, &mut scaled_objects, &mut warnings, &mut failures))
+                .collect();
+            list["items"] = Value::Array(items);
+            out_docs.push(list);
+        } else if let Some(d) = one(doc, &mut scaled_objects, &mut warnings, &mut failures) {
+            out_docs.push(d);
+        }
+    }
+    if !failures.is_empty() {
+        let details = failures
+            .iter()
+            .map(|(what, e)| format!("{what}: {e}"))
+            .collect::<Vec<_>>()
+            .join("\n");
+        return Err(ManifestError::Invalid {
+            count: failures.len(),
+            details,
+        });
+    }
+    out_docs.extend(scaled_objects);
+    Ok(MutatedManifest {
+        yaml: to_yaml(&out_docs),
+        warnings,
+    })
+}

@@ -1,0 +1,142 @@
+//! Deployment mutation: inject (or refresh, or remove) the collector sidecar.
+
+use std::collections::BTreeMap;
+
+use serde_json::Value;
+
+use super::injection_status::{
+    self, InjectionStatus, PLACEMENT_CONTAINER, PLACEMENT_NATIVE, PLACEMENT_OVERRIDE,
+};
+use super::{Mutation, set_annotation};
+use crate::annotations::{self, STATUS};
+use crate::config::{SidecarMode, WebhookConfig};
+use crate::problem::Invalid;
+use crate::render::{scaled_object, sidecar};
+use crate::workload::{KSERVE_ISVC_LABEL, Workload, WorkloadKind};
+
+const POD_SPEC: &str = "/spec/template/spec";
+const TEMPLATE_ANNOTATIONS: &str = "/spec/template/metadata/annotations";
+
+pub(super) fn mutate(object: &Value, cfg: &WebhookConfig) -> Result<Mutation, Invalid> {
+    let mut new = object.clone();
+    strip_previous_injection(&mut new);
+    let workload = Workload::from_object(WorkloadKind::Deployment, &new);
+    let (spec, mut warnings) = annotations::parse(&workload, cfg)?;
+    let Some(spec) = spec else {
+        // Not opted in (any more): the strip above is the whole mutation.
+        return Ok(Mutation::between(object, new, warnings, None));
+    };
+
+    if spec.sidecar != SidecarMode::None {
+        let status = if has_container(&new, sidecar::SIDECAR_NAME) {
+            warnings.push(format!(
+                "the pod declares its own {} container: it is kept as the collector and nothing is injected",
+                sidecar::SIDECAR_NAME
+            ));
+            InjectionStatus {
+                version: 1,
+                container: sidecar::SIDECAR_NAME.into(),
+                placement: PLACEMENT_OVERRIDE.into(),
+                hash: String::new(),
+            }
+        } else {
+            let mut container = sidecar::render(&spec, cfg, &workload.declared_ports);
+            let placement = if spec.sidecar == SidecarMode::Native {
+                container.restart_policy = Some("Always".into());
+                PLACEMENT_NATIVE
+            } else {
+                PLACEMENT_CONTAINER
+            };
+            let container = serde_json::to_value(&container).unwrap_or(Value::Null);
+            let hash = injection_status::hash_of(&container);
+            push_container(&mut new, placement, container);
+            InjectionStatus {
+                version: 1,
+                container: sidecar::SIDECAR_NAME.into(),
+                placement: placement.into(),
+                hash,
+            }
+        };
+        set_annotation(&mut new, TEMPLATE_ANNOTATIONS, STATUS, &status.to_annotation());
+    }
+
+    let mut labels = BTreeMap::new();
+    if let Some(isvc) = new
+        .pointer("/metadata/labels")
+        .and_then(|l| l.get(KSERVE_ISVC_LABEL))
+        .and_then(Value::as_str)
+    {
+        labels.insert(KSERVE_ISVC_LABEL.to_string(), isvc.to_string());
+    }
+    let so = scaled_object::render(&spec, &labels);
+    Ok(Mutation::between(object, new, warnings, Some(so)))
+}
+
+/// Removes what the status annotation says was injected, and the annotation itself.
+/// Lists and maps left empty by the removal are removed too.
+fn strip_previous_injection(object: &mut Value) {
+    let Some(status) = InjectionStatus::read(object) else {
+        remove_status_annotation(object);
+        return;
+    };
+    if status.placement != PLACEMENT_OVERRIDE {
+        if let Some(pod) = object.pointer_mut(POD_SPEC).and_then(Value::as_object_mut) {
+            let emptied = match pod.get_mut(&status.placement).and_then(Value::as_array_mut) {
+                Some(list) => {
+                    list.retain(|c| c.get("name").and_then(Value::as_str) != Some(&status.container));
+                    list.is_empty()
+                }
+                None => false,
+            };
+            if emptied {
+                pod.remove(&status.placement);
+            }
+        }
+    }
+    remove_status_annotation(object);
+}
+
+fn remove_status_annotation(object: &mut Value) {
+    let Some(template_meta) = object
+        .pointer_mut("/spec/template/metadata")
+        .and_then(Value::as_object_mut)
+    else {
+        return;
+    };
+    let emptied = match template_meta
+        .get_mut("annotations")
+        .and_then(Value::as_object_mut)
+    {
+        Some(a) => a.remove(STATUS).is_some() && a.is_empty(),
+        None => false,
+    };
+    if emptied {
+        template_meta.remove("annotations");
+    }
+}
+
+fn has_container(object: &Value, name: &str) -> bool {
+    ["containers", "initContainers"].iter().any(|list| {
+        object
+            .pointer(&format!("{POD_SPEC}/{list}"))
+            .and_then(Value::as_array)
+            .is_some_and(|l| {
+                l.iter()
+                    .any(|c| c.get("name").and_then(Value::as_str) == Some(name))
+            })
+    })
+}
+
+fn push_container(object: &mut Value, list: &str, container: Value) {
+    if let Some(pod) = super::ensure_object(object, POD_SPEC) {
+        let entry = pod
+            .entry(list.to_string())
+            .or_insert_with(|| Value::Array(Vec::new()));
+        if !entry.is_array() {
+            *entry = Value::Array(Vec::new());
+        }
+        if let Some(a) = entry.as_array_mut() {
+            a.push(container);
+        }
+    }
+}

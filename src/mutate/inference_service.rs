@@ -1,0 +1,64 @@
+//! InferenceService mutation: validate where the human wrote the annotations, switch KServe's
+//! autoscaler class to `external`, and describe the ScaledObject its predictor will get.
+//! No sidecar here: KServe copies the annotations onto the predictor Deployment, whose own
+//! mutation injects it.
+
+use std::collections::BTreeMap;
+
+use serde_json::Value;
+
+use super::{Mutation, set_annotation};
+use crate::annotations;
+use crate::config::WebhookConfig;
+use crate::problem::{Invalid, Problem};
+use crate::render::scaled_object;
+use crate::workload::{KSERVE_ISVC_LABEL, Workload, WorkloadKind};
+
+pub const AUTOSCALER_CLASS: &str = "serving.kserve.io/autoscalerClass";
+pub const DEPLOYMENT_MODE: &str = "serving.kserve.io/deploymentMode";
+
+pub(super) fn mutate(object: &Value, cfg: &WebhookConfig) -> Result<Mutation, Invalid> {
+    let workload = Workload::from_object(WorkloadKind::InferenceService, object);
+    let (spec, mut warnings) = annotations::parse(&workload, cfg)?;
+    let Some(spec) = spec else {
+        return Ok(Mutation::untouched(object));
+    };
+    let annotation = |k: &str| workload.annotations.get(k).map(String::as_str);
+
+    match annotation(DEPLOYMENT_MODE) {
+        Some("Serverless") => {
+            return Err(Invalid {
+                problems: vec![Problem::new(
+                    DEPLOYMENT_MODE,
+                    Some("Serverless"),
+                    "Knative scales serverless predictors itself; llm-autoscale needs a Deployment",
+                    format!("set {DEPLOYMENT_MODE}: \"Standard\" (RawDeployment)"),
+                )],
+                warnings,
+            });
+        }
+        Some(_) => {}
+        None => warnings.push(format!(
+            "{DEPLOYMENT_MODE} is not set: llm-autoscale only acts when KServe runs the predictor as a Deployment (Standard/RawDeployment mode)"
+        )),
+    }
+    match annotation(AUTOSCALER_CLASS) {
+        Some("external") => {}
+        Some(other) => warnings.push(format!(
+            "{AUTOSCALER_CLASS} changed from {other:?} to \"external\": llm-autoscale manages this predictor's ScaledObject (with \"keda\" KServe would create a second one, with \"hpa\" an HPA would fight it)"
+        )),
+        None => {}
+    }
+    if object.pointer("/spec/predictor/autoScaling").is_some() {
+        warnings.push(
+            "spec.predictor.autoScaling is ignored: with autoscalerClass external the llm-autoscale.io annotations define scaling".into(),
+        );
+    }
+
+    let mut new = object.clone();
+    set_annotation(&mut new, "/metadata/annotations", AUTOSCALER_CLASS, "external");
+    let mut labels = BTreeMap::new();
+    labels.insert(KSERVE_ISVC_LABEL.to_string(), workload.name.clone());
+    let so = scaled_object::render(&spec, &labels);
+    Ok(Mutation::between(object, new, warnings, Some(so)))
+}

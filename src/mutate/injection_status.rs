@@ -1,0 +1,50 @@
+//! The status annotation on the pod template: what was injected, where, and a hash of it.
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::annotations::STATUS;
+
+/// Value of `llm-autoscale.io/status` (JSON).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InjectionStatus {
+    pub version: u32,
+    /// Name of the sidecar container.
+    pub container: String,
+    /// `initContainers` (native sidecar), `containers`, or `user-override` when the pod
+    /// declares its own container of that name.
+    pub placement: String,
+    /// Hash of the rendered container (empty for an override).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub hash: String,
+}
+
+pub const PLACEMENT_NATIVE: &str = "initContainers";
+pub const PLACEMENT_CONTAINER: &str = "containers";
+pub const PLACEMENT_OVERRIDE: &str = "user-override";
+
+impl InjectionStatus {
+    /// Reads the status from a Deployment's pod template, if present and well-formed.
+    pub fn read(deployment: &serde_json::Value) -> Option<InjectionStatus> {
+        let raw = deployment
+            .pointer("/spec/template/metadata/annotations")?
+            .get(STATUS)?
+            .as_str()?;
+        serde_json::from_str(raw).ok()
+    }
+
+    pub fn to_annotation(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+}
+
+/// First 16 hex digits of the SHA-256 of a JSON value's compact serialisation.
+pub fn hash_of(value: &serde_json::Value) -> String {
+    let bytes = serde_json::to_vec(value).unwrap_or_default();
+    Sha256::digest(&bytes)
+        .iter()
+        .take(8)
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}

@@ -1,0 +1,292 @@
+//! vLLM presets (what to scale on, with sensible defaults) and the metric rename table.
+
+use crate::query::Aggregation;
+
+/// HPA target type of a trigger.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MetricType {
+    /// The value is a total: HPA divides it by the number of ready pods.
+    AverageValue,
+    /// The value is already per pod (a mean): HPA compares it as is.
+    Value,
+}
+
+impl MetricType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MetricType::AverageValue => "AverageValue",
+            MetricType::Value => "Value",
+        }
+    }
+
+    /// Totals (`sum`, `count`) are averaged per pod; means and extremes are compared as is.
+    pub fn for_aggregation(a: Aggregation) -> MetricType {
+        match a {
+            Aggregation::Sum | Aggregation::Count => MetricType::AverageValue,
+            Aggregation::Avg | Aggregation::Min | Aggregation::Max => MetricType::Value,
+        }
+    }
+}
+
+/// Defaults for a well-known vLLM metric.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Preset {
+    /// Name for the `preset` annotation.
+    pub name: &'static str,
+    /// Trigger name (an identifier, unique within a ScaledObject).
+    pub trigger_name: &'static str,
+    pub metric: &'static str,
+    pub aggregation: Aggregation,
+    /// Target per replica (for `AverageValue`) or for the mean (for `Value`).
+    pub target: &'static str,
+    /// `operationOverTime` for the OTel scaler.
+    pub operation_over_time: &'static str,
+    /// Counters are scaled on their rate.
+    pub counter: bool,
+}
+
+pub const PRESETS: [Preset; 4] = [
+    Preset {
+        name: "queue-depth",
+        trigger_name: "queue_depth",
+        metric: "vllm:num_requests_waiting",
+        aggregation: Aggregation::Sum,
+        target: "5",
+        operation_over_time: "avg",
+        counter: false,
+    },
+    Preset {
+        name: "kv-cache",
+        trigger_name: "kv_cache",
+        metric: "vllm:kv_cache_usage_perc",
+        aggregation: Aggregation::Avg,
+        target: "0.8",
+        operation_over_time: "avg",
+        counter: false,
+    },
+    Preset {
+        name: "running-requests",
+        trigger_name: "running_requests",
+        metric: "vllm:num_requests_running",
+        aggregation: Aggregation::Sum,
+        target: "16",
+        operation_over_time: "avg",
+        counter: false,
+    },
+    Preset {
+        name: "token-throughput",
+        trigger_name: "token_throughput",
+        metric: "vllm:generation_tokens_total",
+        aggregation: Aggregation::Sum,
+        target: "500",
+        operation_over_time: "rate",
+        counter: true,
+    },
+];
+
+/// The metric scaled on when nothing is said.
+pub const DEFAULT_METRIC: &str = "vllm:num_requests_waiting";
+
+pub fn preset_by_name(name: &str) -> Option<&'static Preset> {
+    PRESETS.iter().find(|p| p.name == name)
+}
+
+pub fn preset_for_metric(metric: &str) -> Option<&'static Preset> {
+    PRESETS.iter().find(|p| p.metric == metric)
+}
+
+pub fn preset_names() -> String {
+    PRESETS.iter().map(|p| p.name).collect::<Vec<_>>().join(", ")
+}
+
+/// A vLLM version, major.minor.patch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Version(pub u32, pub u32, pub u32);
+
+impl Version {
+    /// Parses `0.11.2`, `v0.11`, `v0.10.1.1`, `0.11.0rc1` (the pre-release suffix is dropped).
+    pub fn parse(s: &str) -> Option<Version> {
+        let s = s.strip_prefix('v').unwrap_or(s);
+        let mut parts = s.split('.');
+        let num = |p: Option<&str>| -> Option<u32> {
+            let p = p?;
+            let digits: String = p.chars().take_while(char::is_ascii_digit).collect();
+            digits.parse().ok()
+        };
+        let major = num(parts.next())?;
+        let minor = num(parts.next())?;
+        let patch = num(parts.next()).unwrap_or(0);
+        Some(Version(major, minor, patch))
+    }
+}
+
+impl std::fmt::Display for Version {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "v{}.{}.{}", self.0, self.1, self.2)
+    }
+}
+
+/// A metric vLLM renamed: the old name is deprecated once the new one exists, and gone
+/// (hidden behind `--show-hidden-metrics-for-version`) from `old_hidden_from`.
+#[derive(Clone, Copy, Debug)]
+pub struct Rename {
+    pub old: &'static str,
+    pub new: &'static str,
+    pub new_since: Version,
+    pub old_hidden_from: Version,
+}
+
+pub const RENAMES: [Rename; 2] = [
+    Rename {
+        old: "vllm:gpu_cache_usage_perc",
+        new: "vllm:kv_cache_usage_perc",
+        new_since: Version(0, 10, 0),
+        old_hidden_from: Version(0, 11, 0),
+    },
+    Rename {
+        old: "vllm:time_per_output_token_seconds",
+        new: "vllm:inter_token_latency_seconds",
+        new_since: Version(0, 11, 0),
+        old_hidden_from: Version(0, 12, 0),
+    },
+];
+
+/// The metric name to use for `metric` on a vLLM of `version` (if known), and a warning when
+/// the name was changed or is questionable. Names vLLM never renamed pass through silently.
+pub fn resolve_alias(metric: &str, version: Option<Version>) -> (String, Option<String>) {
+    // Histograms are scraped as `<name>_bucket`/`_sum`/`_count`: match on the base name.
+    for r in RENAMES {
+        if let Some(suffix) = metric.strip_prefix(r.old) {
+            if !suffix.is_empty() && !matches!(suffix, "_bucket" | "_sum" | "_count") {
+                continue;
+            }
+            let renamed = format!("{}{suffix}", r.new);
+            return match version {
+                Some(v) if v < r.new_since => (metric.to_string(), None),
+                Some(v) if v < r.old_hidden_from => (
+                    metric.to_string(),
+                    Some(format!(
+                        "metric {metric} is deprecated in vLLM {v} and hidden from {}: switch to {renamed}",
+                        r.old_hidden_from
+                    )),
+                ),
+                Some(v) => (
+                    renamed.clone(),
+                    Some(format!(
+                        "metric {metric} no longer exists in vLLM {v} (renamed in {}): using {renamed}",
+                        r.new_since
+                    )),
+                ),
+                None => (
+                    renamed.clone(),
+                    Some(format!(
+                        "metric {metric} was renamed to {renamed} in vLLM {} and is gone from {}: using {renamed}; on an older vLLM set llm-autoscale.io/vllm-version",
+                        r.new_since, r.old_hidden_from
+                    )),
+                ),
+            };
+        }
+        if let Some(suffix) = metric.strip_prefix(r.new) {
+            if !suffix.is_empty() && !matches!(suffix, "_bucket" | "_sum" | "_count") {
+                continue;
+            }
+            if let Some(v) = version.filter(|v| *v < r.new_since) {
+                return (
+                    metric.to_string(),
+                    Some(format!(
+                        "metric {metric} does not exist before vLLM {} (this is {v}): use {}{suffix}",
+                        r.new_since, r.old
+                    )),
+                );
+            }
+        }
+    }
+    (metric.to_string(), None)
+}
+
+/// The vLLM version of a container image such as `vllm/vllm-openai:v0.11.0`, if it says.
+pub fn version_from_image(image: &str) -> Option<Version> {
+    let (repo, tag) = image.rsplit_once(':')?;
+    if repo.contains('/') && tag.contains('/') {
+        return None; // a registry port, not a tag
+    }
+    if !repo.to_ascii_lowercase().contains("vllm") {
+        return None;
+    }
+    let tag = tag.split('@').next()?;
+    Version::parse(tag)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_parse() {
+        assert_eq!(Version::parse("v0.11.2"), Some(Version(0, 11, 2)));
+        assert_eq!(Version::parse("0.10"), Some(Version(0, 10, 0)));
+        assert_eq!(Version::parse("0.11.0rc1"), Some(Version(0, 11, 0)));
+        assert_eq!(Version::parse("latest"), None);
+        assert_eq!(Version::parse(""), None);
+    }
+
+    #[test]
+    fn image_versions() {
+        assert_eq!(version_from_image("vllm/vllm-openai:v0.11.0"), Some(Version(0, 11, 0)));
+        assert_eq!(version_from_image("docker.io/vllm/vllm-openai:0.9.2"), Some(Version(0, 9, 2)));
+        assert_eq!(version_from_image("vllm/vllm-openai:latest"), None);
+        assert_eq!(version_from_image("nginx:1.27"), None);
+        assert_eq!(version_from_image("registry:5000/vllm"), None);
+    }
+
+    #[test]
+    fn old_name_on_new_vllm_is_rewritten() {
+        let (m, w) = resolve_alias("vllm:gpu_cache_usage_perc", Some(Version(0, 11, 0)));
+        assert_eq!(m, "vllm:kv_cache_usage_perc");
+        assert!(w.unwrap().contains("no longer exists"));
+    }
+
+    #[test]
+    fn old_name_on_old_vllm_is_kept_silently() {
+        let (m, w) = resolve_alias("vllm:gpu_cache_usage_perc", Some(Version(0, 9, 2)));
+        assert_eq!(m, "vllm:gpu_cache_usage_perc");
+        assert!(w.is_none());
+    }
+
+    #[test]
+    fn old_name_while_deprecated_is_kept_with_a_warning() {
+        let (m, w) = resolve_alias("vllm:time_per_output_token_seconds_bucket", Some(Version(0, 11, 1)));
+        assert_eq!(m, "vllm:time_per_output_token_seconds_bucket");
+        assert!(w.unwrap().contains("deprecated"));
+    }
+
+    #[test]
+    fn unknown_version_rewrites_and_says_how_to_keep() {
+        let (m, w) = resolve_alias("vllm:time_per_output_token_seconds", None);
+        assert_eq!(m, "vllm:inter_token_latency_seconds");
+        assert!(w.unwrap().contains("llm-autoscale.io/vllm-version"));
+    }
+
+    #[test]
+    fn new_name_on_old_vllm_warns() {
+        let (m, w) = resolve_alias("vllm:kv_cache_usage_perc", Some(Version(0, 8, 5)));
+        assert_eq!(m, "vllm:kv_cache_usage_perc");
+        assert!(w.unwrap().contains("does not exist before"));
+    }
+
+    #[test]
+    fn other_names_pass_through() {
+        assert_eq!(resolve_alias("vllm:num_requests_waiting", None), ("vllm:num_requests_waiting".into(), None));
+        assert_eq!(resolve_alias("vllm:gpu_cache_usage_percentile", None).1, None);
+    }
+
+    #[test]
+    fn presets_are_consistent() {
+        for p in PRESETS {
+            assert!(crate::query::is_metric_name(p.metric));
+            assert_eq!(preset_by_name(p.name), Some(&p));
+            assert_eq!(preset_for_metric(p.metric), Some(&p));
+            assert!(p.trigger_name.chars().all(|c| c.is_ascii_lowercase() || c == '_'));
+        }
+    }
+}

@@ -1,0 +1,378 @@
+//! The OpenTelemetry collector configuration the sidecar runs with.
+//!
+//! Pipeline: prometheus receiver (scrapes the model server on 127.0.0.1) → memory_limiter →
+//! filter (only the metrics the triggers use) → transform (sets the `pod`, `deployment` and
+//! `namespace` data-point attributes the KEDA OTel add-on keys series by) → OTLP gRPC
+//! exporter to the add-on's receiver.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+/// Environment variables the sidecar gets from the downward API.
+pub const ENV_POD_NAME: &str = "POD_NAME";
+pub const ENV_POD_NAMESPACE: &str = "POD_NAMESPACE";
+pub const ENV_POD_IP: &str = "POD_IP";
+
+/// What the collector config depends on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CollectorInputs {
+    pub scrape_port: u16,
+    pub scrape_path: String,
+    pub scrape_interval_seconds: i32,
+    /// Metric names forwarded; everything else is dropped.
+    pub metrics: Vec<String>,
+    /// Value of the `deployment` attribute.
+    pub deployment: String,
+    pub otlp_endpoint: String,
+    /// Component type of the OTLP gRPC exporter for this collector version.
+    pub exporter_type: &'static str,
+    /// `limit_mib` of the memory limiter.
+    pub memory_limit_mib: u32,
+    /// Port of the collector's own Prometheus metrics.
+    pub telemetry_port: u16,
+    /// Port of the health_check extension (liveness probe).
+    pub health_port: u16,
+}
+
+#[derive(Serialize)]
+pub struct CollectorConfig {
+    pub extensions: BTreeMap<&'static str, HealthCheck>,
+    pub receivers: Receivers,
+    pub processors: Processors,
+    pub exporters: BTreeMap<String, OtlpExporter>,
+    pub service: Service,
+}
+
+#[derive(Serialize)]
+pub struct HealthCheck {
+    pub endpoint: String,
+}
+
+#[derive(Serialize)]
+pub struct Receivers {
+    pub prometheus: PrometheusReceiver,
+}
+
+#[derive(Serialize)]
+pub struct PrometheusReceiver {
+    pub config: PrometheusConfig,
+}
+
+#[derive(Serialize)]
+pub struct PrometheusConfig {
+    pub scrape_configs: Vec<ScrapeConfig>,
+}
+
+#[derive(Serialize)]
+pub struct ScrapeConfig {
+    pub job_name: &'static str,
+    pub scrape_interval: String,
+    pub scrape_timeout: String,
+    pub metrics_path: String,
+    pub static_configs: Vec<StaticConfig>,
+}
+
+#[derive(Serialize)]
+pub struct StaticConfig {
+    pub targets: Vec<String>,
+}
+
+#[derive(Serialize)]
+pub struct Processors {
+    pub memory_limiter: MemoryLimiter,
+    #[serde(rename = "filter/llm-autoscale")]
+    pub filter: Filter,
+    #[serde(rename = "transform/llm-autoscale")]
+    pub transform: Transform,
+}
+
+#[derive(Serialize)]
+pub struct MemoryLimiter {
+    pub check_interval: &'static str,
+    pub limit_mib: u32,
+    pub spike_limit_mib: u32,
+}
+
+#[derive(Serialize)]
+pub struct Filter {
+    pub error_mode: &'static str,
+    pub metrics: FilterMetrics,
+}
+
+#[derive(Serialize)]
+pub struct FilterMetrics {
+    /// OTTL conditions; a metric matching any of them is dropped.
+    pub metric: Vec<String>,
+}
+
+#[derive(Serialize)]
+pub struct Transform {
+    pub error_mode: &'static str,
+    pub metric_statements: Vec<StatementGroup>,
+}
+
+#[derive(Serialize)]
+pub struct StatementGroup {
+    pub context: &'static str,
+    pub statements: Vec<String>,
+}
+
+#[derive(Serialize)]
+pub struct OtlpExporter {
+    pub endpoint: String,
+    pub compression: &'static str,
+    pub tls: Tls,
+}
+
+#[derive(Serialize)]
+pub struct Tls {
+    pub insecure: bool,
+}
+
+#[derive(Serialize)]
+pub struct Service {
+    pub extensions: Vec<&'static str>,
+    pub telemetry: Telemetry,
+    pub pipelines: BTreeMap<&'static str, Pipeline>,
+}
+
+#[derive(Serialize)]
+pub struct Telemetry {
+    pub logs: TelemetryLogs,
+    pub metrics: TelemetryMetrics,
+}
+
+#[derive(Serialize)]
+pub struct TelemetryLogs {
+    pub level: &'static str,
+    pub encoding: &'static str,
+}
+
+#[derive(Serialize)]
+pub struct TelemetryMetrics {
+    pub level: &'static str,
+    pub readers: Vec<MetricReader>,
+}
+
+#[derive(Serialize)]
+pub struct MetricReader {
+    pub pull: PullReader,
+}
+
+#[derive(Serialize)]
+pub struct PullReader {
+    pub exporter: PullExporter,
+}
+
+#[derive(Serialize)]
+pub struct PullExporter {
+    pub prometheus: PrometheusPull,
+}
+
+#[derive(Serialize)]
+pub struct PrometheusPull {
+    pub host: String,
+    pub port: u16,
+}
+
+#[derive(Serialize)]
+pub struct Pipeline {
+    pub receivers: Vec<&'static str>,
+    pub processors: Vec<&'static str>,
+    pub exporters: Vec<String>,
+}
+
+/// The OTLP gRPC exporter's component type for a collector version. Collector v0.145.0
+/// renamed `otlp` to `otlp_grpc` (the old name stays as a deprecated alias).
+pub fn exporter_type_for(version: Option<(u32, u32)>) -> &'static str {
+    match version {
+        Some((0, minor)) if minor < 145 => "otlp",
+        _ => "otlp_grpc",
+    }
+}
+
+/// `otel/opentelemetry-collector-contrib:0.161.0` → `(0, 161)`.
+pub fn collector_version(image: &str) -> Option<(u32, u32)> {
+    let tag = image.rsplit_once(':')?.1;
+    let tag = tag.split('@').next()?.strip_prefix('v').unwrap_or(tag);
+    let mut parts = tag.split('.');
+    let major = parts.next()?.parse().ok()?;
+    let minor = parts.next()?.parse().ok()?;
+    Some((major, minor))
+}
+
+fn ottl_string(s: &str) -> String {
+    format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
+}
+
+pub fn render(i: &CollectorInputs) -> CollectorConfig {
+    let exporter_name = format!("{}/keda", i.exporter_type);
+    let interval = format!("{}s", i.scrape_interval_seconds);
+    let drop_unless_chosen = i
+        .metrics
+        .iter()
+        .map(|m| format!("name != {}", ottl_string(m)))
+        .collect::<Vec<_>>()
+        .join(" and ");
+    let set = |attr: &str, value: String| format!("set(attributes[\"{attr}\"], {value})");
+    let mut pipelines = BTreeMap::new();
+    pipelines.insert(
+        "metrics",
+        Pipeline {
+            receivers: vec!["prometheus"],
+            processors: vec![
+                "memory_limiter",
+                "filter/llm-autoscale",
+                "transform/llm-autoscale",
+            ],
+            exporters: vec![exporter_name.clone()],
+        },
+    );
+    let mut exporters = BTreeMap::new();
+    exporters.insert(
+        exporter_name,
+        OtlpExporter {
+            endpoint: i.otlp_endpoint.clone(),
+            compression: "none",
+            tls: Tls { insecure: true },
+        },
+    );
+    let mut extensions = BTreeMap::new();
+    extensions.insert(
+        "health_check",
+        HealthCheck {
+            endpoint: format!("${{env:{ENV_POD_IP}}}:{}", i.health_port),
+        },
+    );
+    CollectorConfig {
+        extensions,
+        receivers: Receivers {
+            prometheus: PrometheusReceiver {
+                config: PrometheusConfig {
+                    scrape_configs: vec![ScrapeConfig {
+                        job_name: "llm-autoscale",
+                        scrape_interval: interval.clone(),
+                        scrape_timeout: interval,
+                        metrics_path: i.scrape_path.clone(),
+                        static_configs: vec![StaticConfig {
+                            targets: vec![format!("127.0.0.1:{}", i.scrape_port)],
+                        }],
+                    }],
+                },
+            },
+        },
+        processors: Processors {
+            memory_limiter: MemoryLimiter {
+                check_interval: "1s",
+                limit_mib: i.memory_limit_mib,
+                spike_limit_mib: (i.memory_limit_mib / 4).max(1),
+            },
+            filter: Filter {
+                error_mode: "ignore",
+                metrics: FilterMetrics {
+                    metric: vec![drop_unless_chosen],
+                },
+            },
+            transform: Transform {
+                error_mode: "ignore",
+                metric_statements: vec![StatementGroup {
+                    context: "datapoint",
+                    statements: vec![
+                        set("pod", format!("\"${{env:{ENV_POD_NAME}}}\"")),
+                        set("deployment", ottl_string(&i.deployment)),
+                        set("namespace", format!("\"${{env:{ENV_POD_NAMESPACE}}}\"")),
+                    ],
+                }],
+            },
+        },
+        exporters,
+        service: Service {
+            extensions: vec!["health_check"],
+            telemetry: Telemetry {
+                logs: TelemetryLogs {
+                    level: "warn",
+                    encoding: "json",
+                },
+                metrics: TelemetryMetrics {
+                    level: "basic",
+                    readers: vec![MetricReader {
+                        pull: PullReader {
+                            exporter: PullExporter {
+                                prometheus: PrometheusPull {
+                                    host: format!("${{env:{ENV_POD_IP}}}"),
+                                    port: i.telemetry_port,
+                                },
+                            },
+                        },
+                    }],
+                },
+            },
+            pipelines,
+        },
+    }
+}
+
+/// The configuration as the YAML document the sidecar reads from its environment.
+pub fn to_yaml(config: &CollectorConfig) -> String {
+    // Serialising plain structs of strings and numbers cannot fail.
+    serde_yaml_ng::to_string(config).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn inputs() -> CollectorInputs {
+        CollectorInputs {
+            scrape_port: 8000,
+            scrape_path: "/metrics".into(),
+            scrape_interval_seconds: 5,
+            metrics: vec!["vllm:num_requests_waiting".into(), "vllm:kv_cache_usage_perc".into()],
+            deployment: "qwen".into(),
+            otlp_endpoint: "keda-otel-scaler.keda.svc:4317".into(),
+            exporter_type: "otlp_grpc",
+            memory_limit_mib: 100,
+            telemetry_port: 8888,
+            health_port: 13133,
+        }
+    }
+
+    #[test]
+    fn versions_choose_the_exporter() {
+        assert_eq!(collector_version("otel/opentelemetry-collector-contrib:0.161.0"), Some((0, 161)));
+        assert_eq!(collector_version("x/y:v0.120.1"), Some((0, 120)));
+        assert_eq!(collector_version("x/y:latest"), None);
+        assert_eq!(exporter_type_for(Some((0, 120))), "otlp");
+        assert_eq!(exporter_type_for(Some((0, 161))), "otlp_grpc");
+        assert_eq!(exporter_type_for(None), "otlp_grpc");
+    }
+
+    #[test]
+    fn config_has_the_whole_pipeline() {
+        let yaml = to_yaml(&render(&inputs()));
+        let v: serde_json::Value = serde_yaml_ng::from_str(&yaml).unwrap();
+        assert_eq!(
+            v.pointer("/receivers/prometheus/config/scrape_configs/0/static_configs/0/targets/0"),
+            Some(&serde_json::json!("127.0.0.1:8000"))
+        );
+        assert_eq!(
+            v.pointer("/processors/filter~1llm-autoscale/metrics/metric/0").and_then(|v| v.as_str()),
+            Some(r#"name != "vllm:num_requests_waiting" and name != "vllm:kv_cache_usage_perc""#)
+        );
+        let statements = v.pointer("/processors/transform~1llm-autoscale/metric_statements/0/statements").unwrap();
+        assert_eq!(statements[0], r#"set(attributes["pod"], "${env:POD_NAME}")"#);
+        assert_eq!(statements[1], r#"set(attributes["deployment"], "qwen")"#);
+        assert_eq!(statements[2], r#"set(attributes["namespace"], "${env:POD_NAMESPACE}")"#);
+        assert_eq!(v.pointer("/exporters/otlp_grpc~1keda/endpoint"), Some(&serde_json::json!("keda-otel-scaler.keda.svc:4317")));
+        assert_eq!(
+            v.pointer("/service/pipelines/metrics/exporters/0"),
+            Some(&serde_json::json!("otlp_grpc/keda"))
+        );
+    }
+
+    #[test]
+    fn rendering_is_deterministic() {
+        assert_eq!(to_yaml(&render(&inputs())), to_yaml(&render(&inputs())));
+    }
+}

@@ -1,0 +1,151 @@
+//! The collector sidecar container.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::{
+    Capabilities, Container, ContainerPort, EnvVar, EnvVarSource, HTTPGetAction,
+    ObjectFieldSelector, Probe, ResourceRequirements, SecurityContext,
+};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+
+use super::collector_config::{self, CollectorInputs, ENV_POD_IP, ENV_POD_NAME, ENV_POD_NAMESPACE};
+use crate::annotations::AutoscalingSpec;
+use crate::config::WebhookConfig;
+
+/// Name of the injected container; a user container with this name is an override.
+pub const SIDECAR_NAME: &str = "llm-autoscale-collector";
+/// Environment variable holding the collector configuration (`--config=env:…`).
+pub const CONFIG_ENV: &str = "LLM_AUTOSCALE_COLLECTOR_CONFIG";
+
+const TELEMETRY_PORTS: [u16; 4] = [8888, 18888, 28888, 38888];
+const HEALTH_PORTS: [u16; 4] = [13133, 23133, 33133, 43133];
+
+/// The first candidate port not used by the pod (or by the other collector port).
+fn free_port(candidates: &[u16], taken: &[u16]) -> u16 {
+    candidates
+        .iter()
+        .copied()
+        .find(|p| !taken.contains(p))
+        .unwrap_or_else(|| {
+            // Every candidate is taken (unlikely): walk upwards from the last one.
+            let mut p = candidates[candidates.len() - 1];
+            while taken.contains(&p) {
+                p = p.wrapping_add(1).max(1024);
+            }
+            p
+        })
+}
+
+/// Renders the sidecar for `spec`, avoiding the ports in `taken` (declared by the pod).
+pub fn render(spec: &AutoscalingSpec, cfg: &WebhookConfig, taken: &[u16]) -> Container {
+    let mut taken: Vec<u16> = taken.to_vec();
+    taken.push(spec.scrape.port);
+    let telemetry_port = free_port(&TELEMETRY_PORTS, &taken);
+    taken.push(telemetry_port);
+    let health_port = free_port(&HEALTH_PORTS, &taken);
+
+    let limit_mib = cfg.collector_memory_limit_mib.max(32);
+    // Leave the Go runtime and the limiter headroom below the container limit.
+    let soft_mib = limit_mib * 4 / 5;
+    let inputs = CollectorInputs {
+        scrape_port: spec.scrape.port,
+        scrape_path: spec.scrape.path.clone(),
+        scrape_interval_seconds: spec.scrape.interval_seconds,
+        metrics: spec.sidecar_metrics(),
+        deployment: spec.target_deployment.clone(),
+        otlp_endpoint: cfg.otlp_endpoint.clone(),
+        exporter_type: collector_config::exporter_type_for(collector_config::collector_version(
+            &cfg.collector_image,
+        )),
+        memory_limit_mib: soft_mib,
+        telemetry_port,
+        health_port,
+    };
+    let config_yaml = collector_config::to_yaml(&collector_config::render(&inputs));
+
+    let field_env = |name: &str, path: &str| EnvVar {
+        name: name.into(),
+        value_from: Some(EnvVarSource {
+            field_ref: Some(ObjectFieldSelector {
+                field_path: path.into(),
+                api_version: None,
+            }),
+            ..EnvVarSource::default()
+        }),
+        value: None,
+    };
+    let value_env = |name: &str, value: String| EnvVar {
+        name: name.into(),
+        value: Some(value),
+        value_from: None,
+    };
+    let quantities = |pairs: &[(&str, String)]| -> BTreeMap<String, Quantity> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), Quantity(v.clone())))
+            .collect()
+    };
+
+    Container {
+        name: SIDECAR_NAME.into(),
+        image: Some(cfg.collector_image.clone()),
+        args: Some(vec![format!("--config=env:{CONFIG_ENV}")]),
+        env: Some(vec![
+            field_env(ENV_POD_NAME, "metadata.name"),
+            field_env(ENV_POD_NAMESPACE, "metadata.namespace"),
+            field_env(ENV_POD_IP, "status.podIP"),
+            value_env("GOMEMLIMIT", format!("{soft_mib}MiB")),
+            value_env(CONFIG_ENV, config_yaml),
+        ]),
+        ports: Some(vec![ContainerPort {
+            name: Some("llmas-telemetry".into()),
+            container_port: i32::from(telemetry_port),
+            protocol: Some("TCP".into()),
+            ..ContainerPort::default()
+        }]),
+        resources: Some(ResourceRequirements {
+            requests: Some(quantities(&[
+                ("cpu", "20m".into()),
+                ("memory", "64Mi".into()),
+            ])),
+            limits: Some(quantities(&[("memory", format!("{limit_mib}Mi"))])),
+            ..ResourceRequirements::default()
+        }),
+        liveness_probe: Some(Probe {
+            http_get: Some(HTTPGetAction {
+                path: Some("/".into()),
+                port: IntOrString::Int(i32::from(health_port)),
+                ..HTTPGetAction::default()
+            }),
+            period_seconds: Some(30),
+            timeout_seconds: Some(5),
+            failure_threshold: Some(3),
+            ..Probe::default()
+        }),
+        security_context: Some(SecurityContext {
+            allow_privilege_escalation: Some(false),
+            read_only_root_filesystem: Some(true),
+            run_as_non_root: Some(true),
+            run_as_user: Some(10001),
+            capabilities: Some(Capabilities {
+                drop: Some(vec!["ALL".into()]),
+                add: None,
+            }),
+            ..SecurityContext::default()
+        }),
+        ..Container::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn free_ports_skip_taken_ones() {
+        assert_eq!(free_port(&TELEMETRY_PORTS, &[8000]), 8888);
+        assert_eq!(free_port(&TELEMETRY_PORTS, &[8888]), 18888);
+        assert_eq!(free_port(&[1, 2], &[1, 2, 3]), 1024);
+    }
+}

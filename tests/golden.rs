@@ -1,0 +1,121 @@
+//! Golden tests: every manifest in tests/fixtures/input goes through `mutate` and must equal
+//! tests/fixtures/golden/<name>.yaml (warnings in <name>.warnings). Run with
+//! `UPDATE_GOLDEN=1 cargo test --test golden` to rewrite them, then review the diff by eye.
+//!
+//! Each output is also run through `mutate` again (it must not change), and every
+//! ScaledObject in it is validated against KEDA's CRD schema with unknown fields refused.
+
+#[path = "support/keda_schema.rs"]
+mod keda_schema;
+
+use std::path::{Path, PathBuf};
+
+use llm_autoscale_webhook::config::WebhookConfig;
+use llm_autoscale_webhook::manifest::{ManifestError, mutate_manifest, parse_documents};
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
+}
+
+fn updating() -> bool {
+    std::env::var_os("UPDATE_GOLDEN").is_some()
+}
+
+fn check_golden(path: &Path, actual: &str) {
+    if updating() {
+        std::fs::write(path, actual).unwrap();
+        return;
+    }
+    let expected = std::fs::read_to_string(path)
+        .unwrap_or_else(|_| panic!("missing golden file {} (run with UPDATE_GOLDEN=1)", path.display()));
+    assert!(
+        expected == actual,
+        "{} differs from the output.\n--- expected\n{expected}\n--- actual\n{actual}",
+        path.display()
+    );
+}
+
+fn inputs(dir: &str) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(fixtures().join(dir))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .collect();
+    v.sort();
+    assert!(!v.is_empty());
+    v
+}
+
+#[test]
+fn mutations_match_golden_files_and_are_idempotent_and_keda_valid() {
+    let cfg = WebhookConfig::default();
+    let schema = keda_schema::ScaledObjectSchema::load();
+    for input in inputs("input") {
+        let name = input.file_stem().unwrap().to_string_lossy().to_string();
+        let text = std::fs::read_to_string(&input).unwrap();
+        let out = mutate_manifest(&text, &cfg)
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        check_golden(&fixtures().join(format!("golden/{name}.yaml")), &out.yaml);
+        check_golden(
+            &fixtures().join(format!("golden/{name}.warnings")),
+            &out.warnings.iter().map(|w| format!("{w}\n")).collect::<String>(),
+        );
+
+        let again = mutate_manifest(&out.yaml, &cfg).unwrap();
+        assert_eq!(again.yaml, out.yaml, "{name}: a second mutate changed the output");
+
+        for doc in parse_documents(&out.yaml).unwrap() {
+            if doc["kind"] == "ScaledObject" {
+                let errors = schema.errors(&doc);
+                assert!(errors.is_empty(), "{name}: ScaledObject fails the KEDA CRD schema: {errors:#?}");
+            }
+        }
+    }
+}
+
+#[test]
+fn invalid_manifests_list_every_problem() {
+    let cfg = WebhookConfig::default();
+    for input in inputs("invalid") {
+        let name = input.file_stem().unwrap().to_string_lossy().to_string();
+        let text = std::fs::read_to_string(&input).unwrap();
+        match mutate_manifest(&text, &cfg) {
+            Err(e @ ManifestError::Invalid { .. }) => {
+                check_golden(&fixtures().join(format!("invalid/{name}.err")), &format!("{e}\n"));
+            }
+            other => panic!("{name}: expected invalid annotations, got {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn real_kserve_manifests_without_our_annotations_are_untouched() {
+    let cfg = WebhookConfig::default();
+    for input in inputs("kserve") {
+        let text = std::fs::read_to_string(&input).unwrap();
+        let out = mutate_manifest(&text, &cfg).unwrap();
+        assert_eq!(
+            parse_documents(&out.yaml).unwrap(),
+            parse_documents(&text).unwrap(),
+            "{}",
+            input.display()
+        );
+        assert!(out.warnings.is_empty());
+    }
+}
+
+#[test]
+fn the_schema_check_can_fail() {
+    let schema = keda_schema::ScaledObjectSchema::load();
+    let mut so = serde_json::json!({
+        "apiVersion": "keda.sh/v1alpha1", "kind": "ScaledObject",
+        "metadata": {"name": "x"},
+        "spec": {"scaleTargetRef": {"name": "x"}, "triggers": [{"type": "external", "metadata": {"a": "b"}}]}
+    });
+    assert!(schema.errors(&so).is_empty());
+    so["spec"]["pollingIntervall"] = 5.into();
+    assert!(!schema.errors(&so).is_empty(), "unknown fields must be refused");
+    so["spec"].as_object_mut().unwrap().remove("pollingIntervall");
+    so["spec"]["triggers"][0]["metadata"]["a"] = 5.into();
+    assert!(!schema.errors(&so).is_empty(), "metadata values must be strings");
+}

@@ -14,6 +14,7 @@ pub mod mutate;
 pub mod presets;
 pub mod problem;
 pub mod query;
+pub mod reconcile;
 pub mod render;
 pub mod values;
 pub mod workload;

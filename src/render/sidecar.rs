@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{
     Capabilities, Container, ContainerPort, EnvVar, EnvVarSource, HTTPGetAction,
-    ObjectFieldSelector, Probe, ResourceRequirements, SecurityContext,
+    ObjectFieldSelector, Probe, ResourceRequirements, SeccompProfile, SecurityContext,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
@@ -128,6 +128,11 @@ pub fn render(spec: &AutoscalingSpec, cfg: &WebhookConfig, taken: &[u16]) -> Con
             read_only_root_filesystem: Some(true),
             run_as_non_root: Some(true),
             run_as_user: Some(10001),
+            // Compliant with the "restricted" Pod Security Standard.
+            seccomp_profile: Some(SeccompProfile {
+                type_: "RuntimeDefault".into(),
+                localhost_profile: None,
+            }),
             capabilities: Some(Capabilities {
                 drop: Some(vec!["ALL".into()]),
                 add: None,

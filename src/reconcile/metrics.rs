@@ -1,0 +1,74 @@
+//! Reconciler metrics: sidecar state per opted-in Deployment, reconcile outcomes, leadership.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+use super::plan::SidecarState;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct WorkloadLabels {
+    pub namespace: String,
+    pub deployment: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResultLabels {
+    pub result: String,
+}
+
+#[derive(Clone, Default)]
+pub struct ReconcileMetrics {
+    /// 1 for each Deployment whose sidecar is missing, stale or left over.
+    pub sidecar_missing: Family<WorkloadLabels, Gauge>,
+    pub reconciles: Family<ResultLabels, Counter>,
+    /// 1 while this replica holds the reconciler lease.
+    pub leader: Gauge,
+}
+
+impl ReconcileMetrics {
+    pub fn register(registry: &mut Registry) -> ReconcileMetrics {
+        let m = ReconcileMetrics::default();
+        registry.register(
+            "llm_autoscale_sidecar_missing",
+            "Opted-in Deployments whose collector sidecar is missing, stale or left over (1 each)",
+            m.sidecar_missing.clone(),
+        );
+        registry.register(
+            "llm_autoscale_reconcile",
+            "Reconciliations by result",
+            m.reconciles.clone(),
+        );
+        registry.register(
+            "llm_autoscale_reconciler_leader",
+            "1 while this replica holds the reconciler lease",
+            m.leader.clone(),
+        );
+        m
+    }
+
+    pub fn record_sidecar(&self, namespace: &str, deployment: &str, state: SidecarState) {
+        let labels = WorkloadLabels {
+            namespace: namespace.into(),
+            deployment: deployment.into(),
+        };
+        match state {
+            SidecarState::Missing | SidecarState::Stale | SidecarState::Leftover => {
+                self.sidecar_missing.get_or_create(&labels).set(1);
+            }
+            SidecarState::UpToDate | SidecarState::NotExpected => {
+                self.sidecar_missing.remove(&labels);
+            }
+        }
+    }
+
+    pub fn record_result(&self, result: &str) {
+        self.reconciles
+            .get_or_create(&ResultLabels {
+                result: result.into(),
+            })
+            .inc();
+    }
+}

@@ -1,0 +1,217 @@
+//! Property tests: mutation is idempotent and never loses or reorders a user's field, for
+//! generated Deployments and annotation sets; parsers never panic on arbitrary input.
+
+use llm_autoscale_webhook::config::WebhookConfig;
+use llm_autoscale_webhook::mutate::mutate;
+use llm_autoscale_webhook::query::{check_promql, parse_addon_query};
+use llm_autoscale_webhook::values;
+use proptest::prelude::*;
+use serde_json::{Map, Value, json};
+
+fn name() -> impl Strategy<Value = String> {
+    "[a-z][a-z0-9-]{0,20}[a-z0-9]"
+}
+
+fn container() -> impl Strategy<Value = Value> {
+    (name(), prop::option::of(1u16..9000), prop::option::of("[a-z]{1,8}"), any::<bool>()).prop_map(
+        |(name, port, env, probe)| {
+            let mut c = json!({"name": name, "image": format!("registry.example/{name}:v1")});
+            if let Some(p) = port {
+                c["ports"] = json!([{"containerPort": p}]);
+            }
+            if let Some(e) = env {
+                c["env"] = json!([{"name": "X", "value": e}]);
+            }
+            if probe {
+                c["readinessProbe"] = json!({"httpGet": {"path": "/health", "port": 8000}});
+            }
+            c
+        },
+    )
+}
+
+fn annotation_set() -> impl Strategy<Value = Vec<(String, String)>> {
+    let key = prop::sample::select(vec![
+        "backend", "preset", "metric", "target", "min-replicas", "max-replicas", "sidecar",
+        "metrics-port", "scrape-interval", "fallback-replicas", "scale-down-stabilization",
+        "query", "cooldown-period",
+    ]);
+    let value = prop::sample::select(vec![
+        "otel", "prometheus", "kv-cache", "queue-depth", "vllm:num_requests_running", "0", "1",
+        "3", "0.5", "native", "container", "none", "9000", "10s", "5m",
+        "sum(vllm:num_requests_waiting{model_name=x})", "600m", "bogus",
+    ]);
+    prop::collection::vec((key, value), 0..6).prop_map(|v| {
+        v.into_iter()
+            .map(|(k, v)| (format!("llm-autoscale.io/{k}"), v.to_string()))
+            .collect()
+    })
+}
+
+fn deployment() -> impl Strategy<Value = Value> {
+    (
+        name(),
+        name(),
+        prop::collection::vec(container(), 1..4),
+        prop::collection::vec(container(), 0..2),
+        annotation_set(),
+        any::<bool>(),
+        any::<bool>(),
+        prop::collection::btree_map("[a-z]{1,6}", "[a-z0-9]{0,6}", 0..3),
+    )
+        .prop_map(|(name, ns, containers, inits, annotations, on_template, enabled, labels)| {
+            let mut ann = Map::new();
+            if enabled {
+                ann.insert("llm-autoscale.io/enabled".into(), "true".into());
+            }
+            for (k, v) in annotations {
+                ann.insert(k, Value::String(v));
+            }
+            ann.entry("llm-autoscale.io/max-replicas").or_insert("4".into());
+            let mut d = json!({
+                "apiVersion": "apps/v1", "kind": "Deployment",
+                "metadata": {"name": name, "namespace": ns, "labels": labels},
+                "spec": {
+                    "replicas": 1,
+                    "selector": {"matchLabels": {"app": "x"}},
+                    "template": {
+                        "metadata": {"labels": {"app": "x"}},
+                        "spec": {"containers": containers, "terminationGracePeriodSeconds": 30}
+                    }
+                }
+            });
+            if !inits.is_empty() {
+                d["spec"]["template"]["spec"]["initContainers"] = Value::Array(inits);
+            }
+            if on_template {
+                d["spec"]["template"]["metadata"]["annotations"] = Value::Object(ann);
+            } else {
+                d["metadata"]["annotations"] = Value::Object(ann);
+            }
+            d
+        })
+}
+
+/// Every leaf of `original` is in `mutated` at the same path, and the keys of every object
+/// keep their relative order.
+fn assert_nothing_lost(original: &Value, mutated: &Value, path: &str) {
+    match (original, mutated) {
+        (Value::Object(a), Value::Object(b)) => {
+            let order: Vec<&String> = b.keys().filter(|k| a.contains_key(*k)).collect();
+            let expected: Vec<&String> = a.keys().collect();
+            assert_eq!(order, expected, "key order changed at {path}");
+            for (k, v) in a {
+                let Some(w) = b.get(k) else { panic!("{path}/{k} was dropped") };
+                assert_nothing_lost(v, w, &format!("{path}/{k}"));
+            }
+        }
+        (Value::Array(a), Value::Array(b)) => {
+            assert!(b.len() >= a.len(), "{path}: list shrank");
+            for (i, v) in a.iter().enumerate() {
+                assert_nothing_lost(v, &b[i], &format!("{path}/{i}"));
+            }
+        }
+        (a, b) => assert_eq!(a, b, "{path} changed"),
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(300))]
+
+    #[test]
+    fn mutation_is_idempotent(d in deployment()) {
+        let cfg = WebhookConfig::default();
+        if let Ok(first) = mutate(&d, &cfg) {
+            let second = mutate(&first.patched, &cfg).expect("a mutated object stays valid");
+            prop_assert!(second.patch.0.is_empty(), "second patch: {:?}", second.patch);
+            prop_assert_eq!(&second.patched, &first.patched);
+            prop_assert_eq!(second.scaled_object, first.scaled_object);
+            // The patch really turns the input into the output.
+            let mut applied = d.clone();
+            json_patch::patch(&mut applied, &first.patch).unwrap();
+            prop_assert_eq!(applied, first.patched);
+        }
+    }
+
+    #[test]
+    fn no_user_field_is_lost_or_reordered(d in deployment()) {
+        if let Ok(m) = mutate(&d, &WebhookConfig::default()) {
+            assert_nothing_lost(&d, &m.patched, "");
+        }
+    }
+
+    #[test]
+    fn opting_out_restores_the_original(d in deployment()) {
+        let cfg = WebhookConfig::default();
+        if let Ok(m) = mutate(&d, &cfg) {
+            let mut opted_out = m.patched.clone();
+            for p in ["/metadata/annotations", "/spec/template/metadata/annotations"] {
+                if let Some(a) = opted_out.pointer_mut(p).and_then(Value::as_object_mut) {
+                    a.remove("llm-autoscale.io/enabled");
+                }
+            }
+            let mut expected = d.clone();
+            for p in ["/metadata/annotations", "/spec/template/metadata/annotations"] {
+                if let Some(a) = expected.pointer_mut(p).and_then(Value::as_object_mut) {
+                    a.remove("llm-autoscale.io/enabled");
+                }
+            }
+            let stripped = mutate(&opted_out, &cfg).unwrap();
+            prop_assert_eq!(stripped.patched, expected);
+            prop_assert!(stripped.scaled_object.is_none());
+        }
+    }
+
+    #[test]
+    fn parsers_never_panic(s in "\\PC{0,64}") {
+        let _ = parse_addon_query(&s);
+        let _ = check_promql(&s);
+        let _ = values::decimal(&s);
+        let _ = values::seconds(&s);
+        let _ = values::count(&s);
+        let _ = values::grpc_address(&s);
+        let _ = values::http_url(&s);
+    }
+
+    #[test]
+    fn query_grammar_never_panics_on_near_misses(
+        s in prop::collection::vec(prop::sample::select(vec![
+            "sum", "(", ")", "{", "}", "vllm:x", "a", "=", "!=", "=~", ",", "\"v\"", " ", "b", "+",
+        ]), 0..12)
+    ) {
+        let q: String = s.concat();
+        if let Ok(parsed) = parse_addon_query(&q) {
+            // The canonical form parses back to the same query.
+            prop_assert_eq!(parse_addon_query(&parsed.to_string()).unwrap(), parsed);
+        }
+    }
+
+    #[test]
+    fn mutate_never_panics_on_arbitrary_json(v in arbitrary_json()) {
+        let _ = mutate(&v, &WebhookConfig::default());
+        let mut d = json!({"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "x", "annotations": {"llm-autoscale.io/enabled": "true", "llm-autoscale.io/max-replicas": "2"}}});
+        d["spec"] = v;
+        let _ = mutate(&d, &WebhookConfig::default());
+    }
+}
+
+fn arbitrary_json() -> impl Strategy<Value = Value> {
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::Bool),
+        any::<i64>().prop_map(|n| json!(n)),
+        "[a-z:]{0,8}".prop_map(Value::String),
+    ];
+    leaf.prop_recursive(4, 32, 6, |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+            prop::collection::btree_map(
+                prop::sample::select(vec!["template", "spec", "metadata", "annotations", "containers", "initContainers", "name", "x"]),
+                inner,
+                0..4
+            )
+            .prop_map(|m| Value::Object(m.into_iter().map(|(k, v)| (k.to_string(), v)).collect())),
+        ]
+    })
+}

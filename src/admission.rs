@@ -106,7 +106,10 @@ pub fn mutate_review(body: &[u8], cfg: &WebhookConfig) -> Result<Answer, BadRevi
     if WorkloadKind::of(&object).is_none() {
         let what = format!(
             "{}/{}",
-            object.get("apiVersion").and_then(Value::as_str).unwrap_or("?"),
+            object
+                .get("apiVersion")
+                .and_then(Value::as_str)
+                .unwrap_or("?"),
             object.get("kind").and_then(Value::as_str).unwrap_or("?")
         );
         return Err(BadReview::WrongKind(
@@ -119,7 +122,8 @@ pub fn mutate_review(body: &[u8], cfg: &WebhookConfig) -> Result<Answer, BadRevi
         Ok(m) => match resp.with_patch(m.patch) {
             Ok(r) => (with_warnings(r, m.warnings), "patched"),
             Err(e) => (
-                AdmissionResponse::from(&req).deny(format!("llm-autoscale: cannot encode the patch: {e}")),
+                AdmissionResponse::from(&req)
+                    .deny(format!("llm-autoscale: cannot encode the patch: {e}")),
                 "denied",
             ),
         },
@@ -156,7 +160,10 @@ pub fn validate_review(body: &[u8], cfg: &WebhookConfig) -> Result<Answer, BadRe
         });
     }
     let object = object_json(&req)?;
-    let api_version = object.get("apiVersion").and_then(Value::as_str).unwrap_or("?");
+    let api_version = object
+        .get("apiVersion")
+        .and_then(Value::as_str)
+        .unwrap_or("?");
     let kind = object.get("kind").and_then(Value::as_str).unwrap_or("?");
     if api_version != "keda.sh/v1alpha1" || kind != "ScaledObject" {
         return Err(BadReview::WrongKind(

@@ -215,7 +215,8 @@ impl<'a> Reader<'a> {
         match p(v) {
             Ok(t) => Some(t),
             Err(r) => {
-                self.f.problem(Problem::new(key(short), Some(v), r.reason, r.fix));
+                self.f
+                    .problem(Problem::new(key(short), Some(v), r.reason, r.fix));
                 None
             }
         }
@@ -278,14 +279,19 @@ impl<'a> Reader<'a> {
             }
             Some(_) => self.get("max-replicas", values::count).unwrap_or(1),
         };
-        if self.raw("max-replicas").is_some() && max_replicas < 1 && values::count(self.raw("max-replicas").unwrap_or("")).is_ok() {
+        if self.raw("max-replicas").is_some()
+            && max_replicas < 1
+            && values::count(self.raw("max-replicas").unwrap_or("")).is_ok()
+        {
             self.bad("max-replicas", "must be at least 1", "write \"1\" or more");
         }
         if min_replicas > max_replicas && max_replicas >= 1 {
             self.bad(
                 "min-replicas",
                 format!("greater than max-replicas ({max_replicas})"),
-                format!("write a number between 0 and {max_replicas}, or raise {PREFIX}max-replicas"),
+                format!(
+                    "write a number between 0 and {max_replicas}, or raise {PREFIX}max-replicas"
+                ),
             );
         }
 
@@ -305,7 +311,11 @@ impl<'a> Reader<'a> {
         let cooldown_period = zero_only(self, "cooldown-period");
         let initial_cooldown_period = zero_only(self, "initial-cooldown-period");
         if polling_interval == Some(0) {
-            self.bad("polling-interval", "must be at least 1 second", "write \"30\" or \"30s\"");
+            self.bad(
+                "polling-interval",
+                "must be at least 1 second",
+                "write \"30\" or \"30s\"",
+            );
         }
 
         let scale_up_stabilization = self.stabilization("scale-up-stabilization");
@@ -328,23 +338,25 @@ impl<'a> Reader<'a> {
             Backend::Otel => self
                 .get("scaler-address", values::grpc_address)
                 .unwrap_or_else(|| cfg.scaler_address.clone()),
-            Backend::External => match self.get("scaler-address", values::grpc_address) {
-                Some(a) => a,
-                None if !cfg.external_scaler_address.is_empty() => {
-                    cfg.external_scaler_address.clone()
-                }
-                None => {
-                    if self.raw("scaler-address").is_none() {
-                        self.f.problem(Problem::new(
+            Backend::External => {
+                match self.get("scaler-address", values::grpc_address) {
+                    Some(a) => a,
+                    None if !cfg.external_scaler_address.is_empty() => {
+                        cfg.external_scaler_address.clone()
+                    }
+                    None => {
+                        if self.raw("scaler-address").is_none() {
+                            self.f.problem(Problem::new(
                             key("scaler-address"),
                             None,
                             "required for the external backend",
                             format!("add {PREFIX}scaler-address: \"my-scaler.my-namespace.svc:9090\""),
                         ));
+                        }
+                        String::new()
                     }
-                    String::new()
                 }
-            },
+            }
         };
         let prometheus_address = if backend == Backend::Prometheus {
             self.get("prometheus-address", values::http_url)
@@ -352,8 +364,13 @@ impl<'a> Reader<'a> {
         } else {
             String::new()
         };
-        if backend != Backend::Otel && self.raw("scaler-address").is_some() && backend == Backend::Prometheus {
-            self.f.warn(format!("{PREFIX}scaler-address is ignored by the prometheus backend"));
+        if backend != Backend::Otel
+            && self.raw("scaler-address").is_some()
+            && backend == Backend::Prometheus
+        {
+            self.f.warn(format!(
+                "{PREFIX}scaler-address is ignored by the prometheus backend"
+            ));
         }
         if backend != Backend::Prometheus && self.raw("prometheus-address").is_some() {
             self.f.warn(format!(
@@ -452,7 +469,11 @@ impl<'a> Reader<'a> {
         };
         let interval_seconds = match self.get("scrape-interval", values::seconds) {
             Some(0) => {
-                self.bad("scrape-interval", "must be at least 1 second", "write \"5s\"");
+                self.bad(
+                    "scrape-interval",
+                    "must be at least 1 second",
+                    "write \"5s\"",
+                );
                 5
             }
             Some(s) => s,
@@ -664,8 +685,7 @@ impl<'a> Reader<'a> {
 fn is_dns_label(v: &str) -> bool {
     !v.is_empty()
         && v.len() <= 63
-        && v
-            .bytes()
+        && v.bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         && !v.starts_with('-')
         && !v.ends_with('-')
@@ -879,7 +899,8 @@ fn resolve_trigger(
                 f,
                 "metric",
                 "not a metric name".into(),
-                "write a name such as \"vllm:num_requests_waiting\" (letters, digits, _ and :)".into(),
+                "write a name such as \"vllm:num_requests_waiting\" (letters, digits, _ and :)"
+                    .into(),
             );
         }
     }
@@ -955,7 +976,14 @@ fn resolve_trigger(
         ctx.vllm_version,
     );
     if let Some(w) = warning {
-        f.warn(format!("{}: {w}", k(if input.get("query").is_some() { "query" } else { "metric" })));
+        f.warn(format!(
+            "{}: {w}",
+            k(if input.get("query").is_some() {
+                "query"
+            } else {
+                "metric"
+            })
+        ));
     }
     let preset = preset.or_else(|| presets::preset_for_metric(&metric));
 
@@ -1059,7 +1087,10 @@ fn resolve_trigger(
             });
             q.metric = metric.clone();
             q.aggregation = Some(aggregation);
-            for (label, value) in [("deployment", &ctx.deployment), ("namespace", &ctx.namespace)] {
+            for (label, value) in [
+                ("deployment", &ctx.deployment),
+                ("namespace", &ctx.namespace),
+            ] {
                 if let Some(existing) = q.scope(label, value) {
                     if &existing != value {
                         f.warn(format!(
@@ -1072,7 +1103,13 @@ fn resolve_trigger(
             TriggerQuery::Otel(q)
         }
         Backend::Prometheus => TriggerQuery::Prometheus(user_promql.unwrap_or_else(|| {
-            default_promql(&metric, aggregation, counter, &ctx.deployment, &ctx.namespace)
+            default_promql(
+                &metric,
+                aggregation,
+                counter,
+                &ctx.deployment,
+                &ctx.namespace,
+            )
         })),
         Backend::External => TriggerQuery::External(BTreeMap::new()),
     };
@@ -1111,7 +1148,10 @@ pub fn default_promql(
     deployment: &str,
     namespace: &str,
 ) -> String {
-    let pod_regex = format!("{}-[a-z0-9]+-[a-z0-9]{{5}}", deployment.replace('.', "\\\\."));
+    let pod_regex = format!(
+        "{}-[a-z0-9]+-[a-z0-9]{{5}}",
+        deployment.replace('.', "\\\\.")
+    );
     let selector = format!("{metric}{{namespace=\"{namespace}\",pod=~\"{pod_regex}\"}}");
     let inner = if counter {
         format!("rate({selector}[1m])")

@@ -15,7 +15,10 @@ use crate::values;
 /// `external-push` when their `scalerAddress` is the configured add-on address or names
 /// `otel` (the add-on's own admission policy uses the same test).
 pub fn is_otel_trigger(trigger: &Value, otel_scaler_address: &str) -> bool {
-    let type_ = trigger.get("type").and_then(Value::as_str).unwrap_or_default();
+    let type_ = trigger
+        .get("type")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
     if type_ == "kedify-otel" {
         return true;
     }
@@ -45,7 +48,10 @@ pub fn check(so: &Value, otel_scaler_address: &str) -> Vec<Problem> {
         problems.push(Problem::new(
             "metadata.name",
             Some(name),
-            format!("{} characters: KEDA uses the name as a label value (at most 63)", name.len()),
+            format!(
+                "{} characters: KEDA uses the name as a label value (at most 63)",
+                name.len()
+            ),
             "use a shorter name",
         ));
     }
@@ -63,9 +69,7 @@ pub fn check(so: &Value, otel_scaler_address: &str) -> Vec<Problem> {
             problems.push(Problem::new(
                 "metadata.name",
                 Some(name),
-                format!(
-                    "the HPA KEDA derives, keda-hpa-{name}, is longer than 63 characters"
-                ),
+                format!("the HPA KEDA derives, keda-hpa-{name}, is longer than 63 characters"),
                 "set spec.advanced.horizontalPodAutoscalerConfig.name or shorten the name",
             ))
         }
@@ -78,7 +82,12 @@ pub fn check(so: &Value, otel_scaler_address: &str) -> Vec<Problem> {
     let effective_min = min.map(|m| m.max(1)).unwrap_or(0);
     let effective_max = max.unwrap_or(100);
     if min.is_some_and(|m| m < 0) {
-        problems.push(Problem::new("spec.minReplicaCount", Some(&min.unwrap_or_default().to_string()), "negative", "write 0 or more"));
+        problems.push(Problem::new(
+            "spec.minReplicaCount",
+            Some(&min.unwrap_or_default().to_string()),
+            "negative",
+            "write 0 or more",
+        ));
     }
     if effective_min > effective_max {
         problems.push(Problem::new(
@@ -113,11 +122,20 @@ pub fn check(so: &Value, otel_scaler_address: &str) -> Vec<Problem> {
         .and_then(Value::as_array)
         .unwrap_or(&empty);
     if triggers.is_empty() {
-        problems.push(Problem::new("spec.triggers", None, "no triggers", "add at least one trigger"));
+        problems.push(Problem::new(
+            "spec.triggers",
+            None,
+            "no triggers",
+            "add at least one trigger",
+        ));
     }
     let mut names = BTreeSet::new();
     for (i, t) in triggers.iter().enumerate() {
-        if let Some(n) = t.get("name").and_then(Value::as_str).filter(|n| !n.is_empty()) {
+        if let Some(n) = t
+            .get("name")
+            .and_then(Value::as_str)
+            .filter(|n| !n.is_empty())
+        {
             if !names.insert(n.to_string()) {
                 problems.push(Problem::new(
                     format!("spec.triggers[{i}].name"),
@@ -145,13 +163,18 @@ pub fn check(so: &Value, otel_scaler_address: &str) -> Vec<Problem> {
         let modifiers_type = so
             .pointer("/spec/advanced/scalingModifiers/metricType")
             .and_then(Value::as_str);
-        let uses_modifiers = so.pointer("/spec/advanced/scalingModifiers/formula").is_some();
+        let uses_modifiers = so
+            .pointer("/spec/advanced/scalingModifiers/formula")
+            .is_some();
         let valid = if uses_modifiers {
             modifiers_type != Some("Value")
         } else {
             triggers.iter().any(|t| {
                 let ty = t.get("type").and_then(Value::as_str).unwrap_or_default();
-                let mt = t.get("metricType").and_then(Value::as_str).unwrap_or("AverageValue");
+                let mt = t
+                    .get("metricType")
+                    .and_then(Value::as_str)
+                    .unwrap_or("AverageValue");
                 !matches!(ty, "cpu" | "memory") && mt == "AverageValue"
             })
         };
@@ -208,7 +231,12 @@ fn check_otel_trigger(i: usize, t: &Value, problems: &mut Vec<Problem>) {
     }
     if let Some(v) = meta("activationTargetValue") {
         if let Err(r) = values::decimal(v) {
-            problems.push(Problem::new(field("activationTargetValue"), Some(v), r.reason, r.fix));
+            problems.push(Problem::new(
+                field("activationTargetValue"),
+                Some(v),
+                r.reason,
+                r.fix,
+            ));
         }
     }
     if let Some(op) = meta("operationOverTime") {
@@ -224,7 +252,12 @@ fn check_otel_trigger(i: usize, t: &Value, problems: &mut Vec<Problem>) {
     for k in ["clampMin", "clampMax"] {
         if let Some(v) = meta(k) {
             if v.parse::<i64>().is_err() {
-                problems.push(Problem::new(field(k), Some(v), "not a whole number", "write e.g. \"10\""));
+                problems.push(Problem::new(
+                    field(k),
+                    Some(v),
+                    "not a whole number",
+                    "write e.g. \"10\"",
+                ));
             }
         }
     }
@@ -253,7 +286,13 @@ mod tests {
 
     #[test]
     fn vllm_names_pass() {
-        assert!(check(&so(otel("sum(vllm:num_requests_running{model_name=x})")), ADDR).is_empty());
+        assert!(
+            check(
+                &so(otel("sum(vllm:num_requests_running{model_name=x})")),
+                ADDR
+            )
+            .is_empty()
+        );
     }
 
     #[test]
@@ -286,7 +325,10 @@ mod tests {
         s["spec"]["triggers"][0]["metadata"]["targetValue"] = json!("600m");
         let p = check(&s, ADDR);
         assert!(p[0].fix.contains("0.6"), "{}", p[0]);
-        s["spec"]["triggers"][0]["metadata"].as_object_mut().unwrap().remove("targetValue");
+        s["spec"]["triggers"][0]["metadata"]
+            .as_object_mut()
+            .unwrap()
+            .remove("targetValue");
         assert!(check(&s, ADDR)[0].reason.contains("missing"));
     }
 
@@ -294,7 +336,11 @@ mod tests {
     fn keda_static_rules() {
         let mut s = so(otel("x"));
         s["spec"]["minReplicaCount"] = json!(5);
-        assert!(check(&s, ADDR)[0].reason.contains("greater than maxReplicaCount"));
+        assert!(
+            check(&s, ADDR)[0]
+                .reason
+                .contains("greater than maxReplicaCount")
+        );
 
         let mut s = so(json!([
             {"type": "prometheus", "name": "q", "metadata": {}},
@@ -302,7 +348,8 @@ mod tests {
         ]));
         assert!(check(&s, ADDR)[0].reason.contains("same name"));
 
-        s["spec"]["triggers"] = json!([{"type": "prometheus", "metricType": "Value", "metadata": {}}]);
+        s["spec"]["triggers"] =
+            json!([{"type": "prometheus", "metricType": "Value", "metadata": {}}]);
         s["spec"]["fallback"] = json!({"failureThreshold": 3, "replicas": 2});
         assert!(check(&s, ADDR)[0].reason.contains("AverageValue"));
 
@@ -321,7 +368,12 @@ mod tests {
 
     #[test]
     fn garbage_does_not_panic() {
-        for v in [json!(null), json!({}), json!({"spec": {"triggers": "x"}}), json!({"spec": {"triggers": [1, null]}})] {
+        for v in [
+            json!(null),
+            json!({}),
+            json!({"spec": {"triggers": "x"}}),
+            json!({"spec": {"triggers": [1, null]}}),
+        ] {
             let _ = check(&v, ADDR);
         }
     }

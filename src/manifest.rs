@@ -82,9 +82,9 @@ pub fn mutate_manifest(text: &str, cfg: &WebhookConfig) -> Result<MutatedManifes
     let mut failures: Vec<(String, Invalid)> = Vec::new();
 
     let one = |doc: &Value,
-                   scaled_objects: &mut Vec<Value>,
-                   warnings: &mut Vec<String>,
-                   failures: &mut Vec<(String, Invalid)>|
+               scaled_objects: &mut Vec<Value>,
+               warnings: &mut Vec<String>,
+               failures: &mut Vec<(String, Invalid)>|
      -> Option<Value> {
         if is_managed_scaled_object(doc) {
             return None;

@@ -96,7 +96,11 @@ pub fn preset_for_metric(metric: &str) -> Option<&'static Preset> {
 }
 
 pub fn preset_names() -> String {
-    PRESETS.iter().map(|p| p.name).collect::<Vec<_>>().join(", ")
+    PRESETS
+        .iter()
+        .map(|p| p.name)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// A vLLM version, major.minor.patch.
@@ -232,8 +236,14 @@ mod tests {
 
     #[test]
     fn image_versions() {
-        assert_eq!(version_from_image("vllm/vllm-openai:v0.11.0"), Some(Version(0, 11, 0)));
-        assert_eq!(version_from_image("docker.io/vllm/vllm-openai:0.9.2"), Some(Version(0, 9, 2)));
+        assert_eq!(
+            version_from_image("vllm/vllm-openai:v0.11.0"),
+            Some(Version(0, 11, 0))
+        );
+        assert_eq!(
+            version_from_image("docker.io/vllm/vllm-openai:0.9.2"),
+            Some(Version(0, 9, 2))
+        );
         assert_eq!(version_from_image("vllm/vllm-openai:latest"), None);
         assert_eq!(version_from_image("nginx:1.27"), None);
         assert_eq!(version_from_image("registry:5000/vllm"), None);
@@ -255,7 +265,10 @@ mod tests {
 
     #[test]
     fn old_name_while_deprecated_is_kept_with_a_warning() {
-        let (m, w) = resolve_alias("vllm:time_per_output_token_seconds_bucket", Some(Version(0, 11, 1)));
+        let (m, w) = resolve_alias(
+            "vllm:time_per_output_token_seconds_bucket",
+            Some(Version(0, 11, 1)),
+        );
         assert_eq!(m, "vllm:time_per_output_token_seconds_bucket");
         assert!(w.unwrap().contains("deprecated"));
     }
@@ -276,8 +289,14 @@ mod tests {
 
     #[test]
     fn other_names_pass_through() {
-        assert_eq!(resolve_alias("vllm:num_requests_waiting", None), ("vllm:num_requests_waiting".into(), None));
-        assert_eq!(resolve_alias("vllm:gpu_cache_usage_percentile", None).1, None);
+        assert_eq!(
+            resolve_alias("vllm:num_requests_waiting", None),
+            ("vllm:num_requests_waiting".into(), None)
+        );
+        assert_eq!(
+            resolve_alias("vllm:gpu_cache_usage_percentile", None).1,
+            None
+        );
     }
 
     #[test]
@@ -286,7 +305,11 @@ mod tests {
             assert!(crate::query::is_metric_name(p.metric));
             assert_eq!(preset_by_name(p.name), Some(&p));
             assert_eq!(preset_for_metric(p.metric), Some(&p));
-            assert!(p.trigger_name.chars().all(|c| c.is_ascii_lowercase() || c == '_'));
+            assert!(
+                p.trigger_name
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c == '_')
+            );
         }
     }
 }

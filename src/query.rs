@@ -137,7 +137,11 @@ fn is_label_char(c: char) -> bool {
 }
 
 fn is_unquoted_value_char(c: char) -> bool {
-    !c.is_whitespace() && !matches!(c, ',' | '{' | '}' | '(' | ')' | '=' | '"' | '\'' | '!' | '~')
+    !c.is_whitespace()
+        && !matches!(
+            c,
+            ',' | '{' | '}' | '(' | ')' | '=' | '"' | '\'' | '!' | '~'
+        )
 }
 
 struct Cursor<'a> {
@@ -314,7 +318,10 @@ fn parse_labels(c: &mut Cursor<'_>) -> Result<Vec<(String, String)>, QueryError>
             if c.peek().is_none() {
                 return c.err_at(open, "unclosed `{`: missing `}`");
             }
-            return c.err(format!("expected a label name, found {}", c.describe_here()));
+            return c.err(format!(
+                "expected a label name, found {}",
+                c.describe_here()
+            ));
         }
         if !key.chars().next().is_some_and(is_label_start) {
             return c.err_at(key_start, format!("`{key}` is not a label name"));
@@ -374,7 +381,8 @@ fn parse_labels(c: &mut Cursor<'_>) -> Result<Vec<(String, String)>, QueryError>
                 c.pos += 1;
                 c.skip_ws();
                 if c.peek() == Some('}') {
-                    return c.err("trailing `,` before `}`: the add-on would read an empty matcher");
+                    return c
+                        .err("trailing `,` before `}`: the add-on would read an empty matcher");
                 }
             }
             Some('}') => {
@@ -503,7 +511,10 @@ mod tests {
         assert_eq!(q.aggregation, Some(Aggregation::Sum));
         assert_eq!(q.metric, "vllm:num_requests_running");
         assert_eq!(q.labels, vec![("model_name".into(), "x".into())]);
-        assert_eq!(ok("sum(vllm:vllm:num_requests_waiting)").metric, "vllm:vllm:num_requests_waiting");
+        assert_eq!(
+            ok("sum(vllm:vllm:num_requests_waiting)").metric,
+            "vllm:vllm:num_requests_waiting"
+        );
     }
 
     #[test]
@@ -609,7 +620,13 @@ mod tests {
 
     #[test]
     fn metric_names() {
-        for n in ["vllm:num_requests_waiting", "_x", ":x", "http.server.duration", "a-b/c"] {
+        for n in [
+            "vllm:num_requests_waiting",
+            "_x",
+            ":x",
+            "http.server.duration",
+            "a-b/c",
+        ] {
             assert!(is_metric_name(n), "{n}");
         }
         for n in ["", "9x", "x y", "x{", "x\"", "x$", "-x", ".x"] {
@@ -630,7 +647,12 @@ mod tests {
         assert_eq!(check_promql("sum(x").unwrap_err().column, 4);
         assert_eq!(check_promql("sum(x))").unwrap_err().column, 7);
         assert_eq!(check_promql("sum(x[1m)]").unwrap_err().column, 9);
-        assert!(check_promql("x{a=\"b}").unwrap_err().message.contains("unclosed string"));
+        assert!(
+            check_promql("x{a=\"b}")
+                .unwrap_err()
+                .message
+                .contains("unclosed string")
+        );
         assert!(check_promql("  ").is_err());
         assert!(check_promql("1 + 2").is_err());
         assert!(check_promql("x; drop").is_err());

@@ -23,7 +23,10 @@ pub fn count(v: &str) -> Result<i32, Refusal> {
     }
     if !v.bytes().all(|b| b.is_ascii_digit()) {
         let fix = match decimal(v) {
-            Ok(d) => format!("write a whole number such as \"{}\"", d.split('.').next().unwrap_or("1")),
+            Ok(d) => format!(
+                "write a whole number such as \"{}\"",
+                d.split('.').next().unwrap_or("1")
+            ),
             Err(_) => "write a whole number such as \"2\"".to_string(),
         };
         return refuse("not a whole number", fix);
@@ -53,7 +56,10 @@ pub fn decimal(v: &str) -> Result<String, Refusal> {
         if let Ok(n) = decimal(pct) {
             return refuse(
                 "percent signs are not accepted: the value is a plain number",
-                format!("write \"{}\" for {n}% of a 0–1 metric, or \"{n}\"", scale_down(&n, 2)),
+                format!(
+                    "write \"{}\" for {n}% of a 0–1 metric, or \"{n}\"",
+                    scale_down(&n, 2)
+                ),
             );
         }
     }
@@ -141,7 +147,10 @@ pub fn seconds(v: &str) -> Result<i32, Refusal> {
 pub fn port(v: &str) -> Result<u16, Refusal> {
     match v.parse::<u16>() {
         Ok(p) if p > 0 && v.bytes().all(|b| b.is_ascii_digit()) => Ok(p),
-        _ => refuse("not a port number", "write a port between 1 and 65535, e.g. \"8000\""),
+        _ => refuse(
+            "not a port number",
+            "write a port between 1 and 65535, e.g. \"8000\"",
+        ),
     }
 }
 
@@ -255,7 +264,12 @@ mod tests {
         assert!(count("+1").is_err());
         assert!(count("1.5").unwrap_err().fix.contains("\"1\""));
         assert!(count("").is_err());
-        assert!(count("99999999999").unwrap_err().reason.contains("too large"));
+        assert!(
+            count("99999999999")
+                .unwrap_err()
+                .reason
+                .contains("too large")
+        );
         assert!(count("four").is_err());
     }
 
@@ -265,7 +279,9 @@ mod tests {
         assert_eq!(decimal("0.8"), Ok("0.8".into()));
         assert_eq!(decimal(".5"), Ok("0.5".into()));
         assert_eq!(decimal("5."), Ok("5".into()));
-        for bad in ["", ".", "-1", "+1", "1e3", "NaN", "inf", "1.2.3", " 5", "0x10", "5k"] {
+        for bad in [
+            "", ".", "-1", "+1", "1e3", "NaN", "inf", "1.2.3", " 5", "0x10", "5k",
+        ] {
             assert!(decimal(bad).is_err(), "{bad}");
         }
     }
@@ -297,7 +313,11 @@ mod tests {
         assert_eq!(port("8000"), Ok(8000));
         assert!(port("0").is_err() && port("70000").is_err() && port("+80").is_err());
         assert!(http_path("/metrics").is_ok());
-        assert!(http_path("metrics").is_err() && http_path("/a b").is_err() && http_path("/$x").is_err());
+        assert!(
+            http_path("metrics").is_err()
+                && http_path("/a b").is_err()
+                && http_path("/$x").is_err()
+        );
         assert!(grpc_address("keda-otel-scaler.keda.svc:4318").is_ok());
         assert!(grpc_address("10.0.0.1:4318").is_ok());
         assert!(grpc_address("http://x:1").is_err());

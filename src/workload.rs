@@ -64,9 +64,8 @@ impl Workload {
         let mut annotations = string_map(meta.and_then(|m| m.get("annotations")));
         let pod = pod_spec(kind, object);
         if kind == WorkloadKind::Deployment {
-            let template_annotations = string_map(
-                object.pointer("/spec/template/metadata/annotations"),
-            );
+            let template_annotations =
+                string_map(object.pointer("/spec/template/metadata/annotations"));
             for (k, v) in template_annotations {
                 annotations.entry(k).or_insert(v);
             }
@@ -158,10 +157,15 @@ mod tests {
             Some(WorkloadKind::Deployment)
         );
         assert_eq!(
-            WorkloadKind::of(&json!({"apiVersion": "serving.kserve.io/v1beta1", "kind": "InferenceService"})),
+            WorkloadKind::of(
+                &json!({"apiVersion": "serving.kserve.io/v1beta1", "kind": "InferenceService"})
+            ),
             Some(WorkloadKind::InferenceService)
         );
-        assert_eq!(WorkloadKind::of(&json!({"apiVersion": "v1", "kind": "Service"})), None);
+        assert_eq!(
+            WorkloadKind::of(&json!({"apiVersion": "v1", "kind": "Service"})),
+            None
+        );
         assert_eq!(WorkloadKind::of(&json!({"kind": "Deployment"})), None);
         assert_eq!(WorkloadKind::of(&json!("x")), None);
     }
@@ -200,7 +204,10 @@ mod tests {
 
     #[test]
     fn garbage_does_not_panic() {
-        let w = Workload::from_object(WorkloadKind::Deployment, &json!({"metadata": 3, "spec": []}));
+        let w = Workload::from_object(
+            WorkloadKind::Deployment,
+            &json!({"metadata": 3, "spec": []}),
+        );
         assert_eq!(w.name, "");
     }
 }

@@ -24,7 +24,10 @@ fn deployment(annotations: &[(&str, &str)]) -> Value {
     })
 }
 
-fn parse_with(annotations: &[(&str, &str)], cfg: &WebhookConfig) -> Result<(Option<AutoscalingSpec>, Vec<String>), Invalid> {
+fn parse_with(
+    annotations: &[(&str, &str)],
+    cfg: &WebhookConfig,
+) -> Result<(Option<AutoscalingSpec>, Vec<String>), Invalid> {
     let w = Workload::from_object(WorkloadKind::Deployment, &deployment(annotations));
     annotations::parse(&w, cfg)
 }
@@ -67,7 +70,12 @@ fn otel_query(s: &AutoscalingSpec, i: usize) -> String {
 fn without_the_opt_in_nothing_happens() {
     let cfg = WebhookConfig::default();
     assert_eq!(parse_with(&[], &cfg).unwrap().0, None);
-    assert_eq!(parse_with(&[("enabled", "false"), ("target", "nonsense")], &cfg).unwrap().0, None);
+    assert_eq!(
+        parse_with(&[("enabled", "false"), ("target", "nonsense")], &cfg)
+            .unwrap()
+            .0,
+        None
+    );
     let d = deployment(&[("max-replicas", "4")]);
     let m = mutate(&d, &cfg).unwrap();
     assert!(m.patch.0.is_empty());
@@ -95,7 +103,10 @@ fn defaults_are_the_queue_depth_preset_over_otel() {
     assert_eq!(s.triggers[0].name, "queue_depth");
     assert_eq!(s.triggers[0].target.as_deref(), Some("5"));
     assert_eq!(s.triggers[0].operation_over_time.as_deref(), Some("avg"));
-    assert_eq!(otel_query(&s, 0), "sum(vllm:num_requests_waiting{deployment=llama,namespace=llm})");
+    assert_eq!(
+        otel_query(&s, 0),
+        "sum(vllm:num_requests_waiting{deployment=llama,namespace=llm})"
+    );
 }
 
 #[test]
@@ -105,15 +116,25 @@ fn max_replicas_is_required_and_at_least_one() {
     let mut all = vec![("enabled", "true")];
     all.push(("min-replicas", "1"));
     let e = parse_with(&all, &WebhookConfig::default()).unwrap_err();
-    assert!(e.to_string().contains("llm-autoscale.io/max-replicas: required"), "{e}");
+    assert!(
+        e.to_string()
+            .contains("llm-autoscale.io/max-replicas: required"),
+        "{e}"
+    );
     assert!(only_problem(&[("max-replicas", "0")]).contains("at least 1"));
 }
 
 #[test]
 fn replica_bounds() {
-    assert!(only_problem(&[("min-replicas", "5"), ("max-replicas", "2")]).contains("greater than max-replicas (2)"));
+    assert!(
+        only_problem(&[("min-replicas", "5"), ("max-replicas", "2")])
+            .contains("greater than max-replicas (2)")
+    );
     assert!(only_problem(&[("min-replicas", "-1")]).contains("not a whole number"));
-    assert!(only_problem(&[("max-replicas", "2.5")]).contains("fix: write a whole number such as \"2\""));
+    assert!(
+        only_problem(&[("max-replicas", "2.5")])
+            .contains("fix: write a whole number such as \"2\"")
+    );
     let (s, _) = spec(&[("min-replicas", "0")]);
     assert_eq!(s.min_replicas, 0);
 }
@@ -136,13 +157,22 @@ fn custom_metrics_need_a_target() {
     assert!(p.contains("llm-autoscale.io/target: required"), "{p}");
     let (s, _) = spec(&[("metric", "my_app:queue_length"), ("target", "3")]);
     assert_eq!(s.triggers[0].name, "my_app_queue_length");
-    assert_eq!(otel_query(&s, 0), "sum(my_app:queue_length{deployment=llama,namespace=llm})");
+    assert_eq!(
+        otel_query(&s, 0),
+        "sum(my_app:queue_length{deployment=llama,namespace=llm})"
+    );
 }
 
 #[test]
 fn metric_names_are_checked() {
-    assert!(only_problem(&[("metric", "vllm num requests"), ("target", "1")]).contains("not a metric name"));
-    assert!(only_problem(&[("metric", "vllm:x"), ("preset", "kv-cache")]).contains("set together with preset"));
+    assert!(
+        only_problem(&[("metric", "vllm num requests"), ("target", "1")])
+            .contains("not a metric name")
+    );
+    assert!(
+        only_problem(&[("metric", "vllm:x"), ("preset", "kv-cache")])
+            .contains("set together with preset")
+    );
     assert!(only_problem(&[("preset", "latency")]).contains("queue-depth, kv-cache"));
 }
 
@@ -150,8 +180,14 @@ fn metric_names_are_checked() {
 fn presets() {
     let (s, _) = spec(&[("preset", "kv-cache")]);
     let t = &s.triggers[0];
-    assert_eq!((t.name.as_str(), t.target.as_deref(), t.metric_type.as_str()), ("kv_cache", Some("0.8"), "Value"));
-    assert_eq!(otel_query(&s, 0), "avg(vllm:kv_cache_usage_perc{deployment=llama,namespace=llm})");
+    assert_eq!(
+        (t.name.as_str(), t.target.as_deref(), t.metric_type.as_str()),
+        ("kv_cache", Some("0.8"), "Value")
+    );
+    assert_eq!(
+        otel_query(&s, 0),
+        "avg(vllm:kv_cache_usage_perc{deployment=llama,namespace=llm})"
+    );
     let (s, _) = spec(&[("preset", "token-throughput")]);
     assert_eq!(s.triggers[0].operation_over_time.as_deref(), Some("rate"));
     let (s, _) = spec(&[("preset", "running-requests"), ("target", "8")]);
@@ -165,7 +201,13 @@ fn queries_use_the_addon_grammar_with_positions() {
     assert!(only_problem(&[("query", "sum(vllm:x{a=~\"b\"})")]).contains("regular-expression"));
     assert!(only_problem(&[("query", "sum(vllm:x")]).contains("missing `)`"));
     assert!(only_problem(&[("query", "sum(a) + sum(b)")]).contains("arithmetic"));
-    let (s, _) = spec(&[("query", "max(vllm:num_requests_running{model_name=\"llama\"})"), ("target", "4")]);
+    let (s, _) = spec(&[
+        (
+            "query",
+            "max(vllm:num_requests_running{model_name=\"llama\"})",
+        ),
+        ("target", "4"),
+    ]);
     assert_eq!(
         otel_query(&s, 0),
         "max(vllm:num_requests_running{model_name=llama,deployment=llama,namespace=llm})"
@@ -192,11 +234,23 @@ fn prometheus_backend_gets_a_scoped_promql_query() {
     }
     let (s, _) = spec(&[("backend", "prometheus"), ("preset", "token-throughput")]);
     match &s.triggers[0].query {
-        TriggerQuery::Prometheus(q) => assert!(q.starts_with("sum(rate(vllm:generation_tokens_total{"), "{q}"),
+        TriggerQuery::Prometheus(q) => assert!(
+            q.starts_with("sum(rate(vllm:generation_tokens_total{"),
+            "{q}"
+        ),
         other => panic!("{other:?}"),
     }
-    assert!(only_problem(&[("backend", "prometheus"), ("query", "sum(x[1m)")]).contains("does not match"));
-    assert!(only_problem(&[("backend", "prometheus"), ("prometheus-address", "prometheus:9090")]).contains("http://"));
+    assert!(
+        only_problem(&[("backend", "prometheus"), ("query", "sum(x[1m)")])
+            .contains("does not match")
+    );
+    assert!(
+        only_problem(&[
+            ("backend", "prometheus"),
+            ("prometheus-address", "prometheus:9090")
+        ])
+        .contains("http://")
+    );
 }
 
 #[test]
@@ -215,9 +269,27 @@ fn external_backend_needs_an_address_and_takes_metadata() {
         }
         other => panic!("{other:?}"),
     }
-    assert!(only_problem(&[("backend", "external"), ("scaler-address", "x:1"), ("scaler-metadata", "[1]")]).contains("not a JSON object"));
-    let cfg = WebhookConfig { external_scaler_address: "dflt.svc:1".into(), ..WebhookConfig::default() };
-    let (s, _) = parse_with(&[("enabled", "true"), ("max-replicas", "2"), ("backend", "external")], &cfg).unwrap();
+    assert!(
+        only_problem(&[
+            ("backend", "external"),
+            ("scaler-address", "x:1"),
+            ("scaler-metadata", "[1]")
+        ])
+        .contains("not a JSON object")
+    );
+    let cfg = WebhookConfig {
+        external_scaler_address: "dflt.svc:1".into(),
+        ..WebhookConfig::default()
+    };
+    let (s, _) = parse_with(
+        &[
+            ("enabled", "true"),
+            ("max-replicas", "2"),
+            ("backend", "external"),
+        ],
+        &cfg,
+    )
+    .unwrap();
     assert_eq!(s.unwrap().scaler_address, "dflt.svc:1");
 }
 
@@ -227,7 +299,10 @@ fn unknown_backend_and_sidecar_modes() {
     assert!(only_problem(&[("sidecar", "yes")]).contains("unknown sidecar mode"));
     let (s, _) = spec(&[("sidecar", "container")]);
     assert_eq!(s.sidecar, SidecarMode::Container);
-    let cfg = WebhookConfig { native_sidecars: false, ..WebhookConfig::default() };
+    let cfg = WebhookConfig {
+        native_sidecars: false,
+        ..WebhookConfig::default()
+    };
     let (s, _) = parse_with(&[("enabled", "true"), ("max-replicas", "2")], &cfg).unwrap();
     assert_eq!(s.unwrap().sidecar, SidecarMode::Container);
     let (_, w) = spec(&[("backend", "prometheus"), ("sidecar", "native")]);
@@ -237,7 +312,10 @@ fn unknown_backend_and_sidecar_modes() {
 #[test]
 fn unknown_keys_suggest_the_right_one() {
     let p = only_problem(&[("max-replica", "4")]);
-    assert!(p.contains("did you mean llm-autoscale.io/max-replicas?"), "{p}");
+    assert!(
+        p.contains("did you mean llm-autoscale.io/max-replicas?"),
+        "{p}"
+    );
 }
 
 #[test]
@@ -247,7 +325,11 @@ fn addresses_ports_paths_durations() {
     assert!(only_problem(&[("metrics-path", "metrics")]).contains("must start with /"));
     assert!(only_problem(&[("scrape-interval", "fast")]).contains("not a duration"));
     assert!(only_problem(&[("scale-down-stabilization", "2h")]).contains("at most 3600"));
-    let (s, _) = spec(&[("scrape-interval", "1m30s"), ("scale-down-stabilization", "15m"), ("metrics-port", "9000")]);
+    let (s, _) = spec(&[
+        ("scrape-interval", "1m30s"),
+        ("scale-down-stabilization", "15m"),
+        ("metrics-port", "9000"),
+    ]);
     assert_eq!(s.scrape.interval_seconds, 90);
     assert_eq!(s.scale_down_stabilization, Some(900));
     assert_eq!(s.scrape.port, 9000);
@@ -258,8 +340,20 @@ fn scale_to_zero_settings_only_with_min_zero() {
     let (s, w) = spec(&[("cooldown-period", "5m"), ("polling-interval", "15")]);
     assert_eq!((s.cooldown_period, s.polling_interval), (None, None));
     assert_eq!(w.len(), 2, "{w:?}");
-    let (s, w) = spec(&[("min-replicas", "0"), ("cooldown-period", "5m"), ("polling-interval", "15"), ("initial-cooldown-period", "1h")]);
-    assert_eq!((s.cooldown_period, s.polling_interval, s.initial_cooldown_period), (Some(300), Some(15), Some(3600)));
+    let (s, w) = spec(&[
+        ("min-replicas", "0"),
+        ("cooldown-period", "5m"),
+        ("polling-interval", "15"),
+        ("initial-cooldown-period", "1h"),
+    ]);
+    assert_eq!(
+        (
+            s.cooldown_period,
+            s.polling_interval,
+            s.initial_cooldown_period
+        ),
+        (Some(300), Some(15), Some(3600))
+    );
     assert!(w.is_empty());
 }
 
@@ -283,16 +377,28 @@ fn trigger_lists() {
     let names: Vec<&str> = s.triggers.iter().map(|t| t.name.as_str()).collect();
     assert_eq!(names, ["queue_depth", "kv", "queue_depth_2"]);
     assert_eq!(s.triggers[0].target.as_deref(), Some("10"));
-    assert_eq!(s.sidecar_metrics(), ["vllm:num_requests_waiting", "vllm:kv_cache_usage_perc"]);
+    assert_eq!(
+        s.sidecar_metrics(),
+        ["vllm:num_requests_waiting", "vllm:kv_cache_usage_perc"]
+    );
 
-    let p = only_problem(&[("triggers", r#"[{"metric":"a","target":"1","name":"x"},{"metric":"b","target":"2","name":"x"}]"#)]);
-    assert!(p.contains("triggers[1].name") && p.contains("same name"), "{p}");
+    let p = only_problem(&[(
+        "triggers",
+        r#"[{"metric":"a","target":"1","name":"x"},{"metric":"b","target":"2","name":"x"}]"#,
+    )]);
+    assert!(
+        p.contains("triggers[1].name") && p.contains("same name"),
+        "{p}"
+    );
     let p = only_problem(&[("triggers", r#"[{"query":"sum(x{a!=b})","target":"1"}]"#)]);
     assert!(p.starts_with("llm-autoscale.io/triggers[0].query:"), "{p}");
     assert!(only_problem(&[("triggers", "[")]).contains("not valid JSON"));
     assert!(only_problem(&[("triggers", "[]")]).contains("empty"));
     assert!(only_problem(&[("triggers", r#"[{"metrc":"a"}]"#)]).contains("unknown field"));
-    assert!(only_problem(&[("triggers", r#"[{"preset":"kv-cache"}]"#), ("target", "1")]).contains("set together with"));
+    assert!(
+        only_problem(&[("triggers", r#"[{"preset":"kv-cache"}]"#), ("target", "1")])
+            .contains("set together with")
+    );
 }
 
 #[test]
@@ -307,16 +413,26 @@ fn every_problem_is_reported_at_once() {
     ]);
     assert_eq!(p.len(), 5, "{p:#?}");
     for p in &p {
-        assert!(p.starts_with("llm-autoscale.io/") && p.contains("fix: "), "{p}");
+        assert!(
+            p.starts_with("llm-autoscale.io/") && p.contains("fix: "),
+            "{p}"
+        );
     }
 }
 
 #[test]
 fn vllm_version_aliases() {
     let (s, w) = spec(&[("metric", "vllm:gpu_cache_usage_perc"), ("target", "0.5")]);
-    assert_eq!(otel_query(&s, 0), "avg(vllm:kv_cache_usage_perc{deployment=llama,namespace=llm})");
+    assert_eq!(
+        otel_query(&s, 0),
+        "avg(vllm:kv_cache_usage_perc{deployment=llama,namespace=llm})"
+    );
     assert!(w[0].contains("renamed"), "{w:?}");
-    let (s, w) = spec(&[("metric", "vllm:gpu_cache_usage_perc"), ("target", "0.5"), ("vllm-version", "0.9.2")]);
+    let (s, w) = spec(&[
+        ("metric", "vllm:gpu_cache_usage_perc"),
+        ("target", "0.5"),
+        ("vllm-version", "0.9.2"),
+    ]);
     assert!(otel_query(&s, 0).contains("gpu_cache_usage_perc"));
     assert!(w.is_empty());
     assert!(only_problem(&[("vllm-version", "latest")]).contains("not a version"));
@@ -327,10 +443,26 @@ fn kserve_port_annotation_and_predictor_default() {
     let mut d = deployment(&[("enabled", "true"), ("max-replicas", "2")]);
     d["metadata"]["labels"] = json!({"serving.kserve.io/inferenceservice": "llama"});
     let w = Workload::from_object(WorkloadKind::Deployment, &d);
-    assert_eq!(annotations::parse(&w, &WebhookConfig::default()).unwrap().0.unwrap().scrape.port, 8080);
+    assert_eq!(
+        annotations::parse(&w, &WebhookConfig::default())
+            .unwrap()
+            .0
+            .unwrap()
+            .scrape
+            .port,
+        8080
+    );
     d["spec"]["template"]["metadata"]["annotations"] = json!({"prometheus.kserve.io/port": "8082"});
     let w = Workload::from_object(WorkloadKind::Deployment, &d);
-    assert_eq!(annotations::parse(&w, &WebhookConfig::default()).unwrap().0.unwrap().scrape.port, 8082);
+    assert_eq!(
+        annotations::parse(&w, &WebhookConfig::default())
+            .unwrap()
+            .0
+            .unwrap()
+            .scrape
+            .port,
+        8082
+    );
 }
 
 #[test]
@@ -344,25 +476,40 @@ fn generate_name_only_objects_are_refused() {
 
 #[test]
 fn inference_services_switch_class_and_refuse_serverless() {
-    let isvc = |mode: &str| json!({
-        "apiVersion": "serving.kserve.io/v1beta1", "kind": "InferenceService",
-        "metadata": {"name": "opt", "namespace": "llm", "annotations": {
-            "serving.kserve.io/deploymentMode": mode,
-            "serving.kserve.io/autoscalerClass": "hpa",
-            "llm-autoscale.io/enabled": "true", "llm-autoscale.io/max-replicas": "3"}},
-        "spec": {"predictor": {"model": {"modelFormat": {"name": "huggingface"}}}}
-    });
+    let isvc = |mode: &str| {
+        json!({
+            "apiVersion": "serving.kserve.io/v1beta1", "kind": "InferenceService",
+            "metadata": {"name": "opt", "namespace": "llm", "annotations": {
+                "serving.kserve.io/deploymentMode": mode,
+                "serving.kserve.io/autoscalerClass": "hpa",
+                "llm-autoscale.io/enabled": "true", "llm-autoscale.io/max-replicas": "3"}},
+            "spec": {"predictor": {"model": {"modelFormat": {"name": "huggingface"}}}}
+        })
+    };
     let cfg = WebhookConfig::default();
     let m = mutate(&isvc("Standard"), &cfg).unwrap();
-    assert_eq!(m.patched["metadata"]["annotations"]["serving.kserve.io/autoscalerClass"], "external");
+    assert_eq!(
+        m.patched["metadata"]["annotations"]["serving.kserve.io/autoscalerClass"],
+        "external"
+    );
     assert!(m.warnings.iter().any(|w| w.contains("\"hpa\"")));
     let so = m.scaled_object.unwrap();
     assert_eq!(so.metadata.name, "opt-predictor");
     assert_eq!(so.spec.scale_target_ref.name, "opt-predictor");
-    assert_eq!(so.spec.triggers[0].metadata["metricQuery"], "sum(vllm:num_requests_waiting{deployment=opt-predictor,namespace=llm})");
-    assert!(m.patched.pointer("/spec/predictor/containers").is_none(), "no sidecar on the isvc");
+    assert_eq!(
+        so.spec.triggers[0].metadata["metricQuery"],
+        "sum(vllm:num_requests_waiting{deployment=opt-predictor,namespace=llm})"
+    );
+    assert!(
+        m.patched.pointer("/spec/predictor/containers").is_none(),
+        "no sidecar on the isvc"
+    );
     let again = mutate(&m.patched, &cfg).unwrap();
     assert!(again.patch.0.is_empty());
     let e = mutate(&isvc("Serverless"), &cfg).unwrap_err();
-    assert!(e.to_string().contains("serving.kserve.io/deploymentMode: \"Serverless\""), "{e}");
+    assert!(
+        e.to_string()
+            .contains("serving.kserve.io/deploymentMode: \"Serverless\""),
+        "{e}"
+    );
 }

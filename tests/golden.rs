@@ -26,8 +26,12 @@ fn check_golden(path: &Path, actual: &str) {
         std::fs::write(path, actual).unwrap();
         return;
     }
-    let expected = std::fs::read_to_string(path)
-        .unwrap_or_else(|_| panic!("missing golden file {} (run with UPDATE_GOLDEN=1)", path.display()));
+    let expected = std::fs::read_to_string(path).unwrap_or_else(|_| {
+        panic!(
+            "missing golden file {} (run with UPDATE_GOLDEN=1)",
+            path.display()
+        )
+    });
     assert!(
         expected == actual,
         "{} differs from the output.\n--- expected\n{expected}\n--- actual\n{actual}",
@@ -53,21 +57,29 @@ fn mutations_match_golden_files_and_are_idempotent_and_keda_valid() {
     for input in inputs("input") {
         let name = input.file_stem().unwrap().to_string_lossy().to_string();
         let text = std::fs::read_to_string(&input).unwrap();
-        let out = mutate_manifest(&text, &cfg)
-            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        let out = mutate_manifest(&text, &cfg).unwrap_or_else(|e| panic!("{name}: {e}"));
         check_golden(&fixtures().join(format!("golden/{name}.yaml")), &out.yaml);
         check_golden(
             &fixtures().join(format!("golden/{name}.warnings")),
-            &out.warnings.iter().map(|w| format!("{w}\n")).collect::<String>(),
+            &out.warnings
+                .iter()
+                .map(|w| format!("{w}\n"))
+                .collect::<String>(),
         );
 
         let again = mutate_manifest(&out.yaml, &cfg).unwrap();
-        assert_eq!(again.yaml, out.yaml, "{name}: a second mutate changed the output");
+        assert_eq!(
+            again.yaml, out.yaml,
+            "{name}: a second mutate changed the output"
+        );
 
         for doc in parse_documents(&out.yaml).unwrap() {
             if doc["kind"] == "ScaledObject" {
                 let errors = schema.errors(&doc);
-                assert!(errors.is_empty(), "{name}: ScaledObject fails the KEDA CRD schema: {errors:#?}");
+                assert!(
+                    errors.is_empty(),
+                    "{name}: ScaledObject fails the KEDA CRD schema: {errors:#?}"
+                );
             }
         }
     }
@@ -81,7 +93,10 @@ fn invalid_manifests_list_every_problem() {
         let text = std::fs::read_to_string(&input).unwrap();
         match mutate_manifest(&text, &cfg) {
             Err(e @ ManifestError::Invalid { .. }) => {
-                check_golden(&fixtures().join(format!("invalid/{name}.err")), &format!("{e}\n"));
+                check_golden(
+                    &fixtures().join(format!("invalid/{name}.err")),
+                    &format!("{e}\n"),
+                );
             }
             other => panic!("{name}: expected invalid annotations, got {other:?}"),
         }
@@ -114,8 +129,17 @@ fn the_schema_check_can_fail() {
     });
     assert!(schema.errors(&so).is_empty());
     so["spec"]["pollingIntervall"] = 5.into();
-    assert!(!schema.errors(&so).is_empty(), "unknown fields must be refused");
-    so["spec"].as_object_mut().unwrap().remove("pollingIntervall");
+    assert!(
+        !schema.errors(&so).is_empty(),
+        "unknown fields must be refused"
+    );
+    so["spec"]
+        .as_object_mut()
+        .unwrap()
+        .remove("pollingIntervall");
     so["spec"]["triggers"][0]["metadata"]["a"] = 5.into();
-    assert!(!schema.errors(&so).is_empty(), "metadata values must be strings");
+    assert!(
+        !schema.errors(&so).is_empty(),
+        "metadata values must be strings"
+    );
 }

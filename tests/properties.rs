@@ -13,8 +13,13 @@ fn name() -> impl Strategy<Value = String> {
 }
 
 fn container() -> impl Strategy<Value = Value> {
-    (name(), prop::option::of(1u16..9000), prop::option::of("[a-z]{1,8}"), any::<bool>()).prop_map(
-        |(name, port, env, probe)| {
+    (
+        name(),
+        prop::option::of(1u16..9000),
+        prop::option::of("[a-z]{1,8}"),
+        any::<bool>(),
+    )
+        .prop_map(|(name, port, env, probe)| {
             let mut c = json!({"name": name, "image": format!("registry.example/{name}:v1")});
             if let Some(p) = port {
                 c["ports"] = json!([{"containerPort": p}]);
@@ -26,20 +31,44 @@ fn container() -> impl Strategy<Value = Value> {
                 c["readinessProbe"] = json!({"httpGet": {"path": "/health", "port": 8000}});
             }
             c
-        },
-    )
+        })
 }
 
 fn annotation_set() -> impl Strategy<Value = Vec<(String, String)>> {
     let key = prop::sample::select(vec![
-        "backend", "preset", "metric", "target", "min-replicas", "max-replicas", "sidecar",
-        "metrics-port", "scrape-interval", "fallback-replicas", "scale-down-stabilization",
-        "query", "cooldown-period",
+        "backend",
+        "preset",
+        "metric",
+        "target",
+        "min-replicas",
+        "max-replicas",
+        "sidecar",
+        "metrics-port",
+        "scrape-interval",
+        "fallback-replicas",
+        "scale-down-stabilization",
+        "query",
+        "cooldown-period",
     ]);
     let value = prop::sample::select(vec![
-        "otel", "prometheus", "kv-cache", "queue-depth", "vllm:num_requests_running", "0", "1",
-        "3", "0.5", "native", "container", "none", "9000", "10s", "5m",
-        "sum(vllm:num_requests_waiting{model_name=x})", "600m", "bogus",
+        "otel",
+        "prometheus",
+        "kv-cache",
+        "queue-depth",
+        "vllm:num_requests_running",
+        "0",
+        "1",
+        "3",
+        "0.5",
+        "native",
+        "container",
+        "none",
+        "9000",
+        "10s",
+        "5m",
+        "sum(vllm:num_requests_waiting{model_name=x})",
+        "600m",
+        "bogus",
     ]);
     prop::collection::vec((key, value), 0..6).prop_map(|v| {
         v.into_iter()
@@ -59,37 +88,40 @@ fn deployment() -> impl Strategy<Value = Value> {
         any::<bool>(),
         prop::collection::btree_map("[a-z]{1,6}", "[a-z0-9]{0,6}", 0..3),
     )
-        .prop_map(|(name, ns, containers, inits, annotations, on_template, enabled, labels)| {
-            let mut ann = Map::new();
-            if enabled {
-                ann.insert("llm-autoscale.io/enabled".into(), "true".into());
-            }
-            for (k, v) in annotations {
-                ann.insert(k, Value::String(v));
-            }
-            ann.entry("llm-autoscale.io/max-replicas").or_insert("4".into());
-            let mut d = json!({
-                "apiVersion": "apps/v1", "kind": "Deployment",
-                "metadata": {"name": name, "namespace": ns, "labels": labels},
-                "spec": {
-                    "replicas": 1,
-                    "selector": {"matchLabels": {"app": "x"}},
-                    "template": {
-                        "metadata": {"labels": {"app": "x"}},
-                        "spec": {"containers": containers, "terminationGracePeriodSeconds": 30}
-                    }
+        .prop_map(
+            |(name, ns, containers, inits, annotations, on_template, enabled, labels)| {
+                let mut ann = Map::new();
+                if enabled {
+                    ann.insert("llm-autoscale.io/enabled".into(), "true".into());
                 }
-            });
-            if !inits.is_empty() {
-                d["spec"]["template"]["spec"]["initContainers"] = Value::Array(inits);
-            }
-            if on_template {
-                d["spec"]["template"]["metadata"]["annotations"] = Value::Object(ann);
-            } else {
-                d["metadata"]["annotations"] = Value::Object(ann);
-            }
-            d
-        })
+                for (k, v) in annotations {
+                    ann.insert(k, Value::String(v));
+                }
+                ann.entry("llm-autoscale.io/max-replicas")
+                    .or_insert("4".into());
+                let mut d = json!({
+                    "apiVersion": "apps/v1", "kind": "Deployment",
+                    "metadata": {"name": name, "namespace": ns, "labels": labels},
+                    "spec": {
+                        "replicas": 1,
+                        "selector": {"matchLabels": {"app": "x"}},
+                        "template": {
+                            "metadata": {"labels": {"app": "x"}},
+                            "spec": {"containers": containers, "terminationGracePeriodSeconds": 30}
+                        }
+                    }
+                });
+                if !inits.is_empty() {
+                    d["spec"]["template"]["spec"]["initContainers"] = Value::Array(inits);
+                }
+                if on_template {
+                    d["spec"]["template"]["metadata"]["annotations"] = Value::Object(ann);
+                } else {
+                    d["metadata"]["annotations"] = Value::Object(ann);
+                }
+                d
+            },
+        )
 }
 
 /// Every leaf of `original` is in `mutated` at the same path, and the keys of every object
@@ -101,7 +133,9 @@ fn assert_nothing_lost(original: &Value, mutated: &Value, path: &str) {
             let expected: Vec<&String> = a.keys().collect();
             assert_eq!(order, expected, "key order changed at {path}");
             for (k, v) in a {
-                let Some(w) = b.get(k) else { panic!("{path}/{k} was dropped") };
+                let Some(w) = b.get(k) else {
+                    panic!("{path}/{k} was dropped")
+                };
                 assert_nothing_lost(v, w, &format!("{path}/{k}"));
             }
         }
@@ -207,7 +241,16 @@ fn arbitrary_json() -> impl Strategy<Value = Value> {
         prop_oneof![
             prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
             prop::collection::btree_map(
-                prop::sample::select(vec!["template", "spec", "metadata", "annotations", "containers", "initContainers", "name", "x"]),
+                prop::sample::select(vec![
+                    "template",
+                    "spec",
+                    "metadata",
+                    "annotations",
+                    "containers",
+                    "initContainers",
+                    "name",
+                    "x"
+                ]),
                 inner,
                 0..4
             )

@@ -57,7 +57,12 @@ pub(super) fn mutate(object: &Value, cfg: &WebhookConfig) -> Result<Mutation, In
                 hash,
             }
         };
-        set_annotation(&mut new, TEMPLATE_ANNOTATIONS, STATUS, &status.to_annotation());
+        set_annotation(
+            &mut new,
+            TEMPLATE_ANNOTATIONS,
+            STATUS,
+            &status.to_annotation(),
+        );
     }
 
     let mut labels = BTreeMap::new();
@@ -83,7 +88,9 @@ fn strip_previous_injection(object: &mut Value) {
         if let Some(pod) = object.pointer_mut(POD_SPEC).and_then(Value::as_object_mut) {
             let emptied = match pod.get_mut(&status.placement).and_then(Value::as_array_mut) {
                 Some(list) => {
-                    list.retain(|c| c.get("name").and_then(Value::as_str) != Some(&status.container));
+                    list.retain(|c| {
+                        c.get("name").and_then(Value::as_str) != Some(&status.container)
+                    });
                     list.is_empty()
                 }
                 None => false,

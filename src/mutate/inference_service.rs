@@ -56,7 +56,12 @@ pub(super) fn mutate(object: &Value, cfg: &WebhookConfig) -> Result<Mutation, In
     }
 
     let mut new = object.clone();
-    set_annotation(&mut new, "/metadata/annotations", AUTOSCALER_CLASS, "external");
+    set_annotation(
+        &mut new,
+        "/metadata/annotations",
+        AUTOSCALER_CLASS,
+        "external",
+    );
     let mut labels = BTreeMap::new();
     labels.insert(KSERVE_ISVC_LABEL.to_string(), workload.name.clone());
     let so = scaled_object::render(&spec, &labels);

@@ -35,7 +35,11 @@ pub struct Context {
 }
 
 pub fn scaled_object_resource() -> ApiResource {
-    ApiResource::from_gvk(&GroupVersionKind::gvk("keda.sh", "v1alpha1", "ScaledObject"))
+    ApiResource::from_gvk(&GroupVersionKind::gvk(
+        "keda.sh",
+        "v1alpha1",
+        "ScaledObject",
+    ))
 }
 
 fn inference_service_resource() -> ApiResource {
@@ -93,7 +97,11 @@ fn truncate(mut s: String, max: usize) -> String {
     s
 }
 
-async fn kserve_owner(ctx: &Context, ns: &str, deployment: &Value) -> Result<KserveOwner, kube::Error> {
+async fn kserve_owner(
+    ctx: &Context,
+    ns: &str,
+    deployment: &Value,
+) -> Result<KserveOwner, kube::Error> {
     let Some(isvc) = plan::inference_service_of(deployment) else {
         return Ok(KserveOwner::None);
     };
@@ -140,14 +148,24 @@ async fn reconcile(d: Arc<Deployment>, ctx: Arc<Context>) -> Result<Requeue, Rec
         publish(&ctx, &d, EventType::Warning, reason, note.to_string()).await;
     }
     if let Some(msg) = &p.invalid {
-        publish(&ctx, &d, EventType::Warning, "InvalidAnnotations", msg.clone()).await;
+        publish(
+            &ctx,
+            &d,
+            EventType::Warning,
+            "InvalidAnnotations",
+            msg.clone(),
+        )
+        .await;
     }
 
     let so_api: Api<DynamicObject> =
         Api::namespaced_with(ctx.client.clone(), &ns, &scaled_object_resource());
     match p.action {
         Action::Apply(so) => {
-            let so_name = so["metadata"]["name"].as_str().unwrap_or_default().to_string();
+            let so_name = so["metadata"]["name"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
             let before = so_api.get_opt(&so_name).await?;
             if let Some(existing) = &before {
                 let existing = serde_json::to_value(existing)?;
@@ -175,7 +193,10 @@ async fn reconcile(d: Arc<Deployment>, ctx: Arc<Context>) -> Result<Requeue, Rec
                             &d,
                             EventType::Normal,
                             "ScaledObjectApplied",
-                            format!("ScaledObject {so_name} applied ({} trigger(s))", so["spec"]["triggers"].as_array().map_or(0, Vec::len)),
+                            format!(
+                                "ScaledObject {so_name} applied ({} trigger(s))",
+                                so["spec"]["triggers"].as_array().map_or(0, Vec::len)
+                            ),
                         )
                         .await;
                         tracing::info!(namespace = %ns, deployment = %name, scaled_object = %so_name, "applied ScaledObject");
@@ -208,7 +229,9 @@ async fn reconcile(d: Arc<Deployment>, ctx: Arc<Context>) -> Result<Requeue, Rec
                         &d,
                         EventType::Normal,
                         "ScaledObjectDeleted",
-                        format!("ScaledObject {so_name} deleted: the llm-autoscale opt-in was removed"),
+                        format!(
+                            "ScaledObject {so_name} deleted: the llm-autoscale opt-in was removed"
+                        ),
                     )
                     .await;
                     tracing::info!(namespace = %ns, deployment = %name, scaled_object = %so_name, "deleted ScaledObject");
@@ -218,7 +241,14 @@ async fn reconcile(d: Arc<Deployment>, ctx: Arc<Context>) -> Result<Requeue, Rec
         }
         Action::Skip(reason) => {
             if p.invalid.is_none() {
-                publish(&ctx, &d, EventType::Warning, "Skipped", format!("no ScaledObject: {reason}")).await;
+                publish(
+                    &ctx,
+                    &d,
+                    EventType::Warning,
+                    "Skipped",
+                    format!("no ScaledObject: {reason}"),
+                )
+                .await;
             }
             ctx.metrics.record_result("skipped");
         }

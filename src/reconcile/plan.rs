@@ -96,7 +96,11 @@ pub fn plan(deployment: &Value, kserve: &KserveOwner, cfg: &WebhookConfig) -> Pl
         Err(invalid) => {
             return Plan {
                 action: Action::Skip("invalid annotations".into()),
-                sidecar: if injected { SidecarState::Stale } else { SidecarState::Missing },
+                sidecar: if injected {
+                    SidecarState::Stale
+                } else {
+                    SidecarState::Missing
+                },
                 invalid: Some(invalid.to_string()),
                 warnings: invalid.warnings,
             };
@@ -106,7 +110,11 @@ pub fn plan(deployment: &Value, kserve: &KserveOwner, cfg: &WebhookConfig) -> Pl
     let Some(so) = m.scaled_object else {
         return Plan {
             action: Action::DeleteManaged(so_name),
-            sidecar: if up_to_date { SidecarState::NotExpected } else { SidecarState::Leftover },
+            sidecar: if up_to_date {
+                SidecarState::NotExpected
+            } else {
+                SidecarState::Leftover
+            },
             invalid: None,
             warnings: m.warnings,
         };
@@ -122,7 +130,9 @@ pub fn plan(deployment: &Value, kserve: &KserveOwner, cfg: &WebhookConfig) -> Pl
         KserveOwner::Class(Some(c)) if c == "external" => None,
         KserveOwner::Class(c) => Some(format!(
             "its InferenceService has serving.kserve.io/autoscalerClass {}, not \"external\": KServe manages its scaling (apply the InferenceService again so the webhook can switch it)",
-            c.as_deref().map(|c| format!("{c:?}")).unwrap_or_else(|| "unset".into())
+            c.as_deref()
+                .map(|c| format!("{c:?}"))
+                .unwrap_or_else(|| "unset".into())
         )),
         KserveOwner::Missing => Some(
             "it is labelled as a KServe predictor but its InferenceService was not found".into(),
@@ -183,14 +193,18 @@ mod tests {
     }
 
     fn opted_in() -> Value {
-        deployment(json!({"llm-autoscale.io/enabled": "true", "llm-autoscale.io/max-replicas": "4"}))
+        deployment(
+            json!({"llm-autoscale.io/enabled": "true", "llm-autoscale.io/max-replicas": "4"}),
+        )
     }
 
     #[test]
     fn opted_in_without_sidecar_applies_and_reports_missing() {
         let p = plan(&opted_in(), &KserveOwner::None, &WebhookConfig::default());
         assert_eq!(p.sidecar, SidecarState::Missing);
-        let Action::Apply(so) = p.action else { panic!("{:?}", p.action) };
+        let Action::Apply(so) = p.action else {
+            panic!("{:?}", p.action)
+        };
         assert_eq!(so["metadata"]["ownerReferences"][0]["uid"], "u-1");
         assert_eq!(so["spec"]["scaleTargetRef"]["name"], "m");
     }
@@ -199,12 +213,18 @@ mod tests {
     fn injected_deployment_is_up_to_date_and_config_change_is_stale() {
         let cfg = WebhookConfig::default();
         let injected = mutate(&opted_in(), &cfg).unwrap().patched;
-        assert_eq!(plan(&injected, &KserveOwner::None, &cfg).sidecar, SidecarState::UpToDate);
+        assert_eq!(
+            plan(&injected, &KserveOwner::None, &cfg).sidecar,
+            SidecarState::UpToDate
+        );
         let newer = WebhookConfig {
             collector_image: "otel/opentelemetry-collector-contrib:0.162.0".into(),
             ..WebhookConfig::default()
         };
-        assert_eq!(plan(&injected, &KserveOwner::None, &newer).sidecar, SidecarState::Stale);
+        assert_eq!(
+            plan(&injected, &KserveOwner::None, &newer).sidecar,
+            SidecarState::Stale
+        );
     }
 
     #[test]
@@ -228,7 +248,10 @@ mod tests {
             KserveOwner::Class(None),
             KserveOwner::Missing,
         ] {
-            assert!(matches!(plan(&d, &owner, &cfg).action, Action::Skip(_)), "{owner:?}");
+            assert!(
+                matches!(plan(&d, &owner, &cfg).action, Action::Skip(_)),
+                "{owner:?}"
+            );
         }
         assert!(matches!(
             plan(&d, &KserveOwner::Class(Some("external".into())), &cfg).action,
@@ -246,7 +269,9 @@ mod tests {
     #[test]
     fn managed_means_labelled_and_owned() {
         let cfg = WebhookConfig::default();
-        let Action::Apply(so) = plan(&opted_in(), &KserveOwner::None, &cfg).action else { panic!() };
+        let Action::Apply(so) = plan(&opted_in(), &KserveOwner::None, &cfg).action else {
+            panic!()
+        };
         assert!(is_managed_for(&so, "u-1"));
         assert!(!is_managed_for(&so, "u-2"));
         let mut foreign = so.clone();

@@ -328,7 +328,10 @@ mod tests {
             scrape_port: 8000,
             scrape_path: "/metrics".into(),
             scrape_interval_seconds: 5,
-            metrics: vec!["vllm:num_requests_waiting".into(), "vllm:kv_cache_usage_perc".into()],
+            metrics: vec![
+                "vllm:num_requests_waiting".into(),
+                "vllm:kv_cache_usage_perc".into(),
+            ],
             deployment: "qwen".into(),
             otlp_endpoint: "keda-otel-scaler.keda.svc:4317".into(),
             exporter_type: "otlp_grpc",
@@ -340,7 +343,10 @@ mod tests {
 
     #[test]
     fn versions_choose_the_exporter() {
-        assert_eq!(collector_version("otel/opentelemetry-collector-contrib:0.161.0"), Some((0, 161)));
+        assert_eq!(
+            collector_version("otel/opentelemetry-collector-contrib:0.161.0"),
+            Some((0, 161))
+        );
         assert_eq!(collector_version("x/y:v0.120.1"), Some((0, 120)));
         assert_eq!(collector_version("x/y:latest"), None);
         assert_eq!(exporter_type_for(Some((0, 120))), "otlp");
@@ -357,14 +363,26 @@ mod tests {
             Some(&serde_json::json!("127.0.0.1:8000"))
         );
         assert_eq!(
-            v.pointer("/processors/filter~1llm-autoscale/metrics/metric/0").and_then(|v| v.as_str()),
+            v.pointer("/processors/filter~1llm-autoscale/metrics/metric/0")
+                .and_then(|v| v.as_str()),
             Some(r#"name != "vllm:num_requests_waiting" and name != "vllm:kv_cache_usage_perc""#)
         );
-        let statements = v.pointer("/processors/transform~1llm-autoscale/metric_statements/0/statements").unwrap();
-        assert_eq!(statements[0], r#"set(attributes["pod"], "${env:POD_NAME}")"#);
+        let statements = v
+            .pointer("/processors/transform~1llm-autoscale/metric_statements/0/statements")
+            .unwrap();
+        assert_eq!(
+            statements[0],
+            r#"set(attributes["pod"], "${env:POD_NAME}")"#
+        );
         assert_eq!(statements[1], r#"set(attributes["deployment"], "qwen")"#);
-        assert_eq!(statements[2], r#"set(attributes["namespace"], "${env:POD_NAMESPACE}")"#);
-        assert_eq!(v.pointer("/exporters/otlp_grpc~1keda/endpoint"), Some(&serde_json::json!("keda-otel-scaler.keda.svc:4317")));
+        assert_eq!(
+            statements[2],
+            r#"set(attributes["namespace"], "${env:POD_NAMESPACE}")"#
+        );
+        assert_eq!(
+            v.pointer("/exporters/otlp_grpc~1keda/endpoint"),
+            Some(&serde_json::json!("keda-otel-scaler.keda.svc:4317"))
+        );
         assert_eq!(
             v.pointer("/service/pipelines/metrics/exporters/0"),
             Some(&serde_json::json!("otlp_grpc/keda"))

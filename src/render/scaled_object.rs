@@ -114,8 +114,12 @@ pub fn bounded_name(name: &str, max: usize) -> String {
 pub fn render(spec: &AutoscalingSpec, extra_labels: &BTreeMap<String, String>) -> ScaledObject {
     let name = bounded_name(&spec.target_deployment, 63);
     let hpa_name = spec.hpa_name.clone().or_else(|| {
-        (name.len() > MAX_NAME_WITH_DEFAULT_HPA)
-            .then(|| format!("keda-hpa-{}", bounded_name(&name, MAX_NAME_WITH_DEFAULT_HPA)))
+        (name.len() > MAX_NAME_WITH_DEFAULT_HPA).then(|| {
+            format!(
+                "keda-hpa-{}",
+                bounded_name(&name, MAX_NAME_WITH_DEFAULT_HPA)
+            )
+        })
     });
     let rules = |seconds: Option<i32>| {
         seconds.map(|s| HPAScalingRules {

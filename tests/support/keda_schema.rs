@@ -11,7 +11,8 @@ fn make_strict(schema: &mut Value) {
             .get("x-kubernetes-preserve-unknown-fields")
             .and_then(Value::as_bool)
             == Some(true);
-        if obj.contains_key("properties") && !obj.contains_key("additionalProperties") && !preserves {
+        if obj.contains_key("properties") && !obj.contains_key("additionalProperties") && !preserves
+        {
             obj.insert("additionalProperties".into(), Value::Bool(false));
         }
         for v in obj.values_mut() {
@@ -30,7 +31,10 @@ pub struct ScaledObjectSchema {
 
 impl ScaledObjectSchema {
     pub fn load() -> Self {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/crds/keda-scaledobjects.yaml");
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/crds/keda-scaledobjects.yaml"
+        );
         let text = std::fs::read_to_string(path).expect("KEDA CRD fixture");
         let crd: Value = serde_yaml_ng::from_str(&text).expect("CRD YAML");
         let version = crd["spec"]["versions"]

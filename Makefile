@@ -1,0 +1,34 @@
+# Shortcuts; every target is a plain cargo or script command you can run yourself.
+.PHONY: run test unit e2e collector tools bench lint fmt ci
+
+run: ## mutate the example offline
+	cargo run -- mutate -f examples/vllm-deployment.yaml
+
+test: ## the whole suite (builds the e2e tools on first use)
+	cargo test
+
+unit: ## fast tests: unit, golden, property, HTTPS integration
+	cargo test --lib --test golden --test annotation_rules --test properties --test server
+
+e2e: ## end-to-end against a real kube-apiserver, etcd and KEDA's webhook
+	cargo test --test e2e -- --nocapture
+
+collector: ## the rendered sidecar config in a real OpenTelemetry collector
+	cargo test --test collector -- --nocapture
+
+tools: ## build (or reuse) the control plane and collector binaries
+	scripts/e2e-tools.sh
+	scripts/collector-build.sh
+
+bench: ## criterion benchmark of the admission path vs a no-op HTTPS handler
+	cargo bench --bench admission
+
+lint:
+	cargo fmt --check
+	cargo clippy --all-targets -- -D warnings
+
+fmt:
+	cargo fmt
+
+ci:
+	bash .ci/run

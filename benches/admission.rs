@@ -1,1 +1,98 @@
-fn main() {}
+//! Cost of admission against the cost of the transport, in one run:
+//!
+//! - `admission/pure`: decode the AdmissionReview, mutate, encode the answer (no I/O), for
+//!   the annotated vLLM Deployment of `examples/vllm-deployment.yaml`;
+//! - `https/mutate`: the same review as a full HTTPS round trip to the real server, over one
+//!   kept-alive rustls connection;
+//! - `https/healthz`: a no-op route on the same server and connection (transport only);
+//! - `https/healthz_new_connection`: the no-op route with a TCP + TLS handshake each time.
+//!
+//! The server's per-review log line is formatted (text) and discarded, so its cost counts.
+
+use std::hint::black_box;
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use llm_autoscale_webhook::admission::mutate_review;
+use llm_autoscale_webhook::config::WebhookConfig;
+use llm_autoscale_webhook::manifest::parse_documents;
+
+#[allow(dead_code)]
+#[path = "../tests/server/harness.rs"]
+mod harness;
+
+fn review_body() -> Vec<u8> {
+    let text = std::fs::read_to_string("examples/vllm-deployment.yaml")
+        .expect("examples/vllm-deployment.yaml");
+    let object = parse_documents(&text)
+        .expect("example parses")
+        .into_iter()
+        .next()
+        .expect("one document");
+    serde_json::to_vec(&harness::review(&object, "CREATE", false, "bench")).expect("encode")
+}
+
+fn pure(c: &mut Criterion) {
+    let cfg = WebhookConfig::default();
+    let body = review_body();
+    let answer = mutate_review(&body, &cfg).expect("valid review");
+    assert_eq!(answer.summary.decision, "patched");
+    let mut group = c.benchmark_group("admission");
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("pure", |b| {
+        b.iter(|| mutate_review(black_box(&body), black_box(&cfg)).map(|a| a.body.len()))
+    });
+    group.finish();
+}
+
+fn https(c: &mut Criterion) {
+    // The server logs every review, as in production; format the lines but throw them away.
+    let _ = tracing_subscriber::fmt()
+        .with_writer(std::io::sink)
+        .with_env_filter("info")
+        .try_init();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let server = rt.block_on(harness::TestServer::start(WebhookConfig::default()));
+    let mut client = rt.block_on(server.client());
+    let body = hyper::body::Bytes::from(review_body());
+
+    let reply = rt
+        .block_on(client.post("/mutate", body.clone()))
+        .expect("mutate");
+    assert_eq!(reply.status, hyper::StatusCode::OK);
+    assert!(reply.text().contains("\"patch\""));
+
+    let mut group = c.benchmark_group("https");
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("mutate", |b| {
+        b.iter(|| {
+            let reply = rt
+                .block_on(client.post("/mutate", body.clone()))
+                .expect("mutate");
+            black_box(reply.body.len())
+        })
+    });
+    group.bench_function("healthz", |b| {
+        b.iter(|| {
+            let reply = rt.block_on(client.get("/healthz")).expect("healthz");
+            black_box(reply.body.len())
+        })
+    });
+    group.bench_function("healthz_new_connection", |b| {
+        b.iter(|| {
+            rt.block_on(async {
+                let mut c = harness::connect(server.addr, server.client_config.clone())
+                    .await
+                    .expect("connect");
+                c.get("/healthz").await.expect("healthz").body.len()
+            })
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, pure, https);
+criterion_main!(benches);

@@ -7,6 +7,7 @@
 
 pub mod admission;
 pub mod annotations;
+pub mod certs;
 pub mod config;
 pub mod keda_rules;
 pub mod manifest;
@@ -16,5 +17,7 @@ pub mod problem;
 pub mod query;
 pub mod reconcile;
 pub mod render;
+pub mod server;
+pub mod settings;
 pub mod values;
 pub mod workload;

@@ -1,11 +1,18 @@
 use std::io::Read;
+use std::net::IpAddr;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use futures::FutureExt;
+use prometheus_client::registry::Registry;
 
-use llm_autoscale_webhook::config::WebhookConfig;
+use llm_autoscale_webhook::certs::{self, Ca, CertBundle, ServingRequest};
 use llm_autoscale_webhook::manifest::{ManifestError, mutate_manifest};
+use llm_autoscale_webhook::reconcile::{self, ReconcilerSettings, metrics::ReconcileMetrics};
+use llm_autoscale_webhook::server;
+use llm_autoscale_webhook::settings::{ConfigArgs, LogFormat, ServeArgs};
 
 /// Kubernetes admission webhook: one annotation turns a vLLM Deployment or KServe
 /// InferenceService into a KEDA-autoscaled workload with an OpenTelemetry collector sidecar.
@@ -18,15 +25,53 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Serve the admission webhook over HTTPS: POST /mutate, POST /validate, GET /healthz,
+    /// /readyz, /metrics. Settings: defaults < --config file < LLM_AUTOSCALE_* < flags.
+    Serve(ServeArgs),
+    /// Run only the reconciler (normally part of `serve`): ScaledObjects for opted-in
+    /// Deployments, drift repair, deletion on opt-out, sidecar reports. Uses KUBECONFIG or the
+    /// in-cluster service account; POD_NAMESPACE/POD_NAME name its Lease and identity.
+    Reconcile {
+        #[command(flatten)]
+        config: ConfigArgs,
+        /// Log format [default: json in a cluster, text elsewhere]
+        #[arg(long, value_enum, env = "LLM_AUTOSCALE_LOG_FORMAT")]
+        log_format: Option<LogFormat>,
+    },
     /// Mutate manifests offline, like the webhook would: prints the mutated documents and
     /// the ScaledObjects that will exist; warnings and problems go to stderr.
     Mutate {
         /// File to read (`-` for stdin).
         #[arg(short = 'f', long = "filename")]
         file: String,
-        /// YAML configuration file (same format as for `serve`).
-        #[arg(long, env = "LLM_AUTOSCALE_CONFIG")]
-        config: Option<std::path::PathBuf>,
+        #[command(flatten)]
+        config: ConfigArgs,
+    },
+    /// Make a CA and a serving certificate signed by it (ECDSA P-256) for clusters without
+    /// cert-manager: writes ca.crt, ca.key, tls.crt, tls.key (keys mode 0600) and prints the
+    /// base64 caBundle on stdout.
+    Certs {
+        /// Directory for the files (created if needed).
+        #[arg(long, value_name = "DIR")]
+        out_dir: PathBuf,
+        /// DNS name of the serving certificate (repeatable) [default: llm-autoscale-webhook,
+        /// llm-autoscale-webhook.llm-autoscale-system, llm-autoscale-webhook.llm-autoscale-system.svc,
+        /// llm-autoscale-webhook.llm-autoscale-system.svc.cluster.local]
+        #[arg(long = "dns-name", value_name = "NAME")]
+        dns_names: Vec<String>,
+        /// IP address of the serving certificate (repeatable) [default: 127.0.0.1]
+        #[arg(long = "ip", value_name = "IP")]
+        ips: Vec<IpAddr>,
+        /// Lifetime of the serving certificate in days (a new CA lives 10 years).
+        #[arg(long, value_name = "N", default_value_t = certs::DEFAULT_VALIDITY_DAYS)]
+        validity_days: u32,
+        /// Sign with the CA in DIR (its ca.crt and ca.key) instead of making a new one: the
+        /// caBundle stays the same, only the Secret changes.
+        #[arg(long, value_name = "DIR")]
+        ca_dir: Option<PathBuf>,
+        /// Overwrite existing files in --out-dir.
+        #[arg(long)]
+        force: bool,
     },
 }
 
@@ -39,16 +84,6 @@ fn read_input(file: &str) -> anyhow::Result<String> {
         Ok(s)
     } else {
         std::fs::read_to_string(file).with_context(|| format!("reading {file}"))
-    }
-}
-
-fn load_config(path: Option<&std::path::Path>) -> anyhow::Result<WebhookConfig> {
-    match path {
-        None => Ok(WebhookConfig::default()),
-        Some(p) => {
-            let text = std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
-            serde_yaml_ng::from_str(&text).with_context(|| format!("parsing {}", p.display()))
-        }
     }
 }
 
@@ -65,8 +100,10 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
+        Command::Serve(args) => serve(&args),
+        Command::Reconcile { config, log_format } => reconcile_only(&config, log_format),
         Command::Mutate { file, config } => {
-            let cfg = load_config(config.as_deref())?;
+            let cfg = config.load()?;
             let input = read_input(&file)?;
             match mutate_manifest(&input, &cfg) {
                 Ok(out) => {
@@ -83,5 +120,149 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 Err(e) => Err(e.into()),
             }
         }
+        Command::Certs {
+            out_dir,
+            dns_names,
+            ips,
+            validity_days,
+            ca_dir,
+            force,
+        } => {
+            let defaults = ServingRequest::default();
+            let request = ServingRequest {
+                dns_names: if dns_names.is_empty() {
+                    defaults.dns_names
+                } else {
+                    dns_names
+                },
+                ips: if ips.is_empty() { defaults.ips } else { ips },
+                validity_days,
+            };
+            let bundle = match &ca_dir {
+                None => certs::generate(&request)?,
+                Some(dir) => {
+                    let ca = Ca::read_dir(dir)
+                        .with_context(|| format!("loading the CA from {}", dir.display()))?;
+                    CertBundle {
+                        ca_cert_pem: ca.cert_pem().to_string(),
+                        ca_key_pem: ca.key_pem().to_string(),
+                        serving: ca.issue(&request)?,
+                    }
+                }
+            };
+            bundle.write_dir(&out_dir, force)?;
+            let mut names: Vec<String> = request.dns_names.clone();
+            names.extend(request.ips.iter().map(IpAddr::to_string));
+            eprintln!(
+                "wrote {dir}/{{{ca},{cak},{crt},{key}}}: serving certificate for {names} valid {days} days, {signed}",
+                dir = out_dir.display(),
+                ca = certs::CA_CERT_FILE,
+                cak = certs::CA_KEY_FILE,
+                crt = certs::CERT_FILE,
+                key = certs::KEY_FILE,
+                names = names.join(", "),
+                days = request.validity_days,
+                signed = match &ca_dir {
+                    Some(d) => format!("signed by the existing CA from {}", d.display()),
+                    None => "signed by a new CA".to_string(),
+                },
+            );
+            eprintln!(
+                "ca.key signs future serving certificates (certs --ca-dir); keep it out of the cluster and of version control"
+            );
+            eprintln!("caBundle (base64 of ca.crt) on stdout:");
+            println!("{}", bundle.ca_bundle());
+            Ok(ExitCode::SUCCESS)
+        }
     }
+}
+
+fn init_tracing(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+/// Completes on SIGTERM or Ctrl-C (SIGINT).
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %e, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => tracing::info!("Ctrl-C received"),
+        () = term => tracing::info!("SIGTERM received"),
+    }
+}
+
+fn serve(args: &ServeArgs) -> anyhow::Result<ExitCode> {
+    let settings = args.settings()?;
+    init_tracing(settings.log_format);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the Tokio runtime")?;
+    runtime.block_on(async {
+        let mut registry = Registry::default();
+        let shutdown = shutdown_signal().shared();
+        // The reconciler runs next to the server (leader only) and stops with it.
+        let reconciler = settings.reconcile.then(|| {
+            let metrics = ReconcileMetrics::register(&mut registry);
+            tokio::spawn(reconcile::run(
+                settings.webhook.clone(),
+                ReconcilerSettings::from_env(),
+                metrics,
+                shutdown.clone(),
+            ))
+        });
+        let served = server::run(&settings, registry, shutdown).await;
+        if let Some(r) = reconciler {
+            r.abort();
+        }
+        served
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn reconcile_only(config: &ConfigArgs, log_format: Option<LogFormat>) -> anyhow::Result<ExitCode> {
+    let cfg = config.load()?;
+    let in_cluster = std::env::var_os("KUBERNETES_SERVICE_HOST").is_some();
+    init_tracing(log_format.unwrap_or(LogFormat::default_for(in_cluster)));
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the Tokio runtime")?;
+    runtime.block_on(reconcile::run(
+        cfg,
+        ReconcilerSettings::from_env(),
+        ReconcileMetrics::default(),
+        shutdown_signal(),
+    ));
+    Ok(ExitCode::SUCCESS)
 }

@@ -513,3 +513,33 @@ fn inference_services_switch_class_and_refuse_serverless() {
         "{e}"
     );
 }
+
+#[test]
+fn a_sidecar_defaulted_by_the_apiserver_is_left_alone() {
+    let cfg = WebhookConfig::default();
+    let injected = mutate(
+        &deployment(&[("enabled", "true"), ("max-replicas", "2")]),
+        &cfg,
+    )
+    .unwrap()
+    .patched;
+    let mut stored = injected.clone();
+    let sidecar = &mut stored["spec"]["template"]["spec"]["initContainers"][0];
+    sidecar["imagePullPolicy"] = json!("IfNotPresent");
+    sidecar["terminationMessagePath"] = json!("/dev/termination-log");
+    sidecar["env"][0]["valueFrom"]["fieldRef"]["apiVersion"] = json!("v1");
+    let m = mutate(&stored, &cfg).unwrap();
+    assert!(m.patch.0.is_empty(), "{:?}", m.patch);
+    // A configuration change still replaces it.
+    let newer = WebhookConfig {
+        otlp_endpoint: "collector.other.svc:4317".into(),
+        ..cfg
+    };
+    let m = mutate(&stored, &newer).unwrap();
+    assert!(!m.patch.0.is_empty());
+    assert!(
+        m.patched["spec"]["template"]["spec"]["initContainers"][0]
+            .get("imagePullPolicy")
+            .is_none()
+    );
+}

@@ -18,6 +18,7 @@ const POD_SPEC: &str = "/spec/template/spec";
 const TEMPLATE_ANNOTATIONS: &str = "/spec/template/metadata/annotations";
 
 pub(super) fn mutate(object: &Value, cfg: &WebhookConfig) -> Result<Mutation, Invalid> {
+    let previous = InjectionStatus::read(object);
     let mut new = object.clone();
     strip_previous_injection(&mut new);
     let workload = Workload::from_object(WorkloadKind::Deployment, &new);
@@ -27,6 +28,8 @@ pub(super) fn mutate(object: &Value, cfg: &WebhookConfig) -> Result<Mutation, In
         return Ok(Mutation::between(object, new, warnings, None));
     };
 
+    // Set when the stored sidecar is exactly what would be injected now.
+    let mut already_current = false;
     if spec.sidecar != SidecarMode::None {
         let status = if has_container(&new, sidecar::SIDECAR_NAME) {
             warnings.push(format!(
@@ -48,14 +51,19 @@ pub(super) fn mutate(object: &Value, cfg: &WebhookConfig) -> Result<Mutation, In
                 PLACEMENT_CONTAINER
             };
             let container = serde_json::to_value(&container).unwrap_or(Value::Null);
-            let hash = injection_status::hash_of(&container);
-            push_container(&mut new, placement, container);
-            InjectionStatus {
+            let status = InjectionStatus {
                 version: 1,
                 container: sidecar::SIDECAR_NAME.into(),
                 placement: placement.into(),
-                hash,
-            }
+                hash: injection_status::hash_of(&container),
+            };
+            // Same configuration as the stored one: keep the stored container as the
+            // apiserver defaulted it (imagePullPolicy, terminationMessagePath, ...), so an
+            // UPDATE that changes nothing gets an empty patch.
+            already_current = previous.as_ref() == Some(&status)
+                && has_container_in(object, placement, sidecar::SIDECAR_NAME);
+            push_container(&mut new, placement, container);
+            status
         };
         set_annotation(
             &mut new,
@@ -74,7 +82,8 @@ pub(super) fn mutate(object: &Value, cfg: &WebhookConfig) -> Result<Mutation, In
         labels.insert(KSERVE_ISVC_LABEL.to_string(), isvc.to_string());
     }
     let so = scaled_object::render(&spec, &labels);
-    Ok(Mutation::between(object, new, warnings, Some(so)))
+    let patched = if already_current { object.clone() } else { new };
+    Ok(Mutation::between(object, patched, warnings, Some(so)))
 }
 
 /// Removes what the status annotation says was injected, and the annotation itself.
@@ -123,15 +132,19 @@ fn remove_status_annotation(object: &mut Value) {
 }
 
 fn has_container(object: &Value, name: &str) -> bool {
-    ["containers", "initContainers"].iter().any(|list| {
-        object
-            .pointer(&format!("{POD_SPEC}/{list}"))
-            .and_then(Value::as_array)
-            .is_some_and(|l| {
-                l.iter()
-                    .any(|c| c.get("name").and_then(Value::as_str) == Some(name))
-            })
-    })
+    ["containers", "initContainers"]
+        .iter()
+        .any(|list| has_container_in(object, list, name))
+}
+
+fn has_container_in(object: &Value, list: &str, name: &str) -> bool {
+    object
+        .pointer(&format!("{POD_SPEC}/{list}"))
+        .and_then(Value::as_array)
+        .is_some_and(|l| {
+            l.iter()
+                .any(|c| c.get("name").and_then(Value::as_str) == Some(name))
+        })
 }
 
 fn push_container(object: &mut Value, list: &str, container: Value) {

@@ -133,7 +133,7 @@ pub fn render(spec: &AutoscalingSpec, extra_labels: &BTreeMap<String, String>) -
         scale_up: rules(spec.scale_up_stabilization),
         scale_down: rules(spec.scale_down_stabilization),
     });
-    let advanced = (hpa_name.is_some() || behavior.is_some()).then(|| Advanced {
+    let advanced = (hpa_name.is_some() || behavior.is_some()).then_some(Advanced {
         horizontal_pod_autoscaler_config: HpaConfig {
             name: hpa_name,
             behavior,

@@ -1,0 +1,391 @@
+//! The HTTPS admission server: axum over rustls (ring, TLS 1.2/1.3, h2 and http/1.1).
+//!
+//! Routes: `POST /mutate`, `POST /validate` (AdmissionReview v1), `GET /healthz`,
+//! `GET /readyz`, `GET /metrics`. Admission work is pure CPU in the order of tens of
+//! microseconds, so it runs inline on the request's task.
+//!
+//! Limits: request bodies over [`BODY_LIMIT`] get 413; the TLS handshake, the first request
+//! on a connection, HTTP/1 headers and whole requests each have a timeout. On shutdown the
+//! server fails `/readyz`, keeps serving for `shutdown_delay`, then stops accepting and lets
+//! in-flight requests finish until `shutdown_grace` has passed since the signal.
+
+pub mod metrics;
+pub mod tls;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum_server::tls_rustls::RustlsConfig;
+use prometheus_client::registry::Registry;
+use tokio::task::JoinHandle;
+use tower_http::timeout::TimeoutLayer;
+
+use crate::admission::{self, Answer, BadReview};
+use crate::config::WebhookConfig;
+use crate::settings::{Settings, TlsSource};
+use metrics::Metrics;
+use tls::{PairFiles, ReloadingCert, TlsError};
+
+/// Largest accepted request body (the API server's own limit for objects is 3 MiB).
+pub const BODY_LIMIT: usize = 3 * 1024 * 1024;
+/// Longest TLS handshake.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Longest wait for the first request on a new connection, after the handshake.
+pub const FIRST_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// Longest wait for a complete HTTP/1 request head.
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// Longest time for a whole request, body included (the API server waits at most 30 s).
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    #[error("cannot listen on {addr}: {error}")]
+    Bind {
+        addr: SocketAddr,
+        error: std::io::Error,
+    },
+    #[error("server: {0}")]
+    Io(std::io::Error),
+    #[error("server task: {0}")]
+    Task(String),
+}
+
+impl From<std::io::Error> for ServerError {
+    fn from(e: std::io::Error) -> Self {
+        ServerError::Io(e)
+    }
+}
+
+/// Shared by the handlers.
+#[derive(Clone)]
+struct AppState {
+    config: Arc<WebhookConfig>,
+    metrics: Metrics,
+    registry: Arc<Registry>,
+    ready: Arc<AtomicBool>,
+}
+
+type Review = fn(&[u8], &WebhookConfig) -> Result<Answer, BadReview>;
+
+/// The routes, without TLS: usable with any hyper/axum server.
+pub fn router(
+    config: WebhookConfig,
+    metrics: Metrics,
+    registry: Arc<Registry>,
+    ready: Arc<AtomicBool>,
+) -> Router {
+    let state = AppState {
+        config: Arc::new(config),
+        metrics,
+        registry,
+        ready,
+    };
+    Router::new()
+        .route("/mutate", post(mutate))
+        .route("/validate", post(validate))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics_text))
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            REQUEST_TIMEOUT,
+        ))
+        .with_state(state)
+}
+
+async fn mutate(State(s): State<AppState>, body: Result<Bytes, BytesRejection>) -> Response {
+    review(&s, "mutate", admission::mutate_review, body)
+}
+
+async fn validate(State(s): State<AppState>, body: Result<Bytes, BytesRejection>) -> Response {
+    review(&s, "validate", admission::validate_review, body)
+}
+
+fn text(status: StatusCode, message: String) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        message + "\n",
+    )
+        .into_response()
+}
+
+fn review(
+    s: &AppState,
+    route: &'static str,
+    decide: Review,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let start = Instant::now();
+    let body = match body {
+        Ok(b) => b,
+        Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            s.metrics.admission(route, "too_large", start.elapsed());
+            tracing::warn!(route, limit_bytes = BODY_LIMIT, "request body too large");
+            return text(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("request body over the {BODY_LIMIT}-byte limit"),
+            );
+        }
+        Err(rejection) => {
+            s.metrics.admission(route, "bad_request", start.elapsed());
+            tracing::warn!(route, error = %rejection.body_text(), "cannot read the request body");
+            return text(rejection.status(), rejection.body_text());
+        }
+    };
+    match decide(&body, &s.config) {
+        Ok(answer) => {
+            let elapsed = start.elapsed();
+            let m = &answer.summary;
+            s.metrics.admission(route, m.decision, elapsed);
+            tracing::info!(
+                route,
+                uid = %m.uid,
+                kind = %m.kind,
+                namespace = %m.namespace,
+                name = %m.name,
+                operation = %m.operation,
+                dry_run = m.dry_run,
+                decision = m.decision,
+                duration_ms = elapsed.as_secs_f64() * 1000.0,
+                "admission review"
+            );
+            (
+                StatusCode::OK,
+                [(header::CONTENT_TYPE, "application/json")],
+                answer.body,
+            )
+                .into_response()
+        }
+        Err(e) => {
+            let elapsed = start.elapsed();
+            s.metrics.admission(route, "bad_request", elapsed);
+            tracing::warn!(
+                route,
+                error = %e,
+                duration_ms = elapsed.as_secs_f64() * 1000.0,
+                "bad admission request"
+            );
+            text(StatusCode::BAD_REQUEST, e.to_string())
+        }
+    }
+}
+
+async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+async fn readyz(State(s): State<AppState>) -> Response {
+    if s.ready.load(Ordering::SeqCst) {
+        (StatusCode::OK, "ok\n").into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "not ready\n").into_response()
+    }
+}
+
+async fn metrics_text(State(s): State<AppState>) -> Response {
+    (
+        [(header::CONTENT_TYPE, metrics::CONTENT_TYPE)],
+        metrics::encode(&s.registry),
+    )
+        .into_response()
+}
+
+/// A running server.
+pub struct Server {
+    local_addr: SocketAddr,
+    handle: axum_server::Handle<SocketAddr>,
+    task: JoinHandle<std::io::Result<()>>,
+    reload: Option<JoinHandle<()>>,
+    ready: Arc<AtomicBool>,
+    dev_ca_bundle: Option<String>,
+    shutdown_grace: Duration,
+    shutdown_delay: Duration,
+}
+
+impl Server {
+    /// Loads the certificate (or makes the development one), binds `settings.addr` and starts
+    /// serving on the current Tokio runtime. The server's metrics are added to `registry`,
+    /// whose other metrics (registered before) are served on `/metrics` too.
+    pub async fn start(settings: &Settings, mut registry: Registry) -> Result<Server, ServerError> {
+        let metrics = Metrics::register(&mut registry);
+        let (resolver, reload, dev_ca_bundle) = match &settings.tls {
+            TlsSource::Files { cert, key } => {
+                let files = PairFiles {
+                    cert: cert.clone(),
+                    key: key.clone(),
+                };
+                let (loaded, fingerprint) = files.load().await?;
+                tls::initial(&loaded, &files, &metrics);
+                let resolver = Arc::new(ReloadingCert::new(loaded.key));
+                let reload = tokio::spawn(tls::watch(
+                    files,
+                    settings.cert_reload_interval,
+                    resolver.clone(),
+                    metrics.clone(),
+                    fingerprint,
+                ));
+                (resolver, Some(reload), None)
+            }
+            TlsSource::Ephemeral => {
+                let (loaded, ca_bundle) = tls::ephemeral()?;
+                metrics.certificate_served(loaded.not_after);
+                tracing::warn!(
+                    ca_bundle = %ca_bundle,
+                    "NO --tls-cert/--tls-key: serving an EPHEMERAL DEVELOPMENT CERTIFICATE made at start \
+                     (SANs localhost, 127.0.0.1, ::1 and the in-cluster Service names), signed by a CA \
+                     that exists only in this process; use ca_bundle as the webhooks' caBundle, \
+                     never in production"
+                );
+                (
+                    Arc::new(ReloadingCert::new(loaded.key)),
+                    None,
+                    Some(ca_bundle),
+                )
+            }
+        };
+        let rustls_config = RustlsConfig::from_config(Arc::new(tls::server_config(resolver)?));
+
+        let listener =
+            std::net::TcpListener::bind(settings.addr).map_err(|error| ServerError::Bind {
+                addr: settings.addr,
+                error,
+            })?;
+        let local_addr = listener.local_addr()?;
+        let handle = axum_server::Handle::new();
+        let mut server = axum_server::tls_rustls::from_tcp_rustls(listener, rustls_config)?
+            .map(|acceptor| acceptor.handshake_timeout(HANDSHAKE_TIMEOUT))
+            .handle(handle.clone())
+            .first_request_timeout(FIRST_REQUEST_TIMEOUT)
+            .accept_error_handler(|remote, e| {
+                tracing::debug!(remote = ?remote, error = %e, "connection not accepted");
+            });
+        server
+            .http_builder()
+            .http1()
+            .header_read_timeout(HEADER_READ_TIMEOUT);
+
+        let ready = Arc::new(AtomicBool::new(false));
+        let app = router(
+            settings.webhook.clone(),
+            metrics,
+            Arc::new(registry),
+            ready.clone(),
+        );
+        let task = tokio::spawn(server.serve(app.into_make_service()));
+        ready.store(true, Ordering::SeqCst);
+        tracing::info!(addr = %local_addr, "admission webhook listening (HTTPS)");
+        Ok(Server {
+            local_addr,
+            handle,
+            task,
+            reload,
+            ready,
+            dev_ca_bundle,
+            shutdown_grace: settings.shutdown_grace,
+            shutdown_delay: settings.shutdown_delay.min(settings.shutdown_grace),
+        })
+    }
+
+    /// The bound address (useful with port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// base64 caBundle of the ephemeral development CA, when serving one.
+    pub fn dev_ca_bundle(&self) -> Option<&str> {
+        self.dev_ca_bundle.as_deref()
+    }
+
+    /// Whether `/readyz` currently answers 200.
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::SeqCst)
+    }
+
+    /// Fails `/readyz`, serves on for the shutdown delay, stops accepting, and waits for
+    /// in-flight requests until the grace period (counted from this call) is over.
+    pub async fn shutdown(self) -> Result<(), ServerError> {
+        let Server {
+            handle,
+            task,
+            reload,
+            ready,
+            shutdown_grace,
+            shutdown_delay,
+            ..
+        } = self;
+        ready.store(false, Ordering::SeqCst);
+        tracing::info!(
+            delay_seconds = shutdown_delay.as_secs_f64(),
+            grace_seconds = shutdown_grace.as_secs_f64(),
+            connections = handle.connection_count(),
+            "shutting down: not ready"
+        );
+        if !shutdown_delay.is_zero() {
+            tokio::time::sleep(shutdown_delay).await;
+        }
+        tracing::info!(
+            connections = handle.connection_count(),
+            "shutting down: listener closed, draining in-flight requests"
+        );
+        handle.graceful_shutdown(Some(shutdown_grace.saturating_sub(shutdown_delay)));
+        if let Some(reload) = reload {
+            reload.abort();
+        }
+        let result = join(task).await;
+        tracing::info!("shut down");
+        result
+    }
+
+    /// Serves until `shutdown` completes (then shuts down gracefully) or the server fails.
+    pub async fn serve_until(
+        mut self,
+        shutdown: impl Future<Output = ()>,
+    ) -> Result<(), ServerError> {
+        tokio::select! {
+            result = &mut self.task => {
+                if let Some(reload) = self.reload.take() {
+                    reload.abort();
+                }
+                flatten(result)
+            }
+            () = shutdown => self.shutdown().await,
+        }
+    }
+}
+
+async fn join(task: JoinHandle<std::io::Result<()>>) -> Result<(), ServerError> {
+    flatten(task.await)
+}
+
+fn flatten(result: Result<std::io::Result<()>, tokio::task::JoinError>) -> Result<(), ServerError> {
+    match result {
+        Ok(r) => r.map_err(ServerError::Io),
+        Err(e) => Err(ServerError::Task(e.to_string())),
+    }
+}
+
+/// Starts the server and serves until `shutdown` completes; see [`Server::start`].
+pub async fn run(
+    settings: &Settings,
+    registry: Registry,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), ServerError> {
+    Server::start(settings, registry)
+        .await?
+        .serve_until(shutdown)
+        .await
+}

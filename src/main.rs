@@ -114,6 +114,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     Ok(ExitCode::SUCCESS)
                 }
                 Err(e @ ManifestError::Invalid { .. }) => {
+                    if let ManifestError::Invalid { warnings, .. } = &e {
+                        for w in warnings {
+                            eprintln!("Warning: {w}");
+                        }
+                    }
                     eprintln!("{e}");
                     Ok(ExitCode::FAILURE)
                 }

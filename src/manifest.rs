@@ -20,7 +20,12 @@ pub enum ManifestError {
         source: serde_yaml_ng::Error,
     },
     #[error("{count} document(s) with invalid annotations:\n{details}")]
-    Invalid { count: usize, details: String },
+    Invalid {
+        count: usize,
+        details: String,
+        /// Warnings about the documents, worth showing with the problems.
+        warnings: Vec<String>,
+    },
 }
 
 /// The mutated manifest and what to tell the user.
@@ -133,6 +138,7 @@ pub fn mutate_manifest(text: &str, cfg: &WebhookConfig) -> Result<MutatedManifes
         return Err(ManifestError::Invalid {
             count: failures.len(),
             details,
+            warnings,
         });
     }
     out_docs.extend(scaled_objects);

@@ -1,0 +1,90 @@
+//! The `mutate` command as a user runs it: files and stdin, stdout/stderr, exit codes.
+
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+
+fn mutate(args: &[&str], stdin: Option<&str>) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_llm-autoscale-webhook"))
+        .arg("mutate")
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run the binary");
+    let mut pipe = child.stdin.take().unwrap();
+    if let Some(s) = stdin {
+        pipe.write_all(s.as_bytes()).unwrap();
+    }
+    drop(pipe);
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn the_example_comes_out_with_a_sidecar_and_a_scaled_object() {
+    let out = mutate(&["-f", "examples/vllm-deployment.yaml"], None);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(stdout.contains("name: llm-autoscale-collector"));
+    assert!(stdout.contains("kind: ScaledObject"));
+    assert!(
+        stdout.contains("sum(vllm:num_requests_waiting{deployment=qwen2-7b-vllm,namespace=llm})")
+    );
+    assert!(out.stderr.is_empty(), "no warnings expected");
+
+    // The output through mutate again (from stdin) is unchanged, byte for byte.
+    let again = mutate(&["-f", "-"], Some(&stdout));
+    assert!(again.status.success());
+    assert_eq!(String::from_utf8(again.stdout).unwrap(), stdout);
+}
+
+#[test]
+fn invalid_annotations_exit_non_zero_with_nothing_on_stdout() {
+    let out = mutate(&["-f", "tests/fixtures/invalid/every-problem.yaml"], None);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(out.stdout.is_empty(), "nothing partial on stdout");
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    for key in [
+        "scaler-adress",
+        "backend",
+        "min-replicas",
+        "metrics-port",
+        "query",
+        "target",
+    ] {
+        assert!(
+            stderr.contains(&format!("llm-autoscale.io/{key}:")),
+            "{key} missing from:\n{stderr}"
+        );
+    }
+}
+
+#[test]
+fn warnings_go_to_stderr() {
+    let out = mutate(
+        &["-f", "tests/fixtures/input/vllm-deprecated-metric.yaml"],
+        None,
+    );
+    assert!(out.status.success());
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        stderr.starts_with("Warning: Deployment default/vllm-llama3-deployment-vllm:"),
+        "{stderr}"
+    );
+    assert!(!String::from_utf8(out.stdout).unwrap().contains("Warning"));
+}
+
+#[test]
+fn unreadable_input_is_an_error() {
+    let out = mutate(&["-f", "does-not-exist.yaml"], None);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("does-not-exist.yaml"));
+    let out = mutate(&["-f", "-"], Some("a: [unclosed"));
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not valid YAML"));
+}

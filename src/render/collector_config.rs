@@ -183,11 +183,11 @@ pub struct Pipeline {
     pub exporters: Vec<String>,
 }
 
-/// The OTLP gRPC exporter's component type for a collector version. Collector v0.145.0
-/// renamed `otlp` to `otlp_grpc` (the old name stays as a deprecated alias).
+/// The OTLP gRPC exporter's component type for a collector version. Collector v0.144.0
+/// renamed `otlp` to `otlp_grpc` (later releases accept the old name as a deprecated alias).
 pub fn exporter_type_for(version: Option<(u32, u32)>) -> &'static str {
     match version {
-        Some((0, minor)) if minor < 145 => "otlp",
+        Some((0, minor)) if minor < 144 => "otlp",
         _ => "otlp_grpc",
     }
 }
@@ -350,6 +350,8 @@ mod tests {
         assert_eq!(collector_version("x/y:v0.120.1"), Some((0, 120)));
         assert_eq!(collector_version("x/y:latest"), None);
         assert_eq!(exporter_type_for(Some((0, 120))), "otlp");
+        assert_eq!(exporter_type_for(Some((0, 143))), "otlp");
+        assert_eq!(exporter_type_for(Some((0, 144))), "otlp_grpc");
         assert_eq!(exporter_type_for(Some((0, 161))), "otlp_grpc");
         assert_eq!(exporter_type_for(None), "otlp_grpc");
     }

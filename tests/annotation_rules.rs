@@ -440,29 +440,16 @@ fn vllm_version_aliases() {
 
 #[test]
 fn kserve_port_annotation_and_predictor_default() {
+    let port = |d: &Value| {
+        let w = Workload::from_object(WorkloadKind::Deployment, d);
+        let (s, _) = annotations::parse(&w, &WebhookConfig::default()).unwrap();
+        s.unwrap().scrape.port
+    };
     let mut d = deployment(&[("enabled", "true"), ("max-replicas", "2")]);
     d["metadata"]["labels"] = json!({"serving.kserve.io/inferenceservice": "llama"});
-    let w = Workload::from_object(WorkloadKind::Deployment, &d);
-    assert_eq!(
-        annotations::parse(&w, &WebhookConfig::default())
-            .unwrap()
-            .0
-            .unwrap()
-            .scrape
-            .port,
-        8080
-    );
+    assert_eq!(port(&d), 8080);
     d["spec"]["template"]["metadata"]["annotations"] = json!({"prometheus.kserve.io/port": "8082"});
-    let w = Workload::from_object(WorkloadKind::Deployment, &d);
-    assert_eq!(
-        annotations::parse(&w, &WebhookConfig::default())
-            .unwrap()
-            .0
-            .unwrap()
-            .scrape
-            .port,
-        8082
-    );
+    assert_eq!(port(&d), 8082);
 }
 
 #[test]

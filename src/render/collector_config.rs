@@ -184,7 +184,7 @@ pub struct Pipeline {
 }
 
 /// The OTLP gRPC exporter's component type for a collector version. Collector v0.144.0
-/// renamed `otlp` to `otlp_grpc` (later releases accept the old name as a deprecated alias).
+/// renamed `otlp` to `otlp_grpc` (and accepts the old name as a deprecated alias).
 pub fn exporter_type_for(version: Option<(u32, u32)>) -> &'static str {
     match version {
         Some((0, minor)) if minor < 144 => "otlp",

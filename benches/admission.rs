@@ -2,6 +2,8 @@
 //!
 //! - `admission/pure`: decode the AdmissionReview, mutate, encode the answer (no I/O), for
 //!   the annotated vLLM Deployment of `examples/vllm-deployment.yaml`;
+//! - `admission/core_mutate`: only `mutate::mutate` on the already decoded object (the rest
+//!   of `admission/pure` is AdmissionReview decoding and encoding);
 //! - `https/mutate`: the same review as a full HTTPS round trip to the real server, over one
 //!   kept-alive rustls connection;
 //! - `https/healthz`: a no-op route on the same server and connection (transport only);
@@ -15,20 +17,24 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use llm_autoscale_webhook::admission::mutate_review;
 use llm_autoscale_webhook::config::WebhookConfig;
 use llm_autoscale_webhook::manifest::parse_documents;
+use llm_autoscale_webhook::mutate::mutate;
 
 #[allow(dead_code)]
 #[path = "../tests/server/harness.rs"]
 mod harness;
 
-fn review_body() -> Vec<u8> {
+fn example() -> serde_json::Value {
     let text = std::fs::read_to_string("examples/vllm-deployment.yaml")
         .expect("examples/vllm-deployment.yaml");
-    let object = parse_documents(&text)
+    parse_documents(&text)
         .expect("example parses")
         .into_iter()
         .next()
-        .expect("one document");
-    serde_json::to_vec(&harness::review(&object, "CREATE", false, "bench")).expect("encode")
+        .expect("one document")
+}
+
+fn review_body() -> Vec<u8> {
+    serde_json::to_vec(&harness::review(&example(), "CREATE", false, "bench")).expect("encode")
 }
 
 fn pure(c: &mut Criterion) {
@@ -40,6 +46,10 @@ fn pure(c: &mut Criterion) {
     group.throughput(Throughput::Elements(1));
     group.bench_function("pure", |b| {
         b.iter(|| mutate_review(black_box(&body), black_box(&cfg)).map(|a| a.body.len()))
+    });
+    let object = example();
+    group.bench_function("core_mutate", |b| {
+        b.iter(|| mutate(black_box(&object), black_box(&cfg)).map(|m| m.patch.0.len()))
     });
     group.finish();
 }

@@ -15,7 +15,8 @@ mod triggers;
 
 pub use triggers::default_promql;
 use triggers::{
-    TriggerContext, TriggerInput, parse_string_map, parse_trigger_list, resolve_trigger,
+    TRIGGER_KEYS, TriggerContext, TriggerInput, parse_string_map, parse_trigger_list,
+    resolve_trigger,
 };
 
 /// Every annotation of this product starts with this.
@@ -574,15 +575,7 @@ impl<'a> Reader<'a> {
     }
 
     fn triggers(&mut self, ctx: &TriggerContext) -> Vec<TriggerSpec> {
-        let singles = [
-            "preset",
-            "metric",
-            "target",
-            "query",
-            "aggregation",
-            "operation-over-time",
-            "activation-target",
-        ];
+        let singles = TRIGGER_KEYS;
         let mut inputs: Vec<TriggerInput> = Vec::new();
         if let Some(raw) = self.raw("triggers") {
             let clash: Vec<&str> = singles

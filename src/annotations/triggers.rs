@@ -51,8 +51,9 @@ impl TriggerInput {
     }
 }
 
-const TRIGGER_FIELDS: [&str; 8] = [
-    "name",
+/// What describes one trigger: the single-metric annotations, and (with `name`) the fields
+/// of a `triggers` entry.
+pub(super) const TRIGGER_KEYS: [&str; 7] = [
     "preset",
     "metric",
     "target",
@@ -105,10 +106,10 @@ pub(super) fn parse_trigger_list(raw: &str) -> Result<Vec<TriggerInput>, Refusal
                 "activationTarget" => "activation-target",
                 other => other,
             };
-            if !TRIGGER_FIELDS.contains(&field) {
+            if field != "name" && !TRIGGER_KEYS.contains(&field) {
                 return Err(Refusal {
                     reason: format!("entry {i} has an unknown field {k:?}"),
-                    fix: format!("use only {}", TRIGGER_FIELDS.join(", ")),
+                    fix: format!("use only name, {}", TRIGGER_KEYS.join(", ")),
                 });
             }
             let Some(s) = json_scalar_to_string(v) else {

@@ -13,10 +13,9 @@ use crate::workload::{Workload, WorkloadKind};
 
 mod triggers;
 
-pub use triggers::default_promql;
+pub use triggers::{TRIGGER_KEYS, default_promql};
 use triggers::{
-    TRIGGER_KEYS, TriggerContext, TriggerInput, parse_string_map, parse_trigger_list,
-    resolve_trigger,
+    TriggerContext, TriggerInput, parse_string_map, parse_trigger_list, resolve_trigger,
 };
 
 /// Every annotation of this product starts with this.
@@ -30,17 +29,11 @@ pub const KSERVE_PATH: &str = "prometheus.kserve.io/path";
 /// The OTel operator's injection annotation; with our sidecar it would double the series.
 pub const OTEL_OPERATOR_INJECT: &str = "sidecar.opentelemetry.io/inject";
 
-/// The annotation keys (without the prefix) that users set.
-pub const KEYS: [&str; 28] = [
+/// The annotation keys (without the prefix) that users set, besides the trigger keys
+/// ([`TRIGGER_KEYS`]: preset, metric, target, ...).
+pub const KEYS: [&str; 21] = [
     "enabled",
     "backend",
-    "preset",
-    "metric",
-    "target",
-    "query",
-    "aggregation",
-    "operation-over-time",
-    "activation-target",
     "triggers",
     "min-replicas",
     "max-replicas",
@@ -61,6 +54,11 @@ pub const KEYS: [&str; 28] = [
     "hpa-name",
     "fallback-failure-threshold",
 ];
+
+/// Every annotation key users set (without the prefix).
+fn known_keys() -> impl Iterator<Item = &'static str> {
+    KEYS.into_iter().chain(TRIGGER_KEYS)
+}
 
 /// Where the metrics go and who computes the scaling value.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -240,14 +238,18 @@ impl<'a> Reader<'a> {
             .iter()
             .filter_map(|(k, v)| {
                 let short = k.strip_prefix(PREFIX)?;
-                (k != STATUS && !KEYS.contains(&short)).then(|| (k.clone(), v.clone()))
+                (k != STATUS && !known_keys().any(|known| known == short))
+                    .then(|| (k.clone(), v.clone()))
             })
             .collect();
         for (k, v) in unknown {
             let short = &k[PREFIX.len()..];
             let fix = match closest(short) {
                 Some(s) => format!("did you mean {PREFIX}{s}?"),
-                None => format!("remove it; known keys: {}", KEYS.join(", ")),
+                None => format!(
+                    "remove it; known keys: {}",
+                    known_keys().collect::<Vec<_>>().join(", ")
+                ),
             };
             self.f
                 .problem(Problem::new(k.clone(), Some(&v), "unknown annotation", fix));
@@ -283,14 +285,15 @@ impl<'a> Reader<'a> {
                 ));
                 1
             }
-            Some(_) => self.get("max-replicas", values::count).unwrap_or(1),
+            Some(_) => match self.get("max-replicas", values::count) {
+                Some(0) => {
+                    self.bad("max-replicas", "must be at least 1", "write \"1\" or more");
+                    0
+                }
+                Some(n) => n,
+                None => 1,
+            },
         };
-        if self.raw("max-replicas").is_some()
-            && max_replicas < 1
-            && values::count(self.raw("max-replicas").unwrap_or("")).is_ok()
-        {
-            self.bad("max-replicas", "must be at least 1", "write \"1\" or more");
-        }
         if min_replicas > max_replicas && max_replicas >= 1 {
             self.bad(
                 "min-replicas",
@@ -691,8 +694,8 @@ fn is_dns_label(v: &str) -> bool {
 
 /// The closest known key, for "did you mean".
 fn closest(short: &str) -> Option<&'static str> {
-    KEYS.iter()
-        .map(|k| (edit_distance(short, k), *k))
+    known_keys()
+        .map(|k| (edit_distance(short, k), k))
         .filter(|(d, _)| *d <= 3)
         .min_by_key(|(d, _)| *d)
         .map(|(_, k)| k)

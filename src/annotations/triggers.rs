@@ -53,7 +53,7 @@ impl TriggerInput {
 
 /// What describes one trigger: the single-metric annotations, and (with `name`) the fields
 /// of a `triggers` entry.
-pub(super) const TRIGGER_KEYS: [&str; 7] = [
+pub const TRIGGER_KEYS: [&str; 7] = [
     "preset",
     "metric",
     "target",

@@ -238,6 +238,10 @@ async fn reconcile(d: Arc<Deployment>, ctx: Arc<Context>) -> Result<Requeue, Rec
                     ctx.metrics.record_result("deleted");
                 }
             }
+            // Not opted in: nothing to repair periodically. A change of the Deployment, or of
+            // a ScaledObject it owns, wakes this up again; a timer would GET once per
+            // Deployment of the cluster every few minutes.
+            return Ok(Requeue::await_change());
         }
         Action::Skip(reason) => {
             if p.invalid.is_none() {

@@ -161,6 +161,25 @@ fn with_annotation(mut doc: Value, key: &str, value: Option<&str>) -> Value {
     doc
 }
 
+/// Whether an Event with this reason was recorded on the named Deployment.
+fn has_event(cp: &ControlPlane, deployment: &str, reason: &str) -> bool {
+    get_json(
+        cp,
+        &[
+            "events",
+            "-n",
+            NS,
+            &format!("--field-selector=reason={reason}"),
+        ],
+    )
+    .and_then(|l| l["items"].as_array().cloned())
+    .is_some_and(|items| {
+        items.iter().any(|e| {
+            e["involvedObject"]["kind"] == "Deployment" && e["involvedObject"]["name"] == deployment
+        })
+    })
+}
+
 fn stderr_of(o: &std::process::Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
@@ -224,6 +243,9 @@ fn annotated_workloads_get_sidecars_and_scaled_objects() {
         "sum(vllm:num_requests_waiting{deployment=qwen2-7b-vllm,namespace=llm})"
     );
     assert_eq!(trigger["metadata"]["targetValue"], "5");
+    cp.wait_for("the ScaledObjectApplied event", WAIT, || {
+        has_event(&cp, &name, "ScaledObjectApplied")
+    });
 
     // 2. Re-applying the same file changes nothing. Client-side apply finds no difference;
     //    an UPDATE of the stored object (what KServe's controller and GitOps tools send)
@@ -348,6 +370,9 @@ fn annotated_workloads_get_sidecars_and_scaled_objects() {
     assert!(sidecar_of(&d).is_none(), "sidecar removed with the opt-in");
     cp.wait_for("the reconciler to delete the ScaledObject", WAIT, || {
         scaled_object(&cp, &name).is_none()
+    });
+    cp.wait_for("the ScaledObjectDeleted event", WAIT, || {
+        has_event(&cp, &name, "ScaledObjectDeleted")
     });
 
     // 8. A KServe InferenceService from KServe's docs, with our annotations: stored with

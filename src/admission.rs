@@ -9,7 +9,7 @@ use kube::core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview
 use serde_json::Value;
 
 use crate::config::{OnInvalid, WebhookConfig};
-use crate::keda_rules;
+use crate::keda::rules as keda_rules;
 use crate::mutate::mutate;
 use crate::workload::WorkloadKind;
 
@@ -186,7 +186,7 @@ pub fn validate_review(body: &[u8], cfg: &WebhookConfig) -> Result<Answer, BadRe
             "/validate takes keda.sh/v1alpha1 ScaledObjects",
         ));
     }
-    let problems = keda_rules::check(&object, &cfg.scaler_address);
+    let problems = keda_rules::validate(&object, &cfg.scaler_address);
     let (resp, decision) = if problems.is_empty() {
         (resp, "allowed")
     } else {

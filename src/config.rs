@@ -6,6 +6,9 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::keda;
+use crate::version::Version;
+
 /// Collector image used for the sidecar unless configured otherwise. The release tag is pinned:
 /// the rendered config is tested against this collector version.
 pub const DEFAULT_COLLECTOR_IMAGE: &str = "otel/opentelemetry-collector-contrib:0.161.0";
@@ -83,6 +86,9 @@ pub struct WebhookConfig {
     pub on_invalid: OnInvalid,
     /// Memory limit of the sidecar, in MiB (requests stay at 64Mi; `GOMEMLIMIT` is 80 %).
     pub collector_memory_limit_mib: u32,
+    /// The KEDA release installed in the cluster: decides version-dependent rules (fallback on
+    /// `Value` triggers needs 2.18).
+    pub keda_version: Version,
 }
 
 impl Default for WebhookConfig {
@@ -97,6 +103,7 @@ impl Default for WebhookConfig {
             native_sidecars: true,
             on_invalid: OnInvalid::Deny,
             collector_memory_limit_mib: 128,
+            keda_version: keda::TESTED_VERSION,
         }
     }
 }

@@ -1,6 +1,7 @@
 //! vLLM presets (what to scale on, with sensible defaults) and the metric rename table.
 
 use crate::query::Aggregation;
+pub use crate::version::Version;
 
 /// HPA target type of a trigger.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -103,109 +104,145 @@ pub fn preset_names() -> String {
         .join(", ")
 }
 
-/// A vLLM version, major.minor.patch.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub struct Version(pub u32, pub u32, pub u32);
-
-impl Version {
-    /// Parses `0.11.2`, `v0.11`, `v0.10.1.1`, `0.11.0rc1` (the pre-release suffix is dropped).
-    pub fn parse(s: &str) -> Option<Version> {
-        let s = s.strip_prefix('v').unwrap_or(s);
-        let mut parts = s.split('.');
-        let num = |p: Option<&str>| -> Option<u32> {
-            let p = p?;
-            let digits: String = p.chars().take_while(char::is_ascii_digit).collect();
-            digits.parse().ok()
-        };
-        let major = num(parts.next())?;
-        let minor = num(parts.next())?;
-        let patch = num(parts.next()).unwrap_or(0);
-        Some(Version(major, minor, patch))
-    }
-}
-
-impl std::fmt::Display for Version {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "v{}.{}.{}", self.0, self.1, self.2)
-    }
-}
-
-/// A metric vLLM renamed: the old name is deprecated once the new one exists, and gone
-/// (hidden behind `--show-hidden-metrics-for-version`) from `old_hidden_from`.
+/// A metric vLLM renamed. Three states, by vLLM version:
+/// before `new_since` only the old name exists; from `new_since` both are exported (the old
+/// one deprecated); from `old_hidden_from` only the new one (the old one behind
+/// `--show-hidden-metrics-for-version`, then removed from `old_removed_from`).
 #[derive(Clone, Copy, Debug)]
 pub struct Rename {
     pub old: &'static str,
     pub new: &'static str,
     pub new_since: Version,
     pub old_hidden_from: Version,
+    pub old_removed_from: Version,
 }
 
+/// What a vLLM version exports of a renamed metric.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RenameState {
+    /// Before the rename: only the old name.
+    OldOnly,
+    /// Both names; the old one is deprecated.
+    Both,
+    /// Only the new name (the old one hidden, or removed).
+    NewOnly,
+}
+
+impl Rename {
+    pub fn state(&self, v: Version) -> RenameState {
+        if v < self.new_since {
+            RenameState::OldOnly
+        } else if v < self.old_hidden_from {
+            RenameState::Both
+        } else {
+            RenameState::NewOnly
+        }
+    }
+
+    fn old_fate(&self, v: Version) -> &'static str {
+        if v < self.old_removed_from {
+            "hidden"
+        } else {
+            "removed"
+        }
+    }
+}
+
+/// Checked in vLLM's own code (`vllm/v1/metrics/loggers.py` of each release's wheel):
+/// `vllm:kv_cache_usage_perc` appears in 0.9.2 (where `gpu_cache_usage_perc` is marked
+/// deprecated), the old gauge is only registered with `--show-hidden-metrics-for-version`
+/// from 0.11.0 and gone in 0.12.0. `vllm:inter_token_latency_seconds` appears in 0.10.2, the
+/// old histogram is hidden from 0.12.0 and gone in 0.15.0.
 pub const RENAMES: [Rename; 2] = [
     Rename {
         old: "vllm:gpu_cache_usage_perc",
         new: "vllm:kv_cache_usage_perc",
-        new_since: Version(0, 10, 0),
+        new_since: Version(0, 9, 2),
         old_hidden_from: Version(0, 11, 0),
+        old_removed_from: Version(0, 12, 0),
     },
     Rename {
         old: "vllm:time_per_output_token_seconds",
         new: "vllm:inter_token_latency_seconds",
-        new_since: Version(0, 11, 0),
+        new_since: Version(0, 10, 2),
         old_hidden_from: Version(0, 12, 0),
+        old_removed_from: Version(0, 15, 0),
     },
 ];
+
+/// `vllm:x_bucket` → (`vllm:x`, `_bucket`) when `metric` is `base` or a histogram series of it.
+fn split_series<'a>(metric: &'a str, base: &str) -> Option<&'a str> {
+    let suffix = metric.strip_prefix(base)?;
+    (suffix.is_empty() || matches!(suffix, "_bucket" | "_sum" | "_count")).then_some(suffix)
+}
 
 /// The metric name to use for `metric` on a vLLM of `version` (if known), and a warning when
 /// the name was changed or is questionable. Names vLLM never renamed pass through silently.
 pub fn resolve_alias(metric: &str, version: Option<Version>) -> (String, Option<String>) {
-    // Histograms are scraped as `<name>_bucket`/`_sum`/`_count`: match on the base name.
     for r in RENAMES {
-        if let Some(suffix) = metric.strip_prefix(r.old) {
-            if !suffix.is_empty() && !matches!(suffix, "_bucket" | "_sum" | "_count") {
-                continue;
-            }
-            let renamed = format!("{}{suffix}", r.new);
-            return match version {
-                Some(v) if v < r.new_since => (metric.to_string(), None),
-                Some(v) if v < r.old_hidden_from => (
-                    metric.to_string(),
-                    Some(format!(
-                        "metric {metric} is deprecated in vLLM {v} and hidden from {}: switch to {renamed}",
-                        r.old_hidden_from
-                    )),
-                ),
-                Some(v) => (
-                    renamed.clone(),
-                    Some(format!(
-                        "metric {metric} no longer exists in vLLM {v} (renamed in {}): using {renamed}",
-                        r.new_since
-                    )),
-                ),
-                None => (
-                    renamed.clone(),
-                    Some(format!(
-                        "metric {metric} was renamed to {renamed} in vLLM {} and is gone from {}: using {renamed}; on an older vLLM set llm-autoscale.io/vllm-version",
-                        r.new_since, r.old_hidden_from
-                    )),
-                ),
-            };
+        if let Some(suffix) = split_series(metric, r.old) {
+            return resolve_old_name(&r, metric, suffix, version);
         }
-        if let Some(suffix) = metric.strip_prefix(r.new) {
-            if !suffix.is_empty() && !matches!(suffix, "_bucket" | "_sum" | "_count") {
-                continue;
-            }
-            if let Some(v) = version.filter(|v| *v < r.new_since) {
-                return (
-                    metric.to_string(),
-                    Some(format!(
-                        "metric {metric} does not exist before vLLM {} (this is {v}): use {}{suffix}",
-                        r.new_since, r.old
-                    )),
-                );
-            }
+        if let Some(suffix) = split_series(metric, r.new) {
+            return resolve_new_name(&r, metric, suffix, version);
         }
     }
     (metric.to_string(), None)
+}
+
+fn resolve_old_name(
+    r: &Rename,
+    metric: &str,
+    suffix: &str,
+    version: Option<Version>,
+) -> (String, Option<String>) {
+    let renamed = format!("{}{suffix}", r.new);
+    match version.map(|v| (v, r.state(v))) {
+        Some((_, RenameState::OldOnly)) => (metric.to_string(), None),
+        Some((v, RenameState::Both)) => (
+            metric.to_string(),
+            Some(format!(
+                "metric {metric} is deprecated in vLLM {v} and hidden from {}: switch to {renamed}",
+                r.old_hidden_from
+            )),
+        ),
+        Some((v, RenameState::NewOnly)) => (
+            renamed.clone(),
+            Some(format!(
+                "metric {metric} is {} in vLLM {v} (renamed in {}): using {renamed}",
+                r.old_fate(v),
+                r.new_since
+            )),
+        ),
+        None => (
+            renamed.clone(),
+            Some(format!(
+                "metric {metric} was renamed to {renamed} in vLLM {} and is hidden from {}: using {renamed}; on an older vLLM set llm-autoscale.io/vllm-version",
+                r.new_since, r.old_hidden_from
+            )),
+        ),
+    }
+}
+
+fn resolve_new_name(
+    r: &Rename,
+    metric: &str,
+    suffix: &str,
+    version: Option<Version>,
+) -> (String, Option<String>) {
+    match version {
+        Some(v) if r.state(v) == RenameState::OldOnly => {
+            let old = format!("{}{suffix}", r.old);
+            (
+                old.clone(),
+                Some(format!(
+                    "metric {metric} does not exist before vLLM {} (this is {v}): using {old}, the name this version exports",
+                    r.new_since
+                )),
+            )
+        }
+        _ => (metric.to_string(), None),
+    }
 }
 
 /// The vLLM version of a container image such as `vllm/vllm-openai:v0.11.0`, if it says.
@@ -226,15 +263,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn versions_parse() {
-        assert_eq!(Version::parse("v0.11.2"), Some(Version(0, 11, 2)));
-        assert_eq!(Version::parse("0.10"), Some(Version(0, 10, 0)));
-        assert_eq!(Version::parse("0.11.0rc1"), Some(Version(0, 11, 0)));
-        assert_eq!(Version::parse("latest"), None);
-        assert_eq!(Version::parse(""), None);
-    }
-
-    #[test]
     fn image_versions() {
         assert_eq!(
             version_from_image("vllm/vllm-openai:v0.11.0"),
@@ -253,12 +281,36 @@ mod tests {
     fn old_name_on_new_vllm_is_rewritten() {
         let (m, w) = resolve_alias("vllm:gpu_cache_usage_perc", Some(Version(0, 11, 0)));
         assert_eq!(m, "vllm:kv_cache_usage_perc");
-        assert!(w.unwrap().contains("no longer exists"));
+        assert!(w.unwrap().contains("is hidden in vLLM v0.11.0"));
+        let (m, w) = resolve_alias("vllm:gpu_cache_usage_perc", Some(Version(0, 12, 0)));
+        assert_eq!(m, "vllm:kv_cache_usage_perc");
+        assert!(w.unwrap().contains("is removed in vLLM v0.12.0"));
+    }
+
+    #[test]
+    fn three_states_at_the_checked_boundaries() {
+        let [kv, itl] = RENAMES;
+        assert_eq!(kv.state(Version(0, 9, 1)), RenameState::OldOnly);
+        assert_eq!(kv.state(Version(0, 9, 2)), RenameState::Both);
+        assert_eq!(kv.state(Version(0, 10, 2)), RenameState::Both);
+        assert_eq!(kv.state(Version(0, 11, 0)), RenameState::NewOnly);
+        assert_eq!(itl.state(Version(0, 10, 1)), RenameState::OldOnly);
+        assert_eq!(itl.state(Version(0, 10, 2)), RenameState::Both);
+        assert_eq!(itl.state(Version(0, 11, 2)), RenameState::Both);
+        assert_eq!(itl.state(Version(0, 12, 0)), RenameState::NewOnly);
+    }
+
+    #[test]
+    fn both_names_exported_keeps_the_new_name_silently() {
+        assert_eq!(
+            resolve_alias("vllm:kv_cache_usage_perc", Some(Version(0, 10, 0))),
+            ("vllm:kv_cache_usage_perc".into(), None)
+        );
     }
 
     #[test]
     fn old_name_on_old_vllm_is_kept_silently() {
-        let (m, w) = resolve_alias("vllm:gpu_cache_usage_perc", Some(Version(0, 9, 2)));
+        let (m, w) = resolve_alias("vllm:gpu_cache_usage_perc", Some(Version(0, 9, 1)));
         assert_eq!(m, "vllm:gpu_cache_usage_perc");
         assert!(w.is_none());
     }
@@ -281,10 +333,15 @@ mod tests {
     }
 
     #[test]
-    fn new_name_on_old_vllm_warns() {
+    fn new_name_on_old_vllm_uses_the_old_name() {
         let (m, w) = resolve_alias("vllm:kv_cache_usage_perc", Some(Version(0, 8, 5)));
-        assert_eq!(m, "vllm:kv_cache_usage_perc");
-        assert!(w.unwrap().contains("does not exist before"));
+        assert_eq!(m, "vllm:gpu_cache_usage_perc");
+        assert!(w.unwrap().contains("does not exist before vLLM v0.9.2"));
+        let (m, _) = resolve_alias(
+            "vllm:inter_token_latency_seconds_count",
+            Some(Version(0, 10, 1)),
+        );
+        assert_eq!(m, "vllm:time_per_output_token_seconds_count");
     }
 
     #[test]

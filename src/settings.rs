@@ -14,6 +14,8 @@ use clap::builder::{PossibleValuesParser, TypedValueParser};
 use clap::{ArgAction, Args, ValueEnum};
 
 use crate::config::{OnInvalid, SidecarMode, WebhookConfig};
+use crate::keda;
+use crate::version::Version;
 
 /// Default listen address of `serve`.
 pub const DEFAULT_ADDR: &str = "0.0.0.0:8443";
@@ -151,6 +153,19 @@ pub fn parse_seconds(text: &str) -> Result<Duration, String> {
         .map_err(|_| format!("{text:?} is not a non-negative number of seconds"))
 }
 
+/// A KEDA release at least [`keda::OLDEST_SUPPORTED`].
+fn parse_keda_version(text: &str) -> Result<Version, String> {
+    let v =
+        Version::parse(text).ok_or_else(|| format!("{text:?} is not a version such as 2.21.0"))?;
+    if v < keda::OLDEST_SUPPORTED {
+        return Err(format!(
+            "KEDA {v} is older than the oldest supported release, {}",
+            keda::OLDEST_SUPPORTED
+        ));
+    }
+    Ok(v)
+}
+
 fn parse_positive_seconds(text: &str) -> Result<Duration, String> {
     let d = parse_seconds(text)?;
     if d < Duration::from_millis(10) {
@@ -207,6 +222,11 @@ pub struct ConfigArgs {
           value_parser = clap::value_parser!(u32).range(1..),
           help = help("Memory limit of the collector sidecar in MiB (GOMEMLIMIT is 80 % of it)", defaults().collector_memory_limit_mib))]
     pub collector_memory_limit_mib: Option<u32>,
+
+    #[arg(long, env = "LLM_AUTOSCALE_KEDA_VERSION", value_name = "VERSION",
+          value_parser = parse_keda_version,
+          help = help("KEDA release installed in the cluster (oldest supported: 2.14.0); decides version-dependent rules", String::from(defaults().keda_version)))]
+    pub keda_version: Option<Version>,
 }
 
 impl ConfigArgs {
@@ -242,6 +262,7 @@ impl ConfigArgs {
             &mut cfg.collector_memory_limit_mib,
             &self.collector_memory_limit_mib,
         );
+        set(&mut cfg.keda_version, &self.keda_version);
     }
 }
 

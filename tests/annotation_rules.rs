@@ -6,6 +6,7 @@ use llm_autoscale_webhook::annotations::{self, AutoscalingSpec, Backend, Trigger
 use llm_autoscale_webhook::config::{SidecarMode, WebhookConfig};
 use llm_autoscale_webhook::mutate::mutate;
 use llm_autoscale_webhook::problem::Invalid;
+use llm_autoscale_webhook::version::Version;
 use llm_autoscale_webhook::workload::{Workload, WorkloadKind};
 use serde_json::{Value, json};
 
@@ -135,7 +136,7 @@ fn replica_bounds() {
         only_problem(&[("max-replicas", "2.5")])
             .contains("fix: write a whole number such as \"2\"")
     );
-    let (s, _) = spec(&[("min-replicas", "0")]);
+    let (s, _) = spec(&[("min-replicas", "0"), ROUTER_TRIGGER]);
     assert_eq!(s.min_replicas, 0);
 }
 
@@ -148,7 +149,10 @@ fn targets_are_plain_decimals() {
     assert!(only_problem(&[("target", "1e3")]).contains("not a plain decimal"));
     let (s, _) = spec(&[("target", ".5")]);
     assert_eq!(s.triggers[0].target.as_deref(), Some("0.5"));
-    assert!(only_problem(&[("activation-target", "-1")]).contains("negative"));
+    assert!(
+        only_problem(&[("backend", "prometheus"), ("activation-target", "-1")])
+            .contains("negative")
+    );
 }
 
 #[test]
@@ -335,16 +339,26 @@ fn addresses_ports_paths_durations() {
     assert_eq!(s.scrape.port, 9000);
 }
 
+/// A gateway trigger, so that scale to zero can wake up.
+const ROUTER_TRIGGER: (&str, &str) = (
+    "triggers",
+    r#"[{"preset":"queue-depth"},{"name":"router","source":"gateway","query":"sum(router_queue_depth{model=llama})","target":"5"}]"#,
+);
+
 #[test]
-fn scale_to_zero_settings_only_with_min_zero() {
+fn cooldowns_only_with_min_zero_polling_interval_always() {
+    // KEDA polls every pollingInterval at any replica count (kedacore/keda
+    // pkg/scaling/scale_handler.go startScaleLoop); cooldowns only delay the step to zero.
     let (s, w) = spec(&[("cooldown-period", "5m"), ("polling-interval", "15")]);
-    assert_eq!((s.cooldown_period, s.polling_interval), (None, None));
-    assert_eq!(w.len(), 2, "{w:?}");
+    assert_eq!((s.cooldown_period, s.polling_interval), (None, Some(15)));
+    assert_eq!(w.len(), 1, "{w:?}");
+    assert!(w[0].contains("cooldown-period is ignored"), "{w:?}");
     let (s, w) = spec(&[
         ("min-replicas", "0"),
         ("cooldown-period", "5m"),
         ("polling-interval", "15"),
         ("initial-cooldown-period", "1h"),
+        ROUTER_TRIGGER,
     ]);
     assert_eq!(
         (
@@ -362,10 +376,139 @@ fn fallback_rules() {
     let (s, _) = spec(&[("fallback-replicas", "2")]);
     let f = s.fallback.unwrap();
     assert_eq!((f.replicas, f.failure_threshold), (2, 3));
-    let p = only_problem(&[("preset", "kv-cache"), ("fallback-replicas", "2")]);
-    assert!(p.contains("AverageValue"), "{p}");
     let (_, w) = spec(&[("fallback-replicas", "9")]);
     assert!(w.iter().any(|w| w.contains("above max-replicas")));
+}
+
+#[test]
+fn fallback_on_mean_triggers_depends_on_the_keda_version() {
+    // KEDA 2.18 lifted the AverageValue requirement (CHANGELOG v2.18.0, #6655).
+    let (s, _) = spec(&[("preset", "kv-cache"), ("fallback-replicas", "2")]);
+    assert!(s.fallback.is_some());
+    let old_keda = WebhookConfig {
+        keda_version: Version(2, 17, 0),
+        ..WebhookConfig::default()
+    };
+    let e = parse_with(
+        &[
+            ("enabled", "true"),
+            ("max-replicas", "4"),
+            ("preset", "kv-cache"),
+            ("fallback-replicas", "2"),
+        ],
+        &old_keda,
+    )
+    .unwrap_err();
+    let p = e.to_string();
+    assert!(
+        p.contains("KEDA v2.17.0 only falls back") && p.contains("AverageValue"),
+        "{p}"
+    );
+}
+
+#[test]
+fn fallback_on_otel_warns_that_missing_data_reads_zero() {
+    let (_, w) = spec(&[("fallback-replicas", "2")]);
+    assert!(
+        w.iter()
+            .any(|w| w.contains("answers 0") && w.contains("METRIC_STORE_ERROR_IF_NOT_FOUND")),
+        "{w:?}"
+    );
+    let (_, w) = spec(&[("backend", "prometheus"), ("fallback-replicas", "2")]);
+    assert!(w.is_empty(), "{w:?}");
+}
+
+#[test]
+fn scale_to_zero_that_cannot_wake_is_refused() {
+    let p = only_problem(&[("min-replicas", "0")]);
+    assert!(p.starts_with("llm-autoscale.io/min-replicas: \"0\""), "{p}");
+    assert!(p.contains("never wake") && p.contains("\"gateway\""), "{p}");
+    // The prometheus backend's built query reads the pods too.
+    let p = only_problem(&[("min-replicas", "0"), ("backend", "prometheus")]);
+    assert!(p.contains("never wake"), "{p}");
+    // ... unless the query is the user's own, or marked as the workload's.
+    let (s, _) = spec(&[
+        ("min-replicas", "0"),
+        ("backend", "prometheus"),
+        ("query", "sum(router_queue_depth{model=\"llama\"})"),
+        ("target", "5"),
+    ]);
+    assert!(s.wakes_from_zero());
+    let p = only_problem(&[
+        ("min-replicas", "0"),
+        ("backend", "prometheus"),
+        ("query", "sum(vllm:num_requests_waiting{namespace=\"llm\"})"),
+        ("source", "workload"),
+    ]);
+    assert!(p.contains("never wake"), "{p}");
+    // An external scaler runs on its own.
+    let (s, _) = spec(&[
+        ("min-replicas", "0"),
+        ("backend", "external"),
+        ("scaler-address", "scaler.llm.svc:9090"),
+    ]);
+    assert!(s.wakes_from_zero());
+}
+
+#[test]
+fn gateway_triggers_are_read_as_written_and_not_forwarded() {
+    let (s, _) = spec(&[("min-replicas", "0"), ROUTER_TRIGGER]);
+    assert_eq!(otel_query(&s, 1), "sum(router_queue_depth{model=llama})");
+    assert_eq!(s.sidecar_metrics(), ["vllm:num_requests_waiting"]);
+    assert!(s.wakes_from_zero());
+    let p = only_problem(&[("source", "gateway")]);
+    assert!(
+        p.contains("llm-autoscale.io/source: \"gateway\"") && p.contains("needs its own query"),
+        "{p}"
+    );
+    let p = only_problem(&[("source", "router")]);
+    assert!(p.contains("unknown source"), "{p}");
+}
+
+#[test]
+fn activation_target_is_refused_where_nothing_reads_it() {
+    let p = only_problem(&[("activation-target", "2")]);
+    assert!(
+        p.contains("never reads an activation target") && p.contains("prometheus"),
+        "{p}"
+    );
+    let (s, _) = spec(&[("backend", "prometheus"), ("activation-target", "2")]);
+    assert_eq!(s.triggers[0].activation_target.as_deref(), Some("2"));
+}
+
+#[test]
+fn histograms_on_the_add_on() {
+    // The add-on keeps a histogram's _count and _sum only (kedify/otel-add-on
+    // receiver/receiver.go): the sidecar must forward the histogram for them.
+    let (s, _) = spec(&[
+        ("metric", "vllm:e2e_request_latency_seconds_count"),
+        ("target", "2"),
+    ]);
+    assert_eq!(
+        s.sidecar_metrics(),
+        [
+            "vllm:e2e_request_latency_seconds_count",
+            "vllm:e2e_request_latency_seconds"
+        ]
+    );
+    assert_eq!(s.triggers[0].operation_over_time.as_deref(), Some("rate"));
+    let p = only_problem(&[
+        ("metric", "vllm:e2e_request_latency_seconds_bucket"),
+        ("target", "2"),
+    ]);
+    assert!(
+        p.contains("drops its buckets") && p.contains("histogram_quantile"),
+        "{p}"
+    );
+    let (s, _) = spec(&[
+        ("backend", "prometheus"),
+        ("metric", "vllm:e2e_request_latency_seconds_count"),
+        ("target", "2"),
+    ]);
+    match &s.triggers[0].query {
+        TriggerQuery::Prometheus(q) => assert!(q.starts_with("sum(rate("), "{q}"),
+        other => panic!("{other:?}"),
+    }
 }
 
 #[test]
@@ -434,7 +577,14 @@ fn vllm_version_aliases() {
         ("vllm-version", "0.9.2"),
     ]);
     assert!(otel_query(&s, 0).contains("gpu_cache_usage_perc"));
-    assert!(w.is_empty());
+    assert!(w[0].contains("deprecated in vLLM v0.9.2"), "{w:?}");
+    // Before v0.9.2 only the old name exists: the kv-cache preset reads it.
+    let (s, w) = spec(&[("preset", "kv-cache"), ("vllm-version", "0.9.1")]);
+    assert_eq!(
+        otel_query(&s, 0),
+        "avg(vllm:gpu_cache_usage_perc{deployment=llama,namespace=llm})"
+    );
+    assert!(w[0].contains("the name this version exports"), "{w:?}");
     assert!(only_problem(&[("vllm-version", "latest")]).contains("not a version"));
 }
 
@@ -493,12 +643,16 @@ fn inference_services_switch_class_and_refuse_serverless() {
     );
     let again = mutate(&m.patched, &cfg).unwrap();
     assert!(again.patch.0.is_empty());
-    let e = mutate(&isvc("Serverless"), &cfg).unwrap_err();
-    assert!(
-        e.to_string()
-            .contains("serving.kserve.io/deploymentMode: \"Serverless\""),
-        "{e}"
-    );
+    for mode in ["Serverless", "Knative", "ModelMesh", "Raw"] {
+        let e = mutate(&isvc(mode), &cfg).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains(&format!("serving.kserve.io/deploymentMode: \"{mode}\"")),
+            "{e}"
+        );
+        assert!(e.to_string().contains("\"Standard\""), "{e}");
+    }
+    assert!(mutate(&isvc("RawDeployment"), &cfg).is_ok());
 }
 
 #[test]

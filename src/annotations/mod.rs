@@ -92,12 +92,36 @@ pub enum TriggerQuery {
     External(BTreeMap<String, String>),
 }
 
+/// Where a trigger's value comes from, which decides whether it can wake a workload that has
+/// been scaled to zero.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TriggerSource {
+    /// This workload's own pods (its sidecar, or a query scoped to its pods): at zero replicas
+    /// there is no pod and so no data.
+    Workload,
+    /// Something that exists while this workload has no pods: a router, gateway or queue
+    /// metric, another service's Prometheus series, an external scaler.
+    Gateway,
+}
+
+impl TriggerSource {
+    pub const ALL: [(&'static str, TriggerSource); 2] = [
+        ("workload", TriggerSource::Workload),
+        ("gateway", TriggerSource::Gateway),
+    ];
+
+    pub fn parse(s: &str) -> Option<TriggerSource> {
+        Self::ALL.iter().find(|(n, _)| *n == s).map(|(_, t)| *t)
+    }
+}
+
 /// One trigger of the ScaledObject, validated.
 #[derive(Clone, Debug, PartialEq)]
 pub struct TriggerSpec {
     /// Unique identifier within the ScaledObject.
     pub name: String,
     pub query: TriggerQuery,
+    pub source: TriggerSource,
     pub metric_type: MetricType,
     /// Canonical decimal, `> 0` (absent for the external backend).
     pub target: Option<String>,
@@ -142,18 +166,44 @@ pub struct AutoscalingSpec {
 }
 
 impl AutoscalingSpec {
-    /// Metric names the sidecar must forward.
+    /// Metric names the sidecar must forward: the metrics of the triggers read from this
+    /// workload's pods. A `<histogram>_count`/`_sum` query also forwards `<histogram>`: the
+    /// collector's Prometheus receiver turns the `_bucket`/`_count`/`_sum` series into one
+    /// histogram of the base name, and the KEDA OTel add-on stores it back as `<name>_count`
+    /// and `<name>_sum` (kedify/otel-add-on receiver/receiver.go, storeCountAndSumDatapoints).
     pub fn sidecar_metrics(&self) -> Vec<String> {
         let mut names: Vec<String> = Vec::new();
         for t in &self.triggers {
-            if let TriggerQuery::Otel(q) = &t.query {
-                if !names.contains(&q.metric) {
-                    names.push(q.metric.clone());
+            let TriggerQuery::Otel(q) = &t.query else {
+                continue;
+            };
+            if t.source != TriggerSource::Workload {
+                continue;
+            }
+            let base = histogram_base(&q.metric);
+            for name in std::iter::once(q.metric.as_str()).chain(base) {
+                if !names.iter().any(|n| n == name) {
+                    names.push(name.to_string());
                 }
             }
         }
         names
     }
+
+    /// Whether some trigger can see demand while the workload has no pod.
+    pub fn wakes_from_zero(&self) -> bool {
+        self.triggers
+            .iter()
+            .any(|t| t.source == TriggerSource::Gateway)
+    }
+}
+
+/// `vllm:e2e_request_latency_seconds_count` → `vllm:e2e_request_latency_seconds`.
+pub fn histogram_base(metric: &str) -> Option<&str> {
+    metric
+        .strip_suffix("_count")
+        .or_else(|| metric.strip_suffix("_sum"))
+        .filter(|b| !b.is_empty())
 }
 
 /// KEDA's fallback: replicas to run while the scaler fails.
@@ -305,6 +355,9 @@ impl<'a> Reader<'a> {
         }
 
         let scale_to_zero = min_replicas == 0;
+        // KEDA's scale loop polls every pollingInterval at any replica count; the cooldowns
+        // only delay the step to zero (kedacore/keda pkg/scaling/scale_handler.go
+        // startScaleLoop; pkg/scaling/executor/scale_scaledobjects.go scaleToZeroOrIdle).
         let zero_only = |r: &mut Self, short: &str| -> Option<i32> {
             let v = r.get(short, values::seconds)?;
             if scale_to_zero {
@@ -316,7 +369,7 @@ impl<'a> Reader<'a> {
                 None
             }
         };
-        let polling_interval = zero_only(self, "polling-interval");
+        let polling_interval = self.get("polling-interval", values::seconds);
         let cooldown_period = zero_only(self, "cooldown-period");
         let initial_cooldown_period = zero_only(self, "initial-cooldown-period");
         if polling_interval == Some(0) {
@@ -398,9 +451,9 @@ impl<'a> Reader<'a> {
         };
         let triggers = self.triggers(&ctx);
 
-        let fallback = self.fallback(&triggers, max_replicas);
+        let fallback = self.fallback(&triggers, max_replicas, backend, cfg);
 
-        AutoscalingSpec {
+        let spec = AutoscalingSpec {
             backend,
             target_deployment,
             namespace: w.namespace.clone(),
@@ -418,7 +471,26 @@ impl<'a> Reader<'a> {
             scaler_address,
             prometheus_address,
             sidecar,
+        };
+        self.scale_to_zero_wakes(&spec);
+        spec
+    }
+
+    /// At zero replicas there is no pod, so no sidecar and no data: the KEDA OTel add-on then
+    /// answers 0 (its store's default, kedify/otel-add-on scaler/handlers.go getMetric) and its
+    /// `IsActive` is `value > 0`, so a workload whose triggers all read its own pods stays at
+    /// zero for ever. Refused unless some trigger exists without the pods.
+    fn scale_to_zero_wakes(&mut self, spec: &AutoscalingSpec) {
+        if spec.min_replicas != 0 || spec.triggers.is_empty() || spec.wakes_from_zero() {
+            return;
         }
+        self.bad(
+            "min-replicas",
+            "with scale to zero every trigger reads this workload's own pods, which do not exist at zero replicas: it would never wake up",
+            format!(
+                "keep {PREFIX}min-replicas \"1\", or add a trigger whose source exists at zero pods: {PREFIX}source: \"gateway\" (or \"source\": \"gateway\" in a triggers entry) with a query on a router, gateway or queue metric, a prometheus query of your own, or the external backend"
+            ),
+        );
     }
 
     fn vllm_version(&mut self) -> Option<Version> {
@@ -536,7 +608,13 @@ impl<'a> Reader<'a> {
         mode
     }
 
-    fn fallback(&mut self, triggers: &[TriggerSpec], max_replicas: i32) -> Option<Fallback> {
+    fn fallback(
+        &mut self,
+        triggers: &[TriggerSpec],
+        max_replicas: i32,
+        backend: Backend,
+        cfg: &WebhookConfig,
+    ) -> Option<Fallback> {
         let replicas = self.get("fallback-replicas", values::count);
         let threshold = self.get("fallback-failure-threshold", values::count);
         if replicas.is_none() {
@@ -555,16 +633,30 @@ impl<'a> Reader<'a> {
                 "write \"3\"",
             );
         }
-        if !triggers.is_empty()
+        // Before KEDA 2.18 fallback needed an AverageValue trigger; from 2.18 any non-cpu/memory
+        // trigger will do (kedacore/keda CHANGELOG v2.18.0 #6655; CheckFallbackValid in
+        // apis/keda/v1alpha1/scaledobject_types.go).
+        let any_metric_type = cfg.keda_version >= crate::keda::FALLBACK_ON_VALUE_SINCE;
+        if !any_metric_type
+            && !triggers.is_empty()
             && !triggers
                 .iter()
                 .any(|t| t.metric_type == MetricType::AverageValue)
         {
             self.bad(
                 "fallback-replicas",
-                "KEDA only falls back for triggers with metricType AverageValue (sum or count), and every trigger here is a mean (avg/min/max)",
-                "add a sum-aggregated trigger such as the queue-depth preset, or remove the annotation",
+                format!(
+                    "KEDA {} only falls back for triggers with metricType AverageValue (sum or count), and every trigger here is a mean (avg/min/max); KEDA {} lifted this",
+                    cfg.keda_version,
+                    crate::keda::FALLBACK_ON_VALUE_SINCE
+                ),
+                "add a sum-aggregated trigger such as the queue-depth preset, upgrade KEDA, or remove the annotation",
             );
+        }
+        if backend == Backend::Otel {
+            self.f.warn(format!(
+                "{PREFIX}fallback-replicas: the KEDA OTel add-on answers 0 for a metric it has no data for, so KEDA falls back only when the add-on itself fails; to fall back when the sidecars stop reporting, run the add-on with METRIC_STORE_ERROR_IF_NOT_FOUND=true (Helm: settings.metricStore.errIfNotFound), a global switch that also errors for triggers whose metric legitimately has no data"
+            ));
         }
         if replicas > max_replicas {
             self.f.warn(format!(
@@ -632,6 +724,8 @@ impl<'a> Reader<'a> {
             return vec![TriggerSpec {
                 name: "external".into(),
                 query: TriggerQuery::External(metadata),
+                // The scaler runs on its own; what it reads is its business.
+                source: TriggerSource::Gateway,
                 metric_type: MetricType::AverageValue,
                 target: None,
                 activation_target: None,

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
-use super::{Backend, PREFIX, TriggerQuery, TriggerSpec};
+use super::{Backend, PREFIX, TriggerQuery, TriggerSource, TriggerSpec};
 use crate::presets::{self, MetricType, Version};
 use crate::problem::{Findings, Problem};
 use crate::query::{self, AddonQuery, Aggregation, OPERATIONS_OVER_TIME};
@@ -53,7 +53,7 @@ impl TriggerInput {
 
 /// What describes one trigger: the single-metric annotations, and (with `name`) the fields
 /// of a `triggers` entry.
-pub const TRIGGER_KEYS: [&str; 7] = [
+pub const TRIGGER_KEYS: [&str; 8] = [
     "preset",
     "metric",
     "target",
@@ -61,6 +61,7 @@ pub const TRIGGER_KEYS: [&str; 7] = [
     "aggregation",
     "operation-over-time",
     "activation-target",
+    "source",
 ];
 
 fn json_scalar_to_string(v: &Value) -> Option<String> {
@@ -324,13 +325,21 @@ pub(super) fn resolve_trigger(
             }
         },
     };
-    let activation_target = input.get("activation-target").and_then(|v| {
-        values::decimal(v)
-            .map_err(|r| problem(f, "activation-target", r.reason, r.fix))
-            .ok()
-    });
+    let activation_target = activation_target(input, ctx.backend, &k, f);
+    if ctx.backend == Backend::Otel && metric.ends_with("_bucket") {
+        problem(
+            f,
+            if input.get("query").is_some() { "query" } else { "metric" },
+            format!("{metric}: the KEDA OTel add-on keeps only a histogram's _count and _sum and drops its buckets (kedify/otel-add-on receiver/receiver.go)"),
+            "scale on the request rate (<histogram>_count) or the mean (<histogram>_sum), or use the prometheus backend for a histogram_quantile query".into(),
+        );
+    }
+    let source = trigger_source(input, ctx.backend, &k, f);
 
-    let counter = preset.is_some_and(|p| p.counter) || metric.ends_with("_total");
+    // Cumulative series are scaled on their rate: counters, and a histogram's _count/_sum.
+    let counter = preset.is_some_and(|p| p.counter)
+        || metric.ends_with("_total")
+        || super::histogram_base(&metric).is_some();
     let operation_over_time = match (ctx.backend, input.get("operation-over-time")) {
         (Backend::Otel, Some(op)) if OPERATIONS_OVER_TIME.contains(&op) => Some(op.to_string()),
         (Backend::Otel, Some(_)) => {
@@ -384,6 +393,23 @@ pub(super) fn resolve_trigger(
             });
             q.metric = metric.clone();
             q.aggregation = Some(aggregation);
+            if source == TriggerSource::Gateway {
+                // Read as written: the series come from a router or gateway, not this
+                // workload's sidecar, so they carry no deployment label of ours.
+                return finish(
+                    f,
+                    before,
+                    TriggerSpec {
+                        name,
+                        query: TriggerQuery::Otel(q),
+                        source,
+                        metric_type: MetricType::for_aggregation(aggregation),
+                        target,
+                        activation_target,
+                        operation_over_time,
+                    },
+                );
+            }
             for (label, value) in [
                 ("deployment", &ctx.deployment),
                 ("namespace", &ctx.namespace),
@@ -411,17 +437,95 @@ pub(super) fn resolve_trigger(
         Backend::External => TriggerQuery::External(BTreeMap::new()),
     };
 
-    if f.problems.len() > before {
+    finish(
+        f,
+        before,
+        TriggerSpec {
+            name,
+            query,
+            source,
+            metric_type: MetricType::for_aggregation(aggregation),
+            target,
+            activation_target,
+            operation_over_time,
+        },
+    )
+}
+
+/// The trigger, unless resolving it recorded a problem.
+fn finish(f: &Findings, problems_before: usize, t: TriggerSpec) -> Option<TriggerSpec> {
+    (f.problems.len() == problems_before).then_some(t)
+}
+
+/// `activation-target`: KEDA's activation threshold, where the scaler reads one.
+fn activation_target(
+    input: &TriggerInput,
+    backend: Backend,
+    k: &dyn Fn(&str) -> String,
+    f: &mut Findings,
+) -> Option<String> {
+    let v = input.get("activation-target")?;
+    if backend == Backend::Otel {
+        // The add-on's IsActive is `value > 0` and nothing reads activationTargetValue
+        // (kedify/otel-add-on scaler/handlers.go, util/handler_specific.go).
+        f.problem(Problem::new(
+            k("activation-target"),
+            Some(v),
+            "the KEDA OTel add-on never reads an activation target: it is active whenever the value is above 0",
+            "remove it; for a wake-up threshold use the prometheus backend (activationThreshold)",
+        ));
         return None;
     }
-    Some(TriggerSpec {
-        name,
-        query,
-        metric_type: MetricType::for_aggregation(aggregation),
-        target,
-        activation_target,
-        operation_over_time,
-    })
+    values::decimal(v)
+        .map_err(|r| {
+            f.problem(Problem::new(
+                k("activation-target"),
+                Some(v),
+                r.reason,
+                r.fix,
+            ))
+        })
+        .ok()
+}
+
+/// `source`: whether the trigger's data exists while the workload has no pods. Default:
+/// `gateway` for a hand-written PromQL query (used as written), `workload` otherwise.
+fn trigger_source(
+    input: &TriggerInput,
+    backend: Backend,
+    k: &dyn Fn(&str) -> String,
+    f: &mut Findings,
+) -> TriggerSource {
+    let has_query = input.get("query").is_some();
+    let default = match backend {
+        Backend::Prometheus if has_query => TriggerSource::Gateway,
+        Backend::External => TriggerSource::Gateway,
+        _ => TriggerSource::Workload,
+    };
+    let Some(v) = input.get("source") else {
+        return default;
+    };
+    let Some(source) = TriggerSource::parse(v) else {
+        f.problem(Problem::new(
+            k("source"),
+            Some(v),
+            "unknown source",
+            "write \"workload\" (this workload's pods) or \"gateway\" (a metric that exists at zero pods: a router, gateway or queue)",
+        ));
+        return default;
+    };
+    if source == TriggerSource::Gateway && !has_query {
+        f.problem(Problem::new(
+            k("source"),
+            Some(v),
+            "a gateway trigger needs its own query: the built one reads this workload's pods",
+            format!(
+                "add {} naming the router or gateway series, e.g. sum(router_queue_depth{{model=llama}})",
+                k("query")
+            ),
+        ));
+    }
+    source
 }
 
 /// `vllm:num_requests_waiting` → `vllm_num_requests_waiting`.

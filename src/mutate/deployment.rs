@@ -30,6 +30,7 @@ pub(super) fn mutate(object: &Value, cfg: &WebhookConfig) -> Result<Mutation, In
 
     // Set when the stored sidecar is exactly what would be injected now.
     let mut already_current = false;
+    let inputs = sidecar_inputs(&workload, cfg);
     if spec.sidecar != SidecarMode::None {
         let status = if has_container(&new, sidecar::SIDECAR_NAME) {
             warnings.push(format!(
@@ -41,6 +42,7 @@ pub(super) fn mutate(object: &Value, cfg: &WebhookConfig) -> Result<Mutation, In
                 container: sidecar::SIDECAR_NAME.into(),
                 placement: PLACEMENT_OVERRIDE.into(),
                 hash: String::new(),
+                inputs: String::new(),
             }
         } else {
             let mut container = sidecar::render(&spec, cfg, &workload.declared_ports);
@@ -56,11 +58,13 @@ pub(super) fn mutate(object: &Value, cfg: &WebhookConfig) -> Result<Mutation, In
                 container: sidecar::SIDECAR_NAME.into(),
                 placement: placement.into(),
                 hash: injection_status::hash_of(&container),
+                inputs: inputs.clone(),
             };
-            // Same configuration as the stored one: keep the stored container as the
-            // apiserver defaulted it (imagePullPolicy, terminationMessagePath, ...), so an
-            // UPDATE that changes nothing gets an empty patch.
-            already_current = previous.as_ref() == Some(&status)
+            // Same container as the stored one: keep the stored container as the apiserver
+            // defaulted it (imagePullPolicy, terminationMessagePath, ...) and the stored status
+            // (an older webhook's, perhaps), so an UPDATE that changes nothing gets an empty
+            // patch and an upgrade of the webhook restarts only the pods whose sidecar changes.
+            already_current = previous.as_ref().is_some_and(|p| p.same_container(&status))
                 && has_container_in(object, placement, sidecar::SIDECAR_NAME);
             push_container(&mut new, placement, container);
             status
@@ -83,7 +87,25 @@ pub(super) fn mutate(object: &Value, cfg: &WebhookConfig) -> Result<Mutation, In
     }
     let so = scaled_object::render(&spec, &labels);
     let patched = if already_current { object.clone() } else { new };
-    Ok(Mutation::between(object, patched, warnings, Some(so)))
+    let mut m = Mutation::between(object, patched, warnings, Some(so));
+    m.sidecar_inputs = (spec.sidecar != SidecarMode::None).then_some(inputs);
+    Ok(m)
+}
+
+/// Hash of everything the sidecar is rendered from: the configuring annotations, the images
+/// (the vLLM version), the declared ports (collisions) and the webhook's configuration.
+pub(super) fn sidecar_inputs(w: &Workload, cfg: &WebhookConfig) -> String {
+    let annotations: BTreeMap<&String, &String> = w
+        .annotations
+        .iter()
+        .filter(|(k, _)| k.as_str() != STATUS)
+        .collect();
+    injection_status::hash_of(&serde_json::json!({
+        "annotations": annotations,
+        "images": w.images,
+        "ports": w.declared_ports,
+        "config": cfg,
+    }))
 }
 
 /// Removes what the status annotation says was injected, and the annotation itself.

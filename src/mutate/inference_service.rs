@@ -17,6 +17,47 @@ use crate::workload::{KSERVE_ISVC_LABEL, Workload, WorkloadKind};
 pub const AUTOSCALER_CLASS: &str = "serving.kserve.io/autoscalerClass";
 pub const DEPLOYMENT_MODE: &str = "serving.kserve.io/deploymentMode";
 
+/// KServe's deployment modes (kserve/kserve pkg/constants/constants.go: `Standard` and
+/// `Knative` from v0.16, which keeps `RawDeployment` and `Serverless` as deprecated spellings
+/// of them; `ModelMesh`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum DeploymentMode {
+    /// A Deployment per component: what this product scales.
+    Standard,
+    /// Knative Services, scaled by Knative's own autoscaler.
+    Knative,
+    /// ModelMesh serving pods shared by many models.
+    ModelMesh,
+    /// Anything else, which KServe does not know either.
+    Unknown,
+}
+
+impl DeploymentMode {
+    fn parse(s: &str) -> DeploymentMode {
+        match s {
+            "Standard" | "RawDeployment" => DeploymentMode::Standard,
+            "Knative" | "Serverless" => DeploymentMode::Knative,
+            "ModelMesh" => DeploymentMode::ModelMesh,
+            _ => DeploymentMode::Unknown,
+        }
+    }
+
+    fn reason(self) -> &'static str {
+        match self {
+            DeploymentMode::Standard => "",
+            DeploymentMode::Knative => {
+                "Knative scales serverless predictors itself; llm-autoscale needs a Deployment"
+            }
+            DeploymentMode::ModelMesh => {
+                "ModelMesh pods serve many models and are scaled by ModelMesh; llm-autoscale needs one Deployment per model"
+            }
+            DeploymentMode::Unknown => {
+                "not a KServe deployment mode (Standard, RawDeployment, Knative, Serverless, ModelMesh)"
+            }
+        }
+    }
+}
+
 pub(super) fn mutate(object: &Value, cfg: &WebhookConfig) -> Result<Mutation, Invalid> {
     let workload = Workload::from_object(WorkloadKind::InferenceService, object);
     let (spec, mut warnings) = annotations::parse(&workload, cfg)?;
@@ -25,19 +66,20 @@ pub(super) fn mutate(object: &Value, cfg: &WebhookConfig) -> Result<Mutation, In
     };
     let annotation = |k: &str| workload.annotations.get(k).map(String::as_str);
 
-    match annotation(DEPLOYMENT_MODE) {
-        Some("Serverless") => {
+    match annotation(DEPLOYMENT_MODE).map(DeploymentMode::parse) {
+        Some(DeploymentMode::Standard) => {}
+        Some(refused) => {
+            let value = annotation(DEPLOYMENT_MODE);
             return Err(Invalid {
                 problems: vec![Problem::new(
                     DEPLOYMENT_MODE,
-                    Some("Serverless"),
-                    "Knative scales serverless predictors itself; llm-autoscale needs a Deployment",
-                    format!("set {DEPLOYMENT_MODE}: \"Standard\" (RawDeployment)"),
+                    value,
+                    refused.reason(),
+                    format!("set {DEPLOYMENT_MODE}: \"Standard\" (\"RawDeployment\" before KServe 0.16)"),
                 )],
                 warnings,
             });
         }
-        Some(_) => {}
         None => warnings.push(format!(
             "{DEPLOYMENT_MODE} is not set: llm-autoscale only acts when KServe runs the predictor as a Deployment (Standard/RawDeployment mode)"
         )),

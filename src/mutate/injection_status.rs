@@ -18,6 +18,12 @@ pub struct InjectionStatus {
     /// Hash of the rendered container (empty for an override).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub hash: String,
+    /// Hash of what the container was rendered from (the workload's annotations, images and
+    /// ports, the webhook's configuration). With `hash` it tells why a sidecar is stale: same
+    /// inputs but another container means another webhook version rendered it; other inputs
+    /// mean the configuration changed. Empty when written by a webhook before 0.2.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub inputs: String,
 }
 
 pub const PLACEMENT_NATIVE: &str = "initContainers";
@@ -32,6 +38,14 @@ impl InjectionStatus {
             .get(STATUS)?
             .as_str()?;
         serde_json::from_str(raw).ok()
+    }
+
+    /// Whether this status describes the same injected container as `other` (the inputs may
+    /// differ: a sidecar that renders the same is current, whatever it was rendered from).
+    pub fn same_container(&self, other: &InjectionStatus) -> bool {
+        self.container == other.container
+            && self.placement == other.placement
+            && self.hash == other.hash
     }
 
     pub fn to_annotation(&self) -> String {

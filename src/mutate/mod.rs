@@ -25,6 +25,9 @@ pub struct Mutation {
     pub warnings: Vec<String>,
     /// The ScaledObject that must exist for this object (`None`: not opted in).
     pub scaled_object: Option<ScaledObject>,
+    /// Hash of what the sidecar was rendered from (`None`: no sidecar rendered), to compare
+    /// with the stored [`injection_status::InjectionStatus::inputs`].
+    pub sidecar_inputs: Option<String>,
 }
 
 impl Mutation {
@@ -34,6 +37,7 @@ impl Mutation {
             patch: json_patch::Patch(Vec::new()),
             warnings: Vec::new(),
             scaled_object: None,
+            sidecar_inputs: None,
         }
     }
 
@@ -48,6 +52,7 @@ impl Mutation {
             patched,
             warnings,
             scaled_object,
+            sidecar_inputs: None,
         }
     }
 }

@@ -15,7 +15,7 @@ use kube::{Api, Client, Resource, ResourceExt};
 use serde_json::Value;
 
 use super::metrics::ReconcileMetrics;
-use super::plan::{self, Action, FIELD_MANAGER, KserveOwner, SidecarState};
+use super::plan::{self, Action, FIELD_MANAGER, KserveOwner};
 use crate::config::WebhookConfig;
 use crate::render::scaled_object::{MANAGED_BY, MANAGED_BY_LABEL};
 
@@ -129,21 +129,7 @@ async fn reconcile(d: Arc<Deployment>, ctx: Arc<Context>) -> Result<Requeue, Rec
     let p = plan::plan(&json, &kserve, &ctx.config);
 
     ctx.metrics.record_sidecar(&ns, &name, p.sidecar);
-    let sidecar_note = match p.sidecar {
-        SidecarState::Missing => Some((
-            "SidecarMissing",
-            "opted in to llm-autoscale but the collector sidecar was never injected (created before the webhook, or while it was unreachable): roll the Deployment, e.g. kubectl rollout restart",
-        )),
-        SidecarState::Stale => Some((
-            "SidecarStale",
-            "the injected collector sidecar differs from what the webhook renders now (annotations or webhook configuration changed): roll the Deployment to refresh it",
-        )),
-        SidecarState::Leftover => Some((
-            "SidecarLeftover",
-            "the llm-autoscale opt-in is gone but its collector sidecar is still in the pod template: apply the Deployment again to remove it",
-        )),
-        SidecarState::UpToDate | SidecarState::NotExpected => None,
-    };
+    let sidecar_note = p.sidecar.event();
     if let Some((reason, note)) = sidecar_note {
         publish(&ctx, &d, EventType::Warning, reason, note.to_string()).await;
     }

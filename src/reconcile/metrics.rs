@@ -55,7 +55,7 @@ impl ReconcileMetrics {
             deployment: deployment.into(),
         };
         match state {
-            SidecarState::Missing | SidecarState::Stale | SidecarState::Leftover => {
+            SidecarState::Missing | SidecarState::Stale(_) | SidecarState::Leftover => {
                 self.sidecar_missing.get_or_create(&labels).set(1);
             }
             SidecarState::UpToDate | SidecarState::NotExpected => {

@@ -32,10 +32,19 @@ pub enum SidecarState {
     UpToDate,
     /// Opted in but never injected (created before the webhook, or while it was down).
     Missing,
-    /// Injected with another configuration (the webhook's config or annotations changed).
-    Stale,
+    /// Injected, but the webhook would now render another container.
+    Stale(StaleCause),
     /// The opt-in is gone but the sidecar is still there.
     Leftover,
+}
+
+/// Why an injected sidecar differs from what the webhook renders now.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StaleCause {
+    /// Rendered from the same annotations and configuration by another webhook version.
+    OlderWebhook,
+    /// The annotations, images, ports or the webhook's configuration changed since.
+    Drift,
 }
 
 impl SidecarState {
@@ -44,9 +53,42 @@ impl SidecarState {
             SidecarState::NotExpected => "not-expected",
             SidecarState::UpToDate => "up-to-date",
             SidecarState::Missing => "missing",
-            SidecarState::Stale => "stale",
+            SidecarState::Stale(_) => "stale",
             SidecarState::Leftover => "leftover",
         }
+    }
+
+    /// The Event (reason, message) that reports this state, if it needs reporting.
+    pub fn event(self) -> Option<(&'static str, &'static str)> {
+        match self {
+            SidecarState::Missing => Some((
+                "SidecarMissing",
+                "opted in to llm-autoscale but the collector sidecar was never injected (created before the webhook, or while it was unreachable): roll the Deployment, e.g. kubectl rollout restart",
+            )),
+            SidecarState::Stale(StaleCause::OlderWebhook) => Some((
+                "SidecarStale",
+                "the collector sidecar was rendered by an older llm-autoscale-webhook from the same configuration; the current one renders it differently: roll the Deployment when convenient to pick up the change",
+            )),
+            SidecarState::Stale(StaleCause::Drift) => Some((
+                "SidecarStale",
+                "configuration drift: the annotations, images, ports or the webhook's configuration changed since the collector sidecar was injected: roll the Deployment to refresh it",
+            )),
+            SidecarState::Leftover => Some((
+                "SidecarLeftover",
+                "the llm-autoscale opt-in is gone but its collector sidecar is still in the pod template: apply the Deployment again to remove it",
+            )),
+            SidecarState::UpToDate | SidecarState::NotExpected => None,
+        }
+    }
+}
+
+/// Why the stored sidecar (whose status is `stored`) differs from a render from `inputs`.
+fn stale_cause(stored: Option<&InjectionStatus>, inputs: Option<&str>) -> StaleCause {
+    match (stored.map(|s| s.inputs.as_str()), inputs) {
+        // Written before the status recorded its inputs: by an older webhook.
+        (Some(""), _) => StaleCause::OlderWebhook,
+        (Some(a), Some(b)) if a == b => StaleCause::OlderWebhook,
+        _ => StaleCause::Drift,
     }
 }
 
@@ -89,7 +131,8 @@ pub fn plan(deployment: &Value, kserve: &KserveOwner, cfg: &WebhookConfig) -> Pl
         .and_then(Value::as_str)
         .unwrap_or_default();
     let so_name = bounded_name(name, 63);
-    let injected = InjectionStatus::read(deployment).is_some();
+    let stored = InjectionStatus::read(deployment);
+    let injected = stored.is_some();
 
     let m = match mutate(deployment, cfg) {
         Ok(m) => m,
@@ -97,7 +140,7 @@ pub fn plan(deployment: &Value, kserve: &KserveOwner, cfg: &WebhookConfig) -> Pl
             return Plan {
                 action: Action::Skip("invalid annotations".into()),
                 sidecar: if injected {
-                    SidecarState::Stale
+                    SidecarState::Stale(StaleCause::Drift)
                 } else {
                     SidecarState::Missing
                 },
@@ -123,7 +166,9 @@ pub fn plan(deployment: &Value, kserve: &KserveOwner, cfg: &WebhookConfig) -> Pl
         (true, true) => SidecarState::UpToDate,
         (true, false) => SidecarState::NotExpected,
         (false, false) => SidecarState::Missing,
-        (false, true) => SidecarState::Stale,
+        (false, true) => {
+            SidecarState::Stale(stale_cause(stored.as_ref(), m.sidecar_inputs.as_deref()))
+        }
     };
     let skip = match kserve {
         KserveOwner::None => None,
@@ -223,7 +268,7 @@ mod tests {
         };
         assert_eq!(
             plan(&injected, &KserveOwner::None, &newer).sidecar,
-            SidecarState::Stale
+            SidecarState::Stale(StaleCause::Drift)
         );
     }
 

@@ -42,6 +42,8 @@ impl Values {
             "vllm:kv_cache_usage_perc" => Some(self.kv_cache_usage_perc),
             "vllm:generation_tokens_total" => Some(self.generation_tokens_total),
             "vllm:prompt_tokens_total" => Some(self.prompt_tokens_total),
+            // A histogram arrives as one metric of the base name; the sink reads its count.
+            "vllm:time_to_first_token_seconds" => Some(10.0),
             _ => None,
         }
     }

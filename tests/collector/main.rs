@@ -63,6 +63,26 @@ async fn sidecar_forwards_every_trigger_metric() {
     .await;
 }
 
+/// A trigger on a histogram's `_count` (the request rate): the collector's Prometheus receiver
+/// turns the `_bucket`/`_count`/`_sum` series into one histogram of the base name, so the
+/// sidecar must forward that name; the KEDA OTel add-on then stores `<name>_count` and
+/// `<name>_sum` (kedify/otel-add-on receiver/receiver.go).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sidecar_forwards_the_histogram_of_a_count_query() {
+    run_two_replicas(
+        2,
+        &[
+            (
+                "llm-autoscale.io/metric",
+                "vllm:time_to_first_token_seconds_count",
+            ),
+            ("llm-autoscale.io/target", "2"),
+        ],
+        &["vllm:time_to_first_token_seconds"],
+    )
+    .await;
+}
+
 /// Mutates a vLLM Deployment carrying the base annotations plus `annotations`, runs the
 /// sidecar of two replicas in real collectors and checks that exactly `expected` arrives,
 /// with the series identity of each pod. `slot` keeps concurrently running scenarios' pod

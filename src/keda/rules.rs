@@ -1,6 +1,11 @@
-//! KEDA's static rules for a ScaledObject, plus the OTel add-on's query grammar for triggers
-//! aimed at the add-on's scaler — what the `/validate` webhook enforces, and what every
-//! rendered ScaledObject is checked against in tests.
+//! Two layers of rules for a ScaledObject.
+//!
+//! - [`validate`], what the `/validate` webhook enforces on every ScaledObject of the cluster:
+//!   only what KEDA cannot check itself, the KEDA OTel add-on's reading of the triggers aimed
+//!   at it (query grammar, decimal targets, known operations). It never denies a ScaledObject
+//!   the installed KEDA accepts for KEDA's own reasons: KEDA's webhook does that.
+//! - [`check`], the strict check of what this product renders: KEDA's static rules for the
+//!   configured KEDA version, plus the add-on's.
 
 use std::collections::BTreeSet;
 
@@ -10,6 +15,9 @@ use crate::problem::Problem;
 use crate::query::{self, OPERATIONS_OVER_TIME};
 use crate::render::scaled_object::MAX_NAME_WITH_DEFAULT_HPA;
 use crate::values;
+use crate::version::Version;
+
+use super::FALLBACK_ON_VALUE_SINCE;
 
 /// Is this trigger read by the KEDA OTel add-on? `kedify-otel` always; `external` and
 /// `external-push` when their `scalerAddress` is the configured add-on address or names
@@ -36,9 +44,27 @@ fn int_at(so: &Value, pointer: &str) -> Option<i64> {
     so.pointer(pointer).and_then(Value::as_i64)
 }
 
-/// Every problem with a ScaledObject (empty: valid).
-pub fn check(so: &Value, otel_scaler_address: &str) -> Vec<Problem> {
+/// What the `/validate` webhook denies: problems in triggers read by the KEDA OTel add-on.
+pub fn validate(so: &Value, otel_scaler_address: &str) -> Vec<Problem> {
     let mut problems = Vec::new();
+    for (i, t) in triggers(so).iter().enumerate() {
+        if is_otel_trigger(t, otel_scaler_address) {
+            check_otel_trigger(i, t, &mut problems);
+        }
+    }
+    problems
+}
+
+fn triggers(so: &Value) -> &[Value] {
+    so.pointer("/spec/triggers")
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+}
+
+/// Every problem with a ScaledObject for KEDA `keda_version` (empty: valid).
+pub fn check(so: &Value, otel_scaler_address: &str, keda_version: Version) -> Vec<Problem> {
+    let mut problems = validate(so, otel_scaler_address);
     let name = so
         .pointer("/metadata/name")
         .and_then(Value::as_str)
@@ -116,11 +142,7 @@ pub fn check(so: &Value, otel_scaler_address: &str) -> Vec<Problem> {
         }
     }
 
-    let empty = Vec::new();
-    let triggers = so
-        .pointer("/spec/triggers")
-        .and_then(Value::as_array)
-        .unwrap_or(&empty);
+    let triggers = triggers(so);
     if triggers.is_empty() {
         problems.push(Problem::new(
             "spec.triggers",
@@ -145,49 +167,66 @@ pub fn check(so: &Value, otel_scaler_address: &str) -> Vec<Problem> {
                 ));
             }
         }
-        if is_otel_trigger(t, otel_scaler_address) {
-            check_otel_trigger(i, t, &mut problems);
-        }
     }
-
-    if let Some(fb) = so.pointer("/spec/fallback") {
-        let neg = |k: &str| fb.get(k).and_then(Value::as_i64).is_some_and(|v| v < 0);
-        if neg("failureThreshold") || neg("replicas") {
-            problems.push(Problem::new(
-                "spec.fallback",
-                None,
-                "failureThreshold and replicas must be 0 or more",
-                "fix the negative value",
-            ));
-        }
-        let modifiers_type = so
-            .pointer("/spec/advanced/scalingModifiers/metricType")
-            .and_then(Value::as_str);
-        let uses_modifiers = so
-            .pointer("/spec/advanced/scalingModifiers/formula")
-            .is_some();
-        let valid = if uses_modifiers {
-            modifiers_type != Some("Value")
-        } else {
-            triggers.iter().any(|t| {
-                let ty = t.get("type").and_then(Value::as_str).unwrap_or_default();
-                let mt = t
-                    .get("metricType")
-                    .and_then(Value::as_str)
-                    .unwrap_or("AverageValue");
-                !matches!(ty, "cpu" | "memory") && mt == "AverageValue"
-            })
-        };
-        if !valid {
-            problems.push(Problem::new(
-                "spec.fallback",
-                None,
-                "KEDA only falls back for triggers (not cpu/memory) with metricType AverageValue",
-                "give a trigger metricType AverageValue, or remove the fallback",
-            ));
-        }
-    }
+    check_fallback(so, triggers, keda_version, &mut problems);
     problems
+}
+
+/// KEDA's fallback rule: a non-cpu/memory trigger, of metricType AverageValue before
+/// [`FALLBACK_ON_VALUE_SINCE`] (kedacore/keda apis/keda/v1alpha1/scaledobject_types.go,
+/// CheckFallbackValid).
+fn check_fallback(
+    so: &Value,
+    triggers: &[Value],
+    keda_version: Version,
+    problems: &mut Vec<Problem>,
+) {
+    let Some(fb) = so.pointer("/spec/fallback") else {
+        return;
+    };
+    let neg = |k: &str| fb.get(k).and_then(Value::as_i64).is_some_and(|v| v < 0);
+    if neg("failureThreshold") || neg("replicas") {
+        problems.push(Problem::new(
+            "spec.fallback",
+            None,
+            "failureThreshold and replicas must be 0 or more",
+            "fix the negative value",
+        ));
+    }
+    let modifiers_type = so
+        .pointer("/spec/advanced/scalingModifiers/metricType")
+        .and_then(Value::as_str);
+    let uses_modifiers = so
+        .pointer("/spec/advanced/scalingModifiers/formula")
+        .is_some();
+    let any_metric_type = keda_version >= FALLBACK_ON_VALUE_SINCE;
+    let valid = if uses_modifiers {
+        any_metric_type || modifiers_type != Some("Value")
+    } else {
+        triggers.iter().any(|t| {
+            let ty = t.get("type").and_then(Value::as_str).unwrap_or_default();
+            let mt = t
+                .get("metricType")
+                .and_then(Value::as_str)
+                .unwrap_or("AverageValue");
+            !matches!(ty, "cpu" | "memory") && (any_metric_type || mt == "AverageValue")
+        })
+    };
+    if !valid {
+        let reason = if any_metric_type {
+            "KEDA only falls back for triggers other than cpu/memory".to_string()
+        } else {
+            format!(
+                "KEDA {keda_version} only falls back for triggers (not cpu/memory) with metricType AverageValue (any metricType from {FALLBACK_ON_VALUE_SINCE})"
+            )
+        };
+        problems.push(Problem::new(
+            "spec.fallback",
+            None,
+            reason,
+            "give a trigger metricType AverageValue, or remove the fallback",
+        ));
+    }
 }
 
 fn check_otel_trigger(i: usize, t: &Value, problems: &mut Vec<Problem>) {
@@ -249,14 +288,16 @@ fn check_otel_trigger(i: usize, t: &Value, problems: &mut Vec<Problem>) {
             ));
         }
     }
+    // The add-on parses the clamps as floats and ignores (with a log line) what does not
+    // parse (kedify/otel-add-on util/handler_specific.go).
     for k in ["clampMin", "clampMax"] {
         if let Some(v) = meta(k) {
-            if v.parse::<i64>().is_err() {
+            if !v.trim().parse::<f64>().is_ok_and(f64::is_finite) {
                 problems.push(Problem::new(
                     field(k),
                     Some(v),
-                    "not a whole number",
-                    "write e.g. \"10\"",
+                    "not a number: the add-on would ignore it",
+                    "write a decimal such as \"10\" or \"0.5\"",
                 ));
             }
         }
@@ -283,13 +324,15 @@ mod tests {
     }
 
     const ADDR: &str = "keda-otel-scaler.keda.svc:4318";
+    const TESTED: Version = crate::keda::TESTED_VERSION;
 
     #[test]
     fn vllm_names_pass() {
         assert!(
             check(
                 &so(otel("sum(vllm:num_requests_running{model_name=x})")),
-                ADDR
+                ADDR,
+                TESTED
             )
             .is_empty()
         );
@@ -297,7 +340,7 @@ mod tests {
 
     #[test]
     fn not_equal_is_denied_with_position() {
-        let p = check(&so(otel("sum(vllm:x{a!=b})")), ADDR);
+        let p = check(&so(otel("sum(vllm:x{a!=b})")), ADDR, TESTED);
         assert_eq!(p.len(), 1);
         assert!(p[0].to_string().contains("column 13"), "{}", p[0]);
         assert!(p[0].key.ends_with("metricQuery"));
@@ -306,30 +349,30 @@ mod tests {
     #[test]
     fn non_otel_triggers_are_not_read() {
         let t = json!([{"type": "prometheus", "metadata": {"query": "sum(x{a!=b})", "threshold": "1"}}]);
-        assert!(check(&so(t), ADDR).is_empty());
+        assert!(check(&so(t), ADDR, TESTED).is_empty());
         let t = json!([{"type": "external", "metadata": {"scalerAddress": "other:1", "metricQuery": "a!=b"}}]);
-        assert!(check(&so(t), ADDR).is_empty());
+        assert!(check(&so(t), ADDR, TESTED).is_empty());
     }
 
     #[test]
     fn kedify_otel_and_custom_addresses_are_read() {
         let t = json!([{"type": "kedify-otel", "metadata": {"metricQuery": "x{a=~b}", "targetValue": "1"}}]);
-        assert_eq!(check(&so(t), ADDR).len(), 1);
+        assert_eq!(check(&so(t), ADDR, TESTED).len(), 1);
         let t = json!([{"type": "external", "metadata": {"scalerAddress": "scaler.monitoring:4318", "metricQuery": "x{a=~b}", "targetValue": "1"}}]);
-        assert_eq!(check(&so(t), "scaler.monitoring:4318").len(), 1);
+        assert_eq!(check(&so(t), "scaler.monitoring:4318", TESTED).len(), 1);
     }
 
     #[test]
     fn target_values_must_be_decimals() {
         let mut s = so(otel("x"));
         s["spec"]["triggers"][0]["metadata"]["targetValue"] = json!("600m");
-        let p = check(&s, ADDR);
+        let p = check(&s, ADDR, TESTED);
         assert!(p[0].fix.contains("0.6"), "{}", p[0]);
         s["spec"]["triggers"][0]["metadata"]
             .as_object_mut()
             .unwrap()
             .remove("targetValue");
-        assert!(check(&s, ADDR)[0].reason.contains("missing"));
+        assert!(check(&s, ADDR, TESTED)[0].reason.contains("missing"));
     }
 
     #[test]
@@ -337,7 +380,7 @@ mod tests {
         let mut s = so(otel("x"));
         s["spec"]["minReplicaCount"] = json!(5);
         assert!(
-            check(&s, ADDR)[0]
+            check(&s, ADDR, TESTED)[0]
                 .reason
                 .contains("greater than maxReplicaCount")
         );
@@ -346,24 +389,61 @@ mod tests {
             {"type": "prometheus", "name": "q", "metadata": {}},
             {"type": "prometheus", "name": "q", "metadata": {}}
         ]));
-        assert!(check(&s, ADDR)[0].reason.contains("same name"));
+        assert!(check(&s, ADDR, TESTED)[0].reason.contains("same name"));
 
         s["spec"]["triggers"] =
             json!([{"type": "prometheus", "metricType": "Value", "metadata": {}}]);
         s["spec"]["fallback"] = json!({"failureThreshold": 3, "replicas": 2});
-        assert!(check(&s, ADDR)[0].reason.contains("AverageValue"));
+        assert!(
+            check(&s, ADDR, Version(2, 17, 0))[0]
+                .reason
+                .contains("AverageValue")
+        );
+        assert!(check(&s, ADDR, Version(2, 18, 0)).is_empty());
+        s["spec"]["triggers"] =
+            json!([{"type": "cpu", "metricType": "Utilization", "metadata": {}}]);
+        assert!(check(&s, ADDR, TESTED)[0].reason.contains("cpu/memory"));
 
         let mut s = so(otel("x"));
         s["metadata"]["name"] = json!("a".repeat(60));
-        assert!(check(&s, ADDR)[0].reason.contains("keda-hpa-"));
+        assert!(check(&s, ADDR, TESTED)[0].reason.contains("keda-hpa-"));
         s["spec"]["advanced"] = json!({"horizontalPodAutoscalerConfig": {"name": "short"}});
-        assert!(check(&s, ADDR).is_empty());
+        assert!(check(&s, ADDR, TESTED).is_empty());
         s["metadata"]["name"] = json!("a".repeat(64));
-        assert!(check(&s, ADDR)[0].reason.contains("label value"));
+        assert!(check(&s, ADDR, TESTED)[0].reason.contains("label value"));
 
         let mut s = so(otel("x"));
         s["spec"]["idleReplicaCount"] = json!(1);
-        assert!(check(&s, ADDR)[0].key.contains("idleReplicaCount"));
+        assert!(check(&s, ADDR, TESTED)[0].key.contains("idleReplicaCount"));
+    }
+
+    #[test]
+    fn validate_leaves_keda_its_own_rules() {
+        // KEDA's webhook judges these; /validate must never deny what KEDA accepts.
+        let mut s = so(json!([
+            {"type": "prometheus", "name": "q", "metricType": "Value", "metadata": {}},
+            {"type": "prometheus", "name": "q", "metadata": {}}
+        ]));
+        s["spec"]["fallback"] = json!({"failureThreshold": 3, "replicas": 2});
+        s["spec"]["minReplicaCount"] = json!(9);
+        assert!(validate(&s, ADDR).is_empty());
+        assert!(!check(&s, ADDR, TESTED).is_empty());
+        assert_eq!(validate(&so(otel("sum(x{a!=b})")), ADDR).len(), 1);
+    }
+
+    #[test]
+    fn clamps_are_decimals_as_the_add_on_parses_them() {
+        let mut s = so(otel("x"));
+        s["spec"]["triggers"][0]["metadata"]["clampMin"] = json!("0.5");
+        s["spec"]["triggers"][0]["metadata"]["clampMax"] = json!("12");
+        assert!(validate(&s, ADDR).is_empty());
+        s["spec"]["triggers"][0]["metadata"]["clampMax"] = json!("ten");
+        let p = validate(&s, ADDR);
+        assert!(
+            p[0].key.ends_with("clampMax") && p[0].fix.contains("0.5"),
+            "{}",
+            p[0]
+        );
     }
 
     #[test]
@@ -374,7 +454,8 @@ mod tests {
             json!({"spec": {"triggers": "x"}}),
             json!({"spec": {"triggers": [1, null]}}),
         ] {
-            let _ = check(&v, ADDR);
+            let _ = check(&v, ADDR, TESTED);
+            let _ = validate(&v, ADDR);
         }
     }
 }

@@ -1,0 +1,15 @@
+//! KEDA: what this product knows of it, by version, and its rules for a ScaledObject.
+
+pub mod rules;
+
+use crate::version::Version;
+
+/// The KEDA release the tests run against, and the default of `keda-version`.
+pub const TESTED_VERSION: Version = Version(2, 21, 0);
+/// The oldest KEDA whose ScaledObject has every field this product renders
+/// (`initialCooldownPeriod` arrived in v2.14.0: kedacore/keda CHANGELOG.md, #5008).
+pub const OLDEST_SUPPORTED: Version = Version(2, 14, 0);
+/// From this release fallback works with any non-cpu/memory trigger, `Value` ones included;
+/// before it only with `AverageValue` triggers (kedacore/keda CHANGELOG.md v2.18.0, #6655;
+/// `CheckFallbackValid` in apis/keda/v1alpha1/scaledobject_types.go).
+pub const FALLBACK_ON_VALUE_SINCE: Version = Version(2, 18, 0);

@@ -11,8 +11,10 @@ use crate::query::AddonQuery;
 use crate::values::{self, Refusal};
 use crate::workload::{Workload, WorkloadKind};
 
+mod http_wake;
 mod triggers;
 
+pub use http_wake::{HTTP_WAKE_KEYS, HTTP_WAKE_TRIGGER, HttpWake};
 pub use triggers::{TRIGGER_KEYS, default_promql};
 use triggers::{
     TriggerContext, TriggerInput, parse_string_map, parse_trigger_list, resolve_trigger,
@@ -30,7 +32,7 @@ pub const KSERVE_PATH: &str = "prometheus.kserve.io/path";
 pub const OTEL_OPERATOR_INJECT: &str = "sidecar.opentelemetry.io/inject";
 
 /// The annotation keys (without the prefix) that users set, besides the trigger keys
-/// ([`TRIGGER_KEYS`]: preset, metric, target, ...).
+/// ([`TRIGGER_KEYS`]: preset, metric, target, ...) and the HTTP wake keys ([`HTTP_WAKE_KEYS`]).
 pub const KEYS: [&str; 21] = [
     "enabled",
     "backend",
@@ -57,7 +59,7 @@ pub const KEYS: [&str; 21] = [
 
 /// Every annotation key users set (without the prefix).
 fn known_keys() -> impl Iterator<Item = &'static str> {
-    KEYS.into_iter().chain(TRIGGER_KEYS)
+    KEYS.into_iter().chain(TRIGGER_KEYS).chain(HTTP_WAKE_KEYS)
 }
 
 /// Where the metrics go and who computes the scaling value.
@@ -139,6 +141,8 @@ pub struct AutoscalingSpec {
     pub prometheus_address: String,
     /// Resolved: never `Auto`; `None` for backends without a sidecar.
     pub sidecar: SidecarMode,
+    /// Requests held by the KEDA HTTP add-on's interceptor wake the Deployment from zero.
+    pub http_wake: Option<HttpWake>,
 }
 
 impl AutoscalingSpec {
@@ -399,6 +403,7 @@ impl<'a> Reader<'a> {
         let triggers = self.triggers(&ctx);
 
         let fallback = self.fallback(&triggers, max_replicas);
+        let http_wake = self.http_wake(cfg, min_replicas, &triggers);
 
         AutoscalingSpec {
             backend,
@@ -418,6 +423,7 @@ impl<'a> Reader<'a> {
             scaler_address,
             prometheus_address,
             sidecar,
+            http_wake,
         }
     }
 

@@ -11,7 +11,7 @@ use super::{Mutation, set_annotation};
 use crate::annotations::{self, STATUS};
 use crate::config::{SidecarMode, WebhookConfig};
 use crate::problem::Invalid;
-use crate::render::{scaled_object, sidecar};
+use crate::render::{interceptor_route, scaled_object, sidecar};
 use crate::workload::{KSERVE_ISVC_LABEL, Workload, WorkloadKind};
 
 const POD_SPEC: &str = "/spec/template/spec";
@@ -83,7 +83,8 @@ pub(super) fn mutate(object: &Value, cfg: &WebhookConfig) -> Result<Mutation, In
     }
     let so = scaled_object::render(&spec, &labels);
     let patched = if already_current { object.clone() } else { new };
-    Ok(Mutation::between(object, patched, warnings, Some(so)))
+    let route = interceptor_route::render(&spec, &labels);
+    Ok(Mutation::between(object, patched, warnings, Some(so)).with_interceptor_route(route))
 }
 
 /// Removes what the status annotation says was injected, and the annotation itself.

@@ -12,6 +12,7 @@ use serde_json::Value;
 
 use crate::config::WebhookConfig;
 use crate::problem::Invalid;
+use crate::render::interceptor_route::InterceptorRoute;
 use crate::render::scaled_object::ScaledObject;
 use crate::workload::WorkloadKind;
 
@@ -25,6 +26,8 @@ pub struct Mutation {
     pub warnings: Vec<String>,
     /// The ScaledObject that must exist for this object (`None`: not opted in).
     pub scaled_object: Option<ScaledObject>,
+    /// The HTTP add-on's InterceptorRoute that must exist (`None`: no HTTP wake).
+    pub interceptor_route: Option<InterceptorRoute>,
 }
 
 impl Mutation {
@@ -34,6 +37,7 @@ impl Mutation {
             patch: json_patch::Patch(Vec::new()),
             warnings: Vec::new(),
             scaled_object: None,
+            interceptor_route: None,
         }
     }
 
@@ -48,7 +52,13 @@ impl Mutation {
             patched,
             warnings,
             scaled_object,
+            interceptor_route: None,
         }
+    }
+
+    fn with_interceptor_route(mut self, route: Option<InterceptorRoute>) -> Mutation {
+        self.interceptor_route = route;
+        self
     }
 }
 

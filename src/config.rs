@@ -16,6 +16,10 @@ pub const DEFAULT_COLLECTOR_IMAGE: &str = "otel/opentelemetry-collector-contrib:
 pub const DEFAULT_OTLP_ENDPOINT: &str = "keda-otel-scaler.keda.svc:4317";
 /// Where KEDA asks for metric values: the KEDA OTel add-on's external scaler (gRPC).
 pub const DEFAULT_SCALER_ADDRESS: &str = "keda-otel-scaler.keda.svc:4318";
+/// Where KEDA asks whether an HTTP-woken workload has traffic: the KEDA HTTP add-on's external
+/// scaler (gRPC). Service `keda-add-ons-http-external-scaler`, port 9090, namespace `keda`, as in
+/// kedacore/http-add-on v0.15.0 `config/scaler/service.yaml` and `test/helpers/env.go`.
+pub const DEFAULT_HTTP_SCALER_ADDRESS: &str = "keda-add-ons-http-external-scaler.keda:9090";
 /// Prometheus used by the `prometheus` backend.
 pub const DEFAULT_PROMETHEUS_ADDRESS: &str = "http://prometheus-operated.monitoring.svc:9090";
 
@@ -78,6 +82,8 @@ pub struct WebhookConfig {
     pub external_scaler_address: String,
     /// `serverAddress` of `prometheus` triggers.
     pub prometheus_address: String,
+    /// `scalerAddress` of the `external-push` trigger of HTTP wake (the KEDA HTTP add-on).
+    pub http_scaler_address: String,
     /// Sidecar mode when the `sidecar` annotation is absent or `auto`.
     pub sidecar_mode: SidecarMode,
     /// Whether the cluster runs native sidecars (Kubernetes ≥ 1.29); decides `auto`.
@@ -99,6 +105,7 @@ impl Default for WebhookConfig {
             scaler_address: DEFAULT_SCALER_ADDRESS.to_string(),
             external_scaler_address: String::new(),
             prometheus_address: DEFAULT_PROMETHEUS_ADDRESS.to_string(),
+            http_scaler_address: DEFAULT_HTTP_SCALER_ADDRESS.to_string(),
             sidecar_mode: SidecarMode::Auto,
             native_sidecars: true,
             on_invalid: OnInvalid::Deny,

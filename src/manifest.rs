@@ -1,7 +1,8 @@
 //! Multi-document YAML in and out, for the offline `mutate` command.
 //!
 //! Every document is mutated (items of a `List` one by one); other kinds pass through
-//! unchanged; the ScaledObjects that will exist follow the documents. ScaledObjects this
+//! unchanged; the ScaledObjects that will exist follow the documents, each followed by its
+//! InterceptorRoute when the workload has HTTP wake. ScaledObjects and InterceptorRoutes this
 //! product manages that were already in the input are replaced by the fresh ones, so running
 //! the output through again changes nothing.
 
@@ -10,6 +11,7 @@ use serde_json::Value;
 use crate::config::WebhookConfig;
 use crate::mutate::mutate;
 use crate::problem::Invalid;
+use crate::render::interceptor_route;
 use crate::render::scaled_object::{KIND, MANAGED_BY, MANAGED_BY_LABEL};
 
 #[derive(Debug, thiserror::Error)]
@@ -44,8 +46,10 @@ fn describe(doc: &Value) -> String {
     }
 }
 
-fn is_managed_scaled_object(doc: &Value) -> bool {
-    doc.get("kind").and_then(Value::as_str) == Some(KIND)
+/// A ScaledObject or InterceptorRoute labelled as managed by this product.
+fn is_managed_output(doc: &Value) -> bool {
+    let kind = doc.get("kind").and_then(Value::as_str);
+    (kind == Some(KIND) || kind == Some(interceptor_route::KIND))
         && doc
             .pointer("/metadata/labels")
             .and_then(|l| l.get(MANAGED_BY_LABEL))
@@ -91,7 +95,7 @@ pub fn mutate_manifest(text: &str, cfg: &WebhookConfig) -> Result<MutatedManifes
                warnings: &mut Vec<String>,
                failures: &mut Vec<(String, Invalid)>|
      -> Option<Value> {
-        if is_managed_scaled_object(doc) {
+        if is_managed_output(doc) {
             return None;
         }
         match mutate(doc, cfg) {
@@ -99,6 +103,9 @@ pub fn mutate_manifest(text: &str, cfg: &WebhookConfig) -> Result<MutatedManifes
                 warnings.extend(m.warnings.iter().map(|w| format!("{}: {w}", describe(doc))));
                 if let Some(so) = &m.scaled_object {
                     scaled_objects.push(serde_json::to_value(so).unwrap_or(Value::Null));
+                }
+                if let Some(route) = &m.interceptor_route {
+                    scaled_objects.push(serde_json::to_value(route).unwrap_or(Value::Null));
                 }
                 Some(m.patched)
             }

@@ -203,6 +203,10 @@ pub struct ConfigArgs {
           help = help("serverAddress of prometheus triggers", defaults().prometheus_address))]
     pub prometheus_address: Option<String>,
 
+    #[arg(long, env = "LLM_AUTOSCALE_HTTP_SCALER_ADDRESS", value_name = "HOST:PORT",
+          help = help("scalerAddress of the HTTP wake trigger (the KEDA HTTP add-on's external scaler)", defaults().http_scaler_address))]
+    pub http_scaler_address: Option<String>,
+
     #[arg(long, env = "LLM_AUTOSCALE_SIDECAR_MODE", value_name = "MODE",
           value_parser = sidecar_mode_parser(),
           help = help("How the collector is attached when the sidecar annotation is absent or auto", defaults().sidecar_mode.as_str()))]
@@ -255,6 +259,7 @@ impl ConfigArgs {
             &self.external_scaler_address,
         );
         set(&mut cfg.prometheus_address, &self.prometheus_address);
+        set(&mut cfg.http_scaler_address, &self.http_scaler_address);
         set(&mut cfg.sidecar_mode, &self.sidecar_mode);
         set(&mut cfg.native_sidecars, &self.native_sidecars);
         set(&mut cfg.on_invalid, &self.on_invalid);
@@ -492,6 +497,8 @@ mod tests {
             d.otlp_endpoint.as_str(),
             d.scaler_address.as_str(),
             d.prometheus_address.as_str(),
+            d.http_scaler_address.as_str(),
+            "LLM_AUTOSCALE_HTTP_SCALER_ADDRESS",
             "LLM_AUTOSCALE_CONFIG",
             "LLM_AUTOSCALE_SIDECAR_MODE",
             "[default: 0.0.0.0:8443]",

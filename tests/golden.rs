@@ -3,7 +3,8 @@
 //! `UPDATE_GOLDEN=1 cargo test --test golden` to rewrite them, then review the diff by eye.
 //!
 //! Each output is also run through `mutate` again (it must not change), and every
-//! ScaledObject in it is validated against KEDA's CRD schema with unknown fields refused.
+//! ScaledObject in it is validated against KEDA's CRD schema, every InterceptorRoute against
+//! the KEDA HTTP add-on's, with unknown fields refused.
 
 #[path = "support/keda_schema.rs"]
 mod keda_schema;
@@ -54,6 +55,8 @@ fn inputs(dir: &str) -> Vec<PathBuf> {
 fn mutations_match_golden_files_and_are_idempotent_and_keda_valid() {
     let cfg = WebhookConfig::default();
     let schema = keda_schema::ScaledObjectSchema::load();
+    let route_schema = keda_schema::InterceptorRouteSchema::load();
+    let mut routes = 0;
     for input in inputs("input") {
         let name = input.file_stem().unwrap().to_string_lossy().to_string();
         let text = std::fs::read_to_string(&input).unwrap();
@@ -81,8 +84,17 @@ fn mutations_match_golden_files_and_are_idempotent_and_keda_valid() {
                     "{name}: ScaledObject fails the KEDA CRD schema: {errors:#?}"
                 );
             }
+            if doc["kind"] == "InterceptorRoute" {
+                routes += 1;
+                let errors = route_schema.errors(&doc);
+                assert!(
+                    errors.is_empty(),
+                    "{name}: InterceptorRoute fails the HTTP add-on's CRD schema: {errors:#?}"
+                );
+            }
         }
     }
+    assert!(routes > 0, "no golden case renders an InterceptorRoute");
 }
 
 #[test]
@@ -142,4 +154,30 @@ fn the_schema_check_can_fail() {
         !schema.errors(&so).is_empty(),
         "metadata values must be strings"
     );
+}
+
+#[test]
+fn the_interceptor_route_schema_check_can_fail() {
+    let schema = keda_schema::InterceptorRouteSchema::load();
+    let mut route = serde_json::json!({
+        "apiVersion": "http.keda.sh/v1beta1", "kind": "InterceptorRoute",
+        "metadata": {"name": "x"},
+        "spec": {
+            "target": {"service": "x", "port": 8000},
+            "rules": [{"hosts": ["x.example.com"], "paths": [{"value": "/v1"}]}],
+            "scalingMetric": {"concurrency": {"targetValue": 100}}
+        }
+    });
+    assert!(schema.errors(&route).is_empty());
+    route["spec"]["scaleTargetRef"] = serde_json::json!({"name": "x"});
+    assert!(
+        !schema.errors(&route).is_empty(),
+        "unknown fields must be refused"
+    );
+    route["spec"]
+        .as_object_mut()
+        .unwrap()
+        .remove("scaleTargetRef");
+    route["spec"]["target"]["port"] = 70000.into();
+    assert!(!schema.errors(&route).is_empty(), "ports stop at 65535");
 }

@@ -11,8 +11,10 @@ use crate::query::AddonQuery;
 use crate::values::{self, Refusal};
 use crate::workload::{Workload, WorkloadKind};
 
+mod http_wake;
 mod triggers;
 
+pub use http_wake::{HTTP_WAKE_KEYS, HTTP_WAKE_TRIGGER, HttpWake};
 pub use triggers::{TRIGGER_KEYS, default_promql};
 use triggers::{
     TriggerContext, TriggerInput, parse_string_map, parse_trigger_list, resolve_trigger,
@@ -30,7 +32,7 @@ pub const KSERVE_PATH: &str = "prometheus.kserve.io/path";
 pub const OTEL_OPERATOR_INJECT: &str = "sidecar.opentelemetry.io/inject";
 
 /// The annotation keys (without the prefix) that users set, besides the trigger keys
-/// ([`TRIGGER_KEYS`]: preset, metric, target, ...).
+/// ([`TRIGGER_KEYS`]: preset, metric, target, ...) and the HTTP wake keys ([`HTTP_WAKE_KEYS`]).
 pub const KEYS: [&str; 21] = [
     "enabled",
     "backend",
@@ -57,7 +59,7 @@ pub const KEYS: [&str; 21] = [
 
 /// Every annotation key users set (without the prefix).
 fn known_keys() -> impl Iterator<Item = &'static str> {
-    KEYS.into_iter().chain(TRIGGER_KEYS)
+    KEYS.into_iter().chain(TRIGGER_KEYS).chain(HTTP_WAKE_KEYS)
 }
 
 /// Where the metrics go and who computes the scaling value.
@@ -163,6 +165,8 @@ pub struct AutoscalingSpec {
     pub prometheus_address: String,
     /// Resolved: never `Auto`; `None` for backends without a sidecar.
     pub sidecar: SidecarMode,
+    /// Requests held by the KEDA HTTP add-on's interceptor wake the Deployment from zero.
+    pub http_wake: Option<HttpWake>,
 }
 
 impl AutoscalingSpec {
@@ -190,11 +194,14 @@ impl AutoscalingSpec {
         names
     }
 
-    /// Whether some trigger can see demand while the workload has no pod.
+    /// Whether something can see demand while the workload has no pod: the KEDA HTTP add-on's
+    /// interceptor (HTTP wake), or a trigger whose source is not the workload's pods.
     pub fn wakes_from_zero(&self) -> bool {
-        self.triggers
-            .iter()
-            .any(|t| t.source == TriggerSource::Gateway)
+        self.http_wake.is_some()
+            || self
+                .triggers
+                .iter()
+                .any(|t| t.source == TriggerSource::Gateway)
     }
 }
 
@@ -452,6 +459,7 @@ impl<'a> Reader<'a> {
         let triggers = self.triggers(&ctx);
 
         let fallback = self.fallback(&triggers, max_replicas, backend, cfg);
+        let http_wake = self.http_wake(cfg, min_replicas, &triggers);
 
         let spec = AutoscalingSpec {
             backend,
@@ -471,6 +479,7 @@ impl<'a> Reader<'a> {
             scaler_address,
             prometheus_address,
             sidecar,
+            http_wake,
         };
         self.scale_to_zero_wakes(&spec);
         spec
@@ -481,14 +490,20 @@ impl<'a> Reader<'a> {
     /// `IsActive` is `value > 0`, so a workload whose triggers all read its own pods stays at
     /// zero for ever. Refused unless some trigger exists without the pods.
     fn scale_to_zero_wakes(&mut self, spec: &AutoscalingSpec) {
-        if spec.min_replicas != 0 || spec.triggers.is_empty() || spec.wakes_from_zero() {
+        // An HTTP wake that does not parse has its own problems reported already.
+        let wake_attempted = HTTP_WAKE_KEYS.iter().any(|k| self.raw(k).is_some());
+        if spec.min_replicas != 0
+            || spec.triggers.is_empty()
+            || spec.wakes_from_zero()
+            || wake_attempted
+        {
             return;
         }
         self.bad(
             "min-replicas",
             "with scale to zero every trigger reads this workload's own pods, which do not exist at zero replicas: it would never wake up",
             format!(
-                "keep {PREFIX}min-replicas \"1\", or add a trigger whose source exists at zero pods: {PREFIX}source: \"gateway\" (or \"source\": \"gateway\" in a triggers entry) with a query on a router, gateway or queue metric, a prometheus query of your own, or the external backend"
+                "keep {PREFIX}min-replicas \"1\", or add a wake path: HTTP wake through the KEDA HTTP add-on ({PREFIX}http-wake-service, -port and -hosts), or a trigger whose source exists at zero pods: {PREFIX}source: \"gateway\" (or \"source\": \"gateway\" in a triggers entry) with a query on a router, gateway or queue metric, a prometheus query of your own, or the external backend"
             ),
         );
     }

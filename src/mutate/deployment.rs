@@ -11,7 +11,7 @@ use super::{Mutation, set_annotation};
 use crate::annotations::{self, STATUS};
 use crate::config::{SidecarMode, WebhookConfig};
 use crate::problem::Invalid;
-use crate::render::{scaled_object, sidecar};
+use crate::render::{interceptor_route, scaled_object, sidecar};
 use crate::workload::{KSERVE_ISVC_LABEL, Workload, WorkloadKind};
 
 const POD_SPEC: &str = "/spec/template/spec";
@@ -87,7 +87,9 @@ pub(super) fn mutate(object: &Value, cfg: &WebhookConfig) -> Result<Mutation, In
     }
     let so = scaled_object::render(&spec, &labels);
     let patched = if already_current { object.clone() } else { new };
-    let mut m = Mutation::between(object, patched, warnings, Some(so));
+    let route = interceptor_route::render(&spec, &labels);
+    let mut m =
+        Mutation::between(object, patched, warnings, Some(so)).with_interceptor_route(route);
     m.sidecar_inputs = (spec.sidecar != SidecarMode::None).then_some(inputs);
     Ok(m)
 }

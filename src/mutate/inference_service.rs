@@ -11,7 +11,7 @@ use super::{Mutation, set_annotation};
 use crate::annotations;
 use crate::config::WebhookConfig;
 use crate::problem::{Invalid, Problem};
-use crate::render::scaled_object;
+use crate::render::{interceptor_route, scaled_object};
 use crate::workload::{KSERVE_ISVC_LABEL, Workload, WorkloadKind};
 
 pub const AUTOSCALER_CLASS: &str = "serving.kserve.io/autoscalerClass";
@@ -107,5 +107,6 @@ pub(super) fn mutate(object: &Value, cfg: &WebhookConfig) -> Result<Mutation, In
     let mut labels = BTreeMap::new();
     labels.insert(KSERVE_ISVC_LABEL.to_string(), workload.name.clone());
     let so = scaled_object::render(&spec, &labels);
-    Ok(Mutation::between(object, new, warnings, Some(so)))
+    let route = interceptor_route::render(&spec, &labels);
+    Ok(Mutation::between(object, new, warnings, Some(so)).with_interceptor_route(route))
 }

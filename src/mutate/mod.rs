@@ -12,6 +12,7 @@ use serde_json::Value;
 
 use crate::config::WebhookConfig;
 use crate::problem::Invalid;
+use crate::render::interceptor_route::InterceptorRoute;
 use crate::render::scaled_object::ScaledObject;
 use crate::workload::WorkloadKind;
 
@@ -28,6 +29,8 @@ pub struct Mutation {
     /// Hash of what the sidecar was rendered from (`None`: no sidecar rendered), to compare
     /// with the stored [`injection_status::InjectionStatus::inputs`].
     pub sidecar_inputs: Option<String>,
+    /// The HTTP add-on's InterceptorRoute that must exist (`None`: no HTTP wake).
+    pub interceptor_route: Option<InterceptorRoute>,
 }
 
 impl Mutation {
@@ -38,6 +41,7 @@ impl Mutation {
             warnings: Vec::new(),
             scaled_object: None,
             sidecar_inputs: None,
+            interceptor_route: None,
         }
     }
 
@@ -53,7 +57,13 @@ impl Mutation {
             warnings,
             scaled_object,
             sidecar_inputs: None,
+            interceptor_route: None,
         }
+    }
+
+    fn with_interceptor_route(mut self, route: Option<InterceptorRoute>) -> Mutation {
+        self.interceptor_route = route;
+        self
     }
 }
 

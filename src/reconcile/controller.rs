@@ -1,5 +1,6 @@
 //! The kube-runtime controller: Deployments (and the ScaledObjects they own) → apply, repair,
-//! delete, and report. Thin: every decision comes from [`super::plan::plan`].
+//! delete, and report; with HTTP wake the same for their InterceptorRoutes, and KServe's
+//! leftover ScaledObject removed. Thin: every decision comes from [`super::plan`].
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,7 +16,7 @@ use kube::{Api, Client, Resource, ResourceExt};
 use serde_json::Value;
 
 use super::metrics::ReconcileMetrics;
-use super::plan::{self, Action, FIELD_MANAGER, KserveOwner};
+use super::plan::{self, Action, FIELD_MANAGER, Holder, InferenceServiceId, KserveOwner};
 use crate::config::WebhookConfig;
 use crate::render::scaled_object::{MANAGED_BY, MANAGED_BY_LABEL};
 
@@ -39,6 +40,15 @@ pub fn scaled_object_resource() -> ApiResource {
         "keda.sh",
         "v1alpha1",
         "ScaledObject",
+    ))
+}
+
+/// The KEDA HTTP add-on's InterceptorRoute (kedacore/http-add-on v0.15.0).
+fn interceptor_route_resource() -> ApiResource {
+    ApiResource::from_gvk(&GroupVersionKind::gvk(
+        "http.keda.sh",
+        "v1beta1",
+        "InterceptorRoute",
     ))
 }
 
@@ -97,25 +107,32 @@ fn truncate(mut s: String, max: usize) -> String {
     s
 }
 
+/// The predictor's InferenceService: its autoscaler class, and who it is (for ownerReferences).
 async fn kserve_owner(
     ctx: &Context,
     ns: &str,
     deployment: &Value,
-) -> Result<KserveOwner, kube::Error> {
+) -> Result<(KserveOwner, Option<InferenceServiceId>), kube::Error> {
     let Some(isvc) = plan::inference_service_of(deployment) else {
-        return Ok(KserveOwner::None);
+        return Ok((KserveOwner::None, None));
     };
     let api: Api<DynamicObject> =
         Api::namespaced_with(ctx.client.clone(), ns, &inference_service_resource());
     match api.get_opt(&isvc).await {
-        Ok(Some(obj)) => Ok(KserveOwner::Class(
-            obj.annotations()
-                .get("serving.kserve.io/autoscalerClass")
-                .cloned(),
+        Ok(Some(obj)) => Ok((
+            KserveOwner::Class(
+                obj.annotations()
+                    .get("serving.kserve.io/autoscalerClass")
+                    .cloned(),
+            ),
+            Some(InferenceServiceId {
+                name: obj.name_any(),
+                uid: obj.uid().unwrap_or_default(),
+            }),
         )),
-        Ok(None) => Ok(KserveOwner::Missing),
+        Ok(None) => Ok((KserveOwner::Missing, None)),
         // No InferenceService CRD in this cluster.
-        Err(kube::Error::Api(e)) if e.code == 404 => Ok(KserveOwner::Missing),
+        Err(kube::Error::Api(e)) if e.code == 404 => Ok((KserveOwner::Missing, None)),
         Err(e) => Err(e),
     }
 }
@@ -125,7 +142,7 @@ async fn reconcile(d: Arc<Deployment>, ctx: Arc<Context>) -> Result<Requeue, Rec
     let name = d.name_any();
     let uid = d.uid().unwrap_or_default();
     let json = serde_json::to_value(d.as_ref())?;
-    let kserve = kserve_owner(&ctx, &ns, &json).await?;
+    let (kserve, isvc) = kserve_owner(&ctx, &ns, &json).await?;
     let p = plan::plan(&json, &kserve, &ctx.config);
 
     ctx.metrics.record_sidecar(&ns, &name, p.sidecar);
@@ -148,67 +165,17 @@ async fn reconcile(d: Arc<Deployment>, ctx: Arc<Context>) -> Result<Requeue, Rec
         Api::namespaced_with(ctx.client.clone(), &ns, &scaled_object_resource());
     match p.action {
         Action::Apply(so) => {
-            let so_name = so["metadata"]["name"]
-                .as_str()
-                .unwrap_or_default()
-                .to_string();
-            let before = so_api.get_opt(&so_name).await?;
-            if let Some(existing) = &before {
-                let existing = serde_json::to_value(existing)?;
-                if !plan::is_managed_for(&existing, &uid) {
-                    publish(
-                        &ctx,
-                        &d,
-                        EventType::Warning,
-                        "ScaledObjectConflict",
-                        format!("a ScaledObject named {so_name} that llm-autoscale does not manage already exists: delete it, or remove the llm-autoscale.io/enabled annotation"),
-                    )
-                    .await;
-                    ctx.metrics.record_result("conflict");
-                    return Ok(Requeue::requeue(Duration::from_secs(300)));
-                }
-            }
-            let params = PatchParams::apply(FIELD_MANAGER).force();
-            match so_api.patch(&so_name, &params, &Patch::Apply(&so)).await {
-                Ok(after) => {
-                    let changed = before.as_ref().map(|b| b.metadata.generation)
-                        != Some(after.metadata.generation);
-                    if changed {
-                        publish(
-                            &ctx,
-                            &d,
-                            EventType::Normal,
-                            "ScaledObjectApplied",
-                            format!(
-                                "ScaledObject {so_name} applied ({} trigger(s))",
-                                so["spec"]["triggers"].as_array().map_or(0, Vec::len)
-                            ),
-                        )
-                        .await;
-                        tracing::info!(namespace = %ns, deployment = %name, scaled_object = %so_name, "applied ScaledObject");
-                    }
-                    ctx.metrics.record_result("applied");
-                }
-                Err(kube::Error::Api(e)) if (400..500).contains(&e.code) => {
-                    // Refused by the apiserver or an admission webhook (e.g. KEDA's): say why.
-                    publish(
-                        &ctx,
-                        &d,
-                        EventType::Warning,
-                        "ScaledObjectRejected",
-                        format!("ScaledObject {so_name} was refused: {}", e.message),
-                    )
-                    .await;
-                    ctx.metrics.record_result("rejected");
-                    return Ok(Requeue::requeue(Duration::from_secs(60)));
-                }
-                Err(e) => return Err(e.into()),
-            }
+            reconcile_route(&ctx, &d, &ns, &uid, &p.route).await?;
+            let isvc = isvc.as_ref();
+            return apply_scaled_object(&ctx, &d, &so_api, &uid, &so, &kserve, isvc).await;
         }
         Action::DeleteManaged(so_name) => {
             if let Some(existing) = so_api.get_opt(&so_name).await? {
                 let existing_json = serde_json::to_value(&existing)?;
                 if plan::is_managed_for(&existing_json, &uid) {
+                    // The route first: once the ScaledObject is gone this branch is not
+                    // reached again for a Deployment that opted out.
+                    reconcile_route(&ctx, &d, &ns, &uid, &p.route).await?;
                     so_api.delete(&so_name, &DeleteParams::default()).await?;
                     publish(
                         &ctx,
@@ -244,4 +211,170 @@ async fn reconcile(d: Arc<Deployment>, ctx: Arc<Context>) -> Result<Requeue, Rec
         }
     }
     Ok(Requeue::requeue(Duration::from_secs(300)))
+}
+
+/// Deletes KServe's ScaledObject left from autoscalerClass `keda` (see [`plan::holder_of`]).
+async fn remove_kserve_leftover(
+    ctx: &Context,
+    d: &Deployment,
+    api: &Api<DynamicObject>,
+    existing: &DynamicObject,
+) -> Result<(), ReconcileError> {
+    if existing.metadata.deletion_timestamp.is_some() {
+        return Ok(());
+    }
+    let name = existing.name_any();
+    api.delete(&name, &DeleteParams::default()).await?;
+    publish(
+        ctx,
+        d,
+        EventType::Normal,
+        "KServeScaledObjectRemoved",
+        format!("deleted ScaledObject {name} that KServe created while the InferenceService had autoscalerClass keda (KServe never removes it); the llm-autoscale ScaledObject replaces it"),
+    )
+    .await;
+    tracing::info!(deployment = %d.name_any(), scaled_object = %name, "removed KServe's leftover ScaledObject");
+    ctx.metrics.record_result("kserve-leftover-removed");
+    Ok(())
+}
+
+/// Applies or deletes the InterceptorRoute of HTTP wake. A missing CRD (the HTTP add-on not
+/// installed) is an Event, not an error: the ScaledObject is still applied.
+async fn reconcile_route(
+    ctx: &Context,
+    d: &Deployment,
+    ns: &str,
+    uid: &str,
+    action: &Action,
+) -> Result<(), ReconcileError> {
+    let api: Api<DynamicObject> =
+        Api::namespaced_with(ctx.client.clone(), ns, &interceptor_route_resource());
+    match action {
+        Action::Apply(route) => apply_route(ctx, d, &api, uid, route).await,
+        Action::DeleteManaged(name) => {
+            // A missing CRD reads as "not found": nothing to delete.
+            let Some(existing) = api.get_opt(name).await? else {
+                return Ok(());
+            };
+            if plan::is_managed_for(&serde_json::to_value(&existing)?, uid) {
+                api.delete(name, &DeleteParams::default()).await?;
+                publish(
+                    ctx,
+                    d,
+                    EventType::Normal,
+                    "InterceptorRouteDeleted",
+                    format!("InterceptorRoute {name} deleted: HTTP wake (llm-autoscale.io/http-wake-*) or the opt-in was removed"),
+                )
+                .await;
+            }
+            Ok(())
+        }
+        Action::Skip(_) => Ok(()),
+    }
+}
+
+async fn apply_route(
+    ctx: &Context,
+    d: &Deployment,
+    api: &Api<DynamicObject>,
+    uid: &str,
+    route: &Value,
+) -> Result<(), ReconcileError> {
+    let name = route["metadata"]["name"].as_str().unwrap_or_default();
+    let before = api.get_opt(name).await?;
+    if let Some(existing) = &before {
+        if !plan::is_managed_for(&serde_json::to_value(existing)?, uid) {
+            let note = format!(
+                "an InterceptorRoute named {name} that llm-autoscale does not manage already exists: delete it, or remove the llm-autoscale.io/http-wake-* annotations"
+            );
+            publish(ctx, d, EventType::Warning, "InterceptorRouteConflict", note).await;
+            return Ok(());
+        }
+    }
+    let params = PatchParams::apply(FIELD_MANAGER).force();
+    match api.patch(name, &params, &Patch::Apply(route)).await {
+        Ok(after) => {
+            if before.as_ref().map(|b| b.metadata.generation) != Some(after.metadata.generation) {
+                let note = format!(
+                    "InterceptorRoute {name} applied: requests for {} are held by the KEDA HTTP add-on's interceptor while the Deployment wakes",
+                    route["spec"]["rules"][0]["hosts"]
+                );
+                publish(ctx, d, EventType::Normal, "InterceptorRouteApplied", note).await;
+            }
+            Ok(())
+        }
+        // An apply creates what is missing, so 404 means the resource type is unknown.
+        Err(kube::Error::Api(e)) if e.code == 404 => {
+            let note = "HTTP wake needs the KEDA HTTP add-on v0.15.0 or later (CRD interceptorroutes.http.keda.sh is not installed): install it; until then requests are not held and the Deployment does not wake from zero".to_string();
+            publish(
+                ctx,
+                d,
+                EventType::Warning,
+                "InterceptorRouteCRDMissing",
+                note,
+            )
+            .await;
+            Ok(())
+        }
+        Err(kube::Error::Api(e)) if (400..500).contains(&e.code) => {
+            let note = format!("InterceptorRoute {name} was refused: {}", e.message);
+            publish(ctx, d, EventType::Warning, "InterceptorRouteRejected", note).await;
+            Ok(())
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Server-side applies the ScaledObject, unless someone else holds its name; KServe's
+/// leftover is removed first.
+async fn apply_scaled_object(
+    ctx: &Context,
+    d: &Deployment,
+    api: &Api<DynamicObject>,
+    uid: &str,
+    so: &Value,
+    kserve: &KserveOwner,
+    isvc: Option<&InferenceServiceId>,
+) -> Result<Requeue, ReconcileError> {
+    let so_name = so["metadata"]["name"].as_str().unwrap_or_default();
+    let before = api.get_opt(so_name).await?;
+    if let Some(existing) = &before {
+        match plan::holder_of(&serde_json::to_value(existing)?, uid, kserve, isvc) {
+            Holder::Us => {}
+            Holder::KserveLeftover => {
+                remove_kserve_leftover(ctx, d, api, existing).await?;
+                // Applied on the next pass, once it is gone (finalizers may hold it).
+                return Ok(Requeue::requeue(Duration::from_secs(5)));
+            }
+            Holder::Foreign => {
+                let note = format!(
+                    "a ScaledObject named {so_name} that llm-autoscale does not manage already exists: delete it, or remove the llm-autoscale.io/enabled annotation"
+                );
+                publish(ctx, d, EventType::Warning, "ScaledObjectConflict", note).await;
+                ctx.metrics.record_result("conflict");
+                return Ok(Requeue::requeue(Duration::from_secs(300)));
+            }
+        }
+    }
+    let params = PatchParams::apply(FIELD_MANAGER).force();
+    match api.patch(so_name, &params, &Patch::Apply(so)).await {
+        Ok(after) => {
+            if before.as_ref().map(|b| b.metadata.generation) != Some(after.metadata.generation) {
+                let triggers = so["spec"]["triggers"].as_array().map_or(0, Vec::len);
+                let note = format!("ScaledObject {so_name} applied ({triggers} trigger(s))");
+                publish(ctx, d, EventType::Normal, "ScaledObjectApplied", note).await;
+                tracing::info!(namespace = %d.namespace().unwrap_or_default(), deployment = %d.name_any(), scaled_object = %so_name, "applied ScaledObject");
+            }
+            ctx.metrics.record_result("applied");
+            Ok(Requeue::requeue(Duration::from_secs(300)))
+        }
+        Err(kube::Error::Api(e)) if (400..500).contains(&e.code) => {
+            // Refused by the apiserver or an admission webhook (e.g. KEDA's): say why.
+            let note = format!("ScaledObject {so_name} was refused: {}", e.message);
+            publish(ctx, d, EventType::Warning, "ScaledObjectRejected", note).await;
+            ctx.metrics.record_result("rejected");
+            Ok(Requeue::requeue(Duration::from_secs(60)))
+        }
+        Err(e) => Err(e.into()),
+    }
 }

@@ -1,12 +1,13 @@
 //! What the reconciler should do for one Deployment: a pure function of the stored
-//! Deployment, its InferenceService's autoscaler class (if KServe owns it) and the config.
+//! Deployment, its InferenceService's autoscaler class (if KServe owns it) and the config —
+//! for its ScaledObject and, with HTTP wake, its InterceptorRoute.
 
 use serde_json::{Value, json};
 
 use crate::config::WebhookConfig;
 use crate::mutate::injection_status::InjectionStatus;
 use crate::mutate::mutate;
-use crate::render::scaled_object::bounded_name;
+use crate::render::scaled_object::{MANAGED_BY, MANAGED_BY_LABEL, bounded_name};
 use crate::workload::KSERVE_ISVC_LABEL;
 
 /// Field manager of every server-side apply.
@@ -92,12 +93,12 @@ fn stale_cause(stored: Option<&InjectionStatus>, inputs: Option<&str>) -> StaleC
     }
 }
 
-/// The reconciler's decision.
+/// The reconciler's decision for one object (the ScaledObject, or the InterceptorRoute).
 #[derive(Clone, Debug, PartialEq)]
 pub enum Action {
-    /// Server-side apply this ScaledObject (JSON with its ownerReference).
+    /// Server-side apply this object (JSON with its ownerReference).
     Apply(Value),
-    /// Delete the ScaledObject of this name if this product manages it for this Deployment.
+    /// Delete the object of this name if this product manages it for this Deployment.
     DeleteManaged(String),
     /// Leave everything as it is, for this reason.
     Skip(String),
@@ -105,7 +106,11 @@ pub enum Action {
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct Plan {
+    /// For the ScaledObject.
     pub action: Action,
+    /// For the KEDA HTTP add-on's InterceptorRoute (HTTP wake); applied before the ScaledObject
+    /// whose `external-push` trigger names it.
+    pub route: Action,
     pub sidecar: SidecarState,
     /// Invalid annotations, as the webhook would have said them.
     pub invalid: Option<String>,
@@ -139,6 +144,7 @@ pub fn plan(deployment: &Value, kserve: &KserveOwner, cfg: &WebhookConfig) -> Pl
         Err(invalid) => {
             return Plan {
                 action: Action::Skip("invalid annotations".into()),
+                route: Action::Skip("invalid annotations".into()),
                 sidecar: if injected {
                     SidecarState::Stale(StaleCause::Drift)
                 } else {
@@ -152,7 +158,8 @@ pub fn plan(deployment: &Value, kserve: &KserveOwner, cfg: &WebhookConfig) -> Pl
     let up_to_date = m.patch.0.is_empty();
     let Some(so) = m.scaled_object else {
         return Plan {
-            action: Action::DeleteManaged(so_name),
+            action: Action::DeleteManaged(so_name.clone()),
+            route: Action::DeleteManaged(so_name),
             sidecar: if up_to_date {
                 SidecarState::NotExpected
             } else {
@@ -170,7 +177,28 @@ pub fn plan(deployment: &Value, kserve: &KserveOwner, cfg: &WebhookConfig) -> Pl
             SidecarState::Stale(stale_cause(stored.as_ref(), m.sidecar_inputs.as_deref()))
         }
     };
-    let skip = match kserve {
+    let (action, route) = match kserve_skip(kserve) {
+        Some(reason) => (Action::Skip(reason.clone()), Action::Skip(reason)),
+        None => (
+            Action::Apply(owned_by(&so, name, uid)),
+            match &m.interceptor_route {
+                Some(r) => Action::Apply(owned_by(r, name, uid)),
+                None => Action::DeleteManaged(so_name),
+            },
+        ),
+    };
+    Plan {
+        action,
+        route,
+        sidecar,
+        invalid: None,
+        warnings: m.warnings,
+    }
+}
+
+/// Why KServe, not this product, scales the predictor; `None` when it is ours to scale.
+fn kserve_skip(kserve: &KserveOwner) -> Option<String> {
+    match kserve {
         KserveOwner::None => None,
         KserveOwner::Class(Some(c)) if c == "external" => None,
         KserveOwner::Class(c) => Some(format!(
@@ -182,32 +210,25 @@ pub fn plan(deployment: &Value, kserve: &KserveOwner, cfg: &WebhookConfig) -> Pl
         KserveOwner::Missing => Some(
             "it is labelled as a KServe predictor but its InferenceService was not found".into(),
         ),
-    };
-    let action = match skip {
-        Some(reason) => Action::Skip(reason),
-        None => {
-            let mut v = serde_json::to_value(&so).unwrap_or(Value::Null);
-            v["metadata"]["ownerReferences"] = json!([{
-                "apiVersion": "apps/v1",
-                "kind": "Deployment",
-                "name": name,
-                "uid": uid,
-                "controller": true,
-            }]);
-            Action::Apply(v)
-        }
-    };
-    Plan {
-        action,
-        sidecar,
-        invalid: None,
-        warnings: m.warnings,
     }
 }
 
-/// Is this ScaledObject one this product manages for the Deployment with this uid?
+/// The rendered object as JSON, controlled by the Deployment (deleted with it).
+fn owned_by(object: &impl serde::Serialize, name: &str, uid: &str) -> Value {
+    let mut v = serde_json::to_value(object).unwrap_or(Value::Null);
+    v["metadata"]["ownerReferences"] = json!([{
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "name": name,
+        "uid": uid,
+        "controller": true,
+    }]);
+    v
+}
+
+/// Is this object (ScaledObject or InterceptorRoute) one this product manages for the
+/// Deployment with this uid?
 pub fn is_managed_for(scaled_object: &Value, deployment_uid: &str) -> bool {
-    use crate::render::scaled_object::{MANAGED_BY, MANAGED_BY_LABEL};
     let managed = scaled_object
         .pointer("/metadata/labels")
         .and_then(|l| l.get(MANAGED_BY_LABEL))
@@ -221,6 +242,74 @@ pub fn is_managed_for(scaled_object: &Value, deployment_uid: &str) -> bool {
                 .any(|r| r.get("uid").and_then(Value::as_str) == Some(deployment_uid))
         });
     managed && owned
+}
+
+/// An InferenceService as KServe names it in the ownerReferences it sets.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InferenceServiceId {
+    pub name: String,
+    pub uid: String,
+}
+
+/// Who holds the existing ScaledObject of the name this product applies.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Holder {
+    /// Managed by this product for this Deployment: apply over it.
+    Us,
+    /// The one KServe created while the InferenceService had autoscalerClass `keda`, left
+    /// behind now that the class is `external`: delete it, then apply ours.
+    KserveLeftover,
+    /// Anyone else's: never touched.
+    Foreign,
+}
+
+/// Decides who holds `existing`. KServe v0.20.0 names its ScaledObject after the predictor
+/// Deployment (`componentMeta.Name`, i.e. `<isvc>-predictor`, like ours) and makes the
+/// InferenceService its controller (`SetControllerReferences` in
+/// `pkg/controller/v1beta1/inferenceservice/reconcilers/keda/keda_reconciler.go`, called from
+/// `components/predictor.go`). With any class but `keda`, `autoscaler/autoscaler_reconciler.go`
+/// builds the HPA reconciler instead, and the KEDA reconciler (the only code that deletes a
+/// ScaledObject, and only when the InferenceService is stopped) never runs again: the old
+/// ScaledObject stays for ever. It is KServe's leftover only when the class is `external`
+/// now, the InferenceService is its controller (name and uid), and this product does not
+/// manage it.
+pub fn holder_of(
+    existing: &Value,
+    deployment_uid: &str,
+    kserve: &KserveOwner,
+    isvc: Option<&InferenceServiceId>,
+) -> Holder {
+    if is_managed_for(existing, deployment_uid) {
+        return Holder::Us;
+    }
+    let external = matches!(kserve, KserveOwner::Class(Some(c)) if c == "external");
+    let labelled_ours = existing
+        .pointer("/metadata/labels")
+        .and_then(|l| l.get(MANAGED_BY_LABEL))
+        .and_then(Value::as_str)
+        == Some(MANAGED_BY);
+    match isvc {
+        Some(id) if external && !labelled_ours && is_controlled_by_isvc(existing, id) => {
+            Holder::KserveLeftover
+        }
+        _ => Holder::Foreign,
+    }
+}
+
+fn is_controlled_by_isvc(object: &Value, id: &InferenceServiceId) -> bool {
+    let s = |r: &Value, k: &str| r.get(k).and_then(Value::as_str).map(str::to_string);
+    object
+        .pointer("/metadata/ownerReferences")
+        .and_then(Value::as_array)
+        .is_some_and(|refs| {
+            refs.iter().any(|r| {
+                r.get("controller").and_then(Value::as_bool) == Some(true)
+                    && s(r, "kind").as_deref() == Some("InferenceService")
+                    && s(r, "apiVersion").is_some_and(|v| v.starts_with("serving.kserve.io/"))
+                    && s(r, "name").as_deref() == Some(id.name.as_str())
+                    && s(r, "uid").as_deref() == Some(id.uid.as_str())
+            })
+        })
 }
 
 #[cfg(test)]
@@ -322,5 +411,115 @@ mod tests {
         let mut foreign = so.clone();
         foreign["metadata"]["labels"] = json!({});
         assert!(!is_managed_for(&foreign, "u-1"));
+    }
+
+    fn http_wake() -> Value {
+        deployment(json!({
+            "llm-autoscale.io/enabled": "true", "llm-autoscale.io/max-replicas": "4",
+            "llm-autoscale.io/min-replicas": "0",
+            "llm-autoscale.io/http-wake-service": "m", "llm-autoscale.io/http-wake-port": "8000",
+            "llm-autoscale.io/http-wake-hosts": "m.example.com",
+        }))
+    }
+
+    #[test]
+    fn http_wake_applies_an_owned_interceptor_route_named_in_the_trigger() {
+        let p = plan(&http_wake(), &KserveOwner::None, &WebhookConfig::default());
+        let Action::Apply(route) = p.route else {
+            panic!("{:?}", p.route)
+        };
+        assert_eq!(route["kind"], "InterceptorRoute");
+        assert_eq!(route["metadata"]["name"], "m");
+        assert_eq!(route["metadata"]["ownerReferences"][0]["uid"], "u-1");
+        assert_eq!(route["metadata"]["ownerReferences"][0]["controller"], true);
+        assert!(is_managed_for(&route, "u-1"));
+        let Action::Apply(so) = p.action else {
+            panic!("{:?}", p.action)
+        };
+        let wake = so["spec"]["triggers"]
+            .as_array()
+            .and_then(|t| t.iter().find(|t| t["type"] == "external-push"))
+            .cloned()
+            .unwrap_or_default();
+        assert_eq!(wake["metadata"]["interceptorRoute"], "m");
+    }
+
+    #[test]
+    fn the_route_goes_when_http_wake_or_the_opt_in_goes() {
+        let cfg = WebhookConfig::default();
+        let p = plan(&opted_in(), &KserveOwner::None, &cfg);
+        assert_eq!(p.route, Action::DeleteManaged("m".into()));
+        let p = plan(&deployment(json!({})), &KserveOwner::None, &cfg);
+        assert_eq!(p.route, Action::DeleteManaged("m".into()));
+        let p = plan(&http_wake(), &KserveOwner::Class(Some("keda".into())), &cfg);
+        assert!(matches!(p.route, Action::Skip(_)), "{:?}", p.route);
+    }
+
+    #[test]
+    fn a_foreign_route_of_the_same_name_is_not_ours_to_delete() {
+        let Action::Apply(mut route) =
+            plan(&http_wake(), &KserveOwner::None, &WebhookConfig::default()).route
+        else {
+            panic!()
+        };
+        route["metadata"]["labels"] = json!({});
+        assert!(!is_managed_for(&route, "u-1"));
+    }
+
+    fn kserve_scaled_object(controller: bool, uid: &str) -> Value {
+        json!({
+            "apiVersion": "keda.sh/v1alpha1", "kind": "ScaledObject",
+            "metadata": {"name": "qwen-predictor", "namespace": "llm", "ownerReferences": [{
+                "apiVersion": "serving.kserve.io/v1beta1", "kind": "InferenceService",
+                "name": "qwen", "uid": uid, "controller": controller, "blockOwnerDeletion": true,
+            }]},
+        })
+    }
+
+    #[test]
+    fn kserve_leftover_only_when_external_and_controlled_by_this_inference_service() {
+        let id = InferenceServiceId {
+            name: "qwen".into(),
+            uid: "isvc-1".into(),
+        };
+        let external = KserveOwner::Class(Some("external".into()));
+        let leftover = kserve_scaled_object(true, "isvc-1");
+        assert_eq!(
+            holder_of(&leftover, "u-1", &external, Some(&id)),
+            Holder::KserveLeftover
+        );
+        let keda = KserveOwner::Class(Some("keda".into()));
+        assert_eq!(
+            holder_of(&leftover, "u-1", &keda, Some(&id)),
+            Holder::Foreign
+        );
+        assert_eq!(
+            holder_of(&leftover, "u-1", &external, None),
+            Holder::Foreign
+        );
+        for other in [
+            kserve_scaled_object(false, "isvc-1"),
+            kserve_scaled_object(true, "isvc-2"),
+        ] {
+            assert_eq!(
+                holder_of(&other, "u-1", &external, Some(&id)),
+                Holder::Foreign
+            );
+        }
+        let mut labelled = leftover.clone();
+        labelled["metadata"]["labels"] = json!({MANAGED_BY_LABEL: MANAGED_BY});
+        assert_eq!(
+            holder_of(&labelled, "u-1", &external, Some(&id)),
+            Holder::Foreign
+        );
+    }
+
+    #[test]
+    fn our_own_scaled_object_is_ours() {
+        let cfg = WebhookConfig::default();
+        let Action::Apply(so) = plan(&opted_in(), &KserveOwner::None, &cfg).action else {
+            panic!()
+        };
+        assert_eq!(holder_of(&so, "u-1", &KserveOwner::None, None), Holder::Us);
     }
 }

@@ -10,7 +10,8 @@ use k8s_openapi::api::autoscaling::v2::{HPAScalingRules, HorizontalPodAutoscaler
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::annotations::{AutoscalingSpec, TriggerQuery};
+use super::interceptor_route;
+use crate::annotations::{AutoscalingSpec, HTTP_WAKE_TRIGGER, TriggerQuery};
 
 pub const API_VERSION: &str = "keda.sh/v1alpha1";
 pub const KIND: &str = "ScaledObject";
@@ -166,9 +167,36 @@ pub fn render(spec: &AutoscalingSpec, extra_labels: &BTreeMap<String, String>) -
                 replicas: f.replicas,
             }),
             advanced,
-            triggers: spec.triggers.iter().map(|t| trigger(spec, t)).collect(),
+            triggers: spec
+                .triggers
+                .iter()
+                .map(|t| trigger(spec, t))
+                .chain(http_wake_trigger(spec))
+                .collect(),
         },
     }
+}
+
+/// The `external-push` trigger of HTTP wake: KEDA asks the HTTP add-on's external scaler, which
+/// answers for the InterceptorRoute named in `interceptorRoute` (in the ScaledObject's
+/// namespace) and streams "active" as soon as the interceptor holds a request. Keys as read by
+/// kedacore/http-add-on v0.15.0 `scaler/handlers.go` (`GetMetricSpec`) with the names of
+/// `pkg/k8s/scaledobject.go` (`ScalerAddressKey`, `InterceptorRouteKey`).
+fn http_wake_trigger(spec: &AutoscalingSpec) -> Option<Trigger> {
+    let wake = spec.http_wake.as_ref()?;
+    let metadata = BTreeMap::from([
+        ("scalerAddress".to_string(), wake.scaler_address.clone()),
+        (
+            "interceptorRoute".to_string(),
+            interceptor_route::name_for(&spec.target_deployment),
+        ),
+    ]);
+    Some(Trigger {
+        type_: "external-push".into(),
+        name: HTTP_WAKE_TRIGGER.into(),
+        metric_type: None,
+        metadata,
+    })
 }
 
 fn trigger(spec: &AutoscalingSpec, t: &crate::annotations::TriggerSpec) -> Trigger {

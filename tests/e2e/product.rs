@@ -395,6 +395,21 @@ fn annotated_workloads_get_sidecars_and_scaled_objects() {
         stored_isvc["metadata"]["annotations"]["serving.kserve.io/autoscalerClass"],
         "external"
     );
+    // The ScaledObject KServe made while the class was `keda`, still there: same name as ours,
+    // controlled by the InferenceService, never deleted by KServe when the class changes
+    // (kserve/kserve pkg/controller/v1beta1/inferenceservice/reconcilers/keda/keda_reconciler.go).
+    let leftover = json!({
+        "apiVersion": "keda.sh/v1alpha1", "kind": "ScaledObject",
+        "metadata": {"name": "huggingface-fbopt-predictor", "namespace": NS,
+            "labels": {"serving.kserve.io/inferenceservice": "huggingface-fbopt"},
+            "ownerReferences": [{"apiVersion": "serving.kserve.io/v1beta1", "kind": "InferenceService",
+                "name": "huggingface-fbopt", "uid": stored_isvc["metadata"]["uid"],
+                "controller": true, "blockOwnerDeletion": true}]},
+        "spec": {"scaleTargetRef": {"name": "huggingface-fbopt-predictor"}, "minReplicaCount": 1,
+            "maxReplicaCount": 3, "triggers": [{"type": "prometheus", "metadata": {
+                "serverAddress": "http://prometheus.monitoring:9090", "query": "sum(x)", "threshold": "1"}}]}
+    });
+    cp.kubectl_stdin_ok(&["apply", "-f", "-"], &leftover.to_string());
     let mut predictor = yaml(&read(
         "tests/fixtures/input/kserve-predictor-deployment.yaml",
     ));
@@ -406,8 +421,21 @@ fn annotated_workloads_get_sidecars_and_scaled_objects() {
         predictor_sidecar.to_string().contains("127.0.0.1:8080"),
         "scrapes KServe's port"
     );
-    cp.wait_for("the predictor's ScaledObject", WAIT, || {
-        scaled_object(&cp, "huggingface-fbopt-predictor").is_some()
+    cp.wait_for(
+        "KServe's leftover replaced by the predictor's ScaledObject",
+        WAIT,
+        || {
+            scaled_object(&cp, "huggingface-fbopt-predictor").is_some_and(|so| {
+                so["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "llm-autoscale-webhook"
+            })
+        },
+    );
+    cp.wait_for("the KServeScaledObjectRemoved event", WAIT, || {
+        has_event(
+            &cp,
+            "huggingface-fbopt-predictor",
+            "KServeScaledObjectRemoved",
+        )
     });
     let so = scaled_object(&cp, "huggingface-fbopt-predictor").unwrap();
     assert_eq!(
@@ -463,7 +491,45 @@ fn annotated_workloads_get_sidecars_and_scaled_objects() {
         stderr_of(&out)
     );
 
-    // 10. The webhook restarts with new certificates and keeps working.
+    // 10. Scale to zero: without a wake path kubectl apply is refused with the reason; with
+    //     HTTP wake the reconciler applies the KEDA HTTP add-on's InterceptorRoute, admitted by
+    //     the apiserver against the add-on's CRD (tests/fixtures/crds), owned by the Deployment.
+    let mut sleepy = with_annotation(example.clone(), "llm-autoscale.io/min-replicas", Some("0"));
+    sleepy["metadata"]["name"] = json!("sleepy");
+    let out = cp.kubectl_stdin(&["apply", "-f", "-"], &sleepy.to_string());
+    assert!(
+        !out.status.success(),
+        "a scale to zero that cannot wake was admitted"
+    );
+    let err = stderr_of(&out);
+    assert!(
+        err.contains("llm-autoscale.io/min-replicas") && err.contains("never wake"),
+        "{err}"
+    );
+    for (k, v) in [
+        ("http-wake-service", "sleepy"),
+        ("http-wake-port", "8000"),
+        ("http-wake-hosts", "sleepy.example.com"),
+    ] {
+        sleepy = with_annotation(sleepy, &format!("llm-autoscale.io/{k}"), Some(v));
+    }
+    cp.kubectl_stdin_ok(&["apply", "-f", "-"], &sleepy.to_string());
+    let sleepy_uid = deployment(&cp, "sleepy").unwrap()["metadata"]["uid"].clone();
+    cp.wait_for("the InterceptorRoute of HTTP wake", WAIT, || {
+        get_json(&cp, &["interceptorroute", "-n", NS, "sleepy"]).is_some()
+    });
+    let route = get_json(&cp, &["interceptorroute", "-n", NS, "sleepy"]).unwrap();
+    assert_eq!(route["metadata"]["ownerReferences"][0]["uid"], sleepy_uid);
+    assert_eq!(route["spec"]["target"]["service"], "sleepy");
+    cp.wait_for("the ScaledObject with the http_wake trigger", WAIT, || {
+        scaled_object(&cp, "sleepy").is_some_and(|so| {
+            so["spec"]["triggers"]
+                .as_array()
+                .is_some_and(|t| t.iter().any(|t| t["type"] == "external-push"))
+        })
+    });
+
+    // 11. The webhook restarts with new certificates and keeps working.
     webhook.stop();
     std::fs::remove_file(&cert).unwrap();
     std::fs::remove_file(&key).unwrap();

@@ -460,9 +460,12 @@ fn kv_cache_mean(plane: &ScalingPlane) {
     s.wait_replicas(3, "mean KV cache 0.925, target 0.8, 2 ready pods");
 }
 
+/// A named scenario.
+type Named = (&'static str, fn(&ScalingPlane));
+
 /// Runs `scenarios` at once; every one runs to its end, then the test fails
 /// naming each that failed (its panic message is printed as it happens).
-fn run_all(plane: &ScalingPlane, scenarios: &[(&str, fn(&ScalingPlane))]) {
+fn run_all(plane: &ScalingPlane, scenarios: &[Named]) {
     let failed: Vec<&str> = thread::scope(|scope| {
         let handles: Vec<_> = scenarios
             .iter()

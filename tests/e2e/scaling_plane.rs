@@ -20,9 +20,9 @@
 //! No kubelet and no Deployment controller run: scenarios set a
 //! Deployment's `status.replicas` and write Pod objects themselves.
 //!
-//! The adapter binds a fixed cluster IP ([`ADAPTER_IP`]) on a free port, so
-//! several planes may run on one machine; within one test process start
-//! one and share it.
+//! The adapter binds a fixed cluster IP ([`ADAPTER_IP`]) but on a free port,
+//! which is also its Service's port, so several planes can run side by side
+//! (each with its own API server, Service and adapter).
 
 use std::fs;
 use std::net::TcpListener;

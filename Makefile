@@ -10,7 +10,7 @@ test: ## the whole suite (builds the e2e tools on first use)
 unit: ## fast tests: unit, golden, property, HTTPS integration
 	cargo test --lib --test golden --test annotation_rules --test properties --test server
 
-e2e: ## end-to-end against a real kube-apiserver, etcd and KEDA's webhook
+e2e: ## end-to-end against a real kube-apiserver, etcd, KEDA (webhook, operator, adapter), HPA, Prometheus
 	cargo test --test e2e -- --nocapture
 
 collector: ## the rendered sidecar config in a real OpenTelemetry collector

@@ -10,8 +10,8 @@
 //!   namespace and serviceaccount controllers, so ownerReferences are
 //!   garbage-collected, namespaces can be deleted and each namespace gets its
 //!   `default` ServiceAccount;
-//! - the CRDs in `tests/fixtures/crds/` (KEDA ScaledObject and
-//!   TriggerAuthentication, KServe InferenceService), Established before
+//! - the CRDs in `tests/fixtures/crds/` (KEDA v2.21.0's six, from its
+//!   `config/crd/bases`, and KServe's InferenceService), Established before
 //!   `start` returns;
 //! - KEDA v2.21.0's admission webhook, registered with a
 //!   ValidatingWebhookConfiguration (`failurePolicy: Fail`) for ScaledObjects
@@ -38,6 +38,15 @@
 //! certificate for `127.0.0.1`/`localhost` with the harness CA, and
 //! [`ControlPlane::ca_bundle_base64`] is the matching `caBundle`; register
 //! the webhook with `clientConfig.url: https://127.0.0.1:<port>/<path>`.
+//!
+//! With [`Options::metrics_aggregation`] ([`ControlPlane::start_with`]) the
+//! API server can also serve an aggregated API from a process on loopback,
+//! the way KEDA's metrics adapter serves `external.metrics.k8s.io` (see
+//! `scaling_plane.rs`): its Service range is inside loopback
+//! ([`AGGREGATION_SERVICE_CIDR`]) with the endpoint reconciler off and
+//! aggregator routing to the Service's cluster IP, it has a front-proxy CA and
+//! client certificate with the request-header flags, and the controller
+//! manager runs the HPA controller too, syncing every 2 s.
 //!
 //! Note: the garbage collector discovers resource types when it starts and
 //! then every 30 s. The fixture CRDs are installed before it starts; owned
@@ -71,6 +80,18 @@ const STOP_GRACE: Duration = Duration::from_secs(3);
 const LOG_TAIL_LINES: usize = 40;
 /// Service CIDR handed to kube-apiserver (nothing is routed there).
 const SERVICE_CIDR: &str = "10.0.0.0/24";
+/// Service CIDR with [`Options::metrics_aggregation`]: every address of
+/// 127.0.0.0/8 is local on Linux, so a process bound to a cluster IP from
+/// this range is what kube-apiserver reaches through the Service.
+pub const AGGREGATION_SERVICE_CIDR: &str = "127.100.0.0/24";
+
+/// What [`ControlPlane::start_with`] adds to the default control plane.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Options {
+    /// API aggregation to loopback Services and the HPA controller (see the
+    /// module documentation).
+    pub metrics_aggregation: bool,
+}
 
 /// A running etcd + kube-apiserver + kube-controller-manager + KEDA admission
 /// webhook on 127.0.0.1. See the module documentation.
@@ -105,6 +126,11 @@ impl ControlPlane {
     ///
     /// Panics, with the logs of the components, if any step fails.
     pub fn start() -> ControlPlane {
+        ControlPlane::start_with(Options::default())
+    }
+
+    /// [`start`](Self::start) with the additions of `options`.
+    pub fn start_with(options: Options) -> ControlPlane {
         let bin = ensure_tools();
         let started = Instant::now();
         let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
@@ -154,6 +180,7 @@ impl ControlPlane {
                 "127.0.0.1",
                 "localhost",
                 "10.0.0.1",
+                "127.100.0.1",
                 "kubernetes",
                 "kubernetes.default",
                 "kubernetes.default.svc",
@@ -188,31 +215,32 @@ impl ControlPlane {
             &[],
         );
 
-        cp.spawn(
-            "kube-apiserver",
-            &[
-                format!("--etcd-servers={etcd_url}"),
-                "--bind-address=127.0.0.1".into(),
-                "--advertise-address=127.0.0.1".into(),
-                format!("--secure-port={apiserver}"),
-                format!("--tls-cert-file={}", apiserver_cert.display()),
-                format!("--tls-private-key-file={}", apiserver_key.display()),
-                format!("--cert-dir={}", pki.display()),
-                "--service-account-issuer=https://kubernetes.default.svc.cluster.local".into(),
-                format!("--service-account-key-file={}", sa_verify_key.display()),
-                format!(
-                    "--service-account-signing-key-file={}",
-                    sa_signing_key.display()
-                ),
-                format!("--token-auth-file={}", token_file.display()),
-                "--authorization-mode=RBAC".into(),
-                format!("--service-cluster-ip-range={SERVICE_CIDR}"),
-                // The `kubernetes` Service's endpoints would point at a
-                // loopback address, which the endpoint reconciler refuses.
-                "--endpoint-reconciler-type=none".into(),
-            ],
-            &[],
-        );
+        let mut apiserver_args = vec![
+            format!("--etcd-servers={etcd_url}"),
+            "--bind-address=127.0.0.1".into(),
+            "--advertise-address=127.0.0.1".into(),
+            format!("--secure-port={apiserver}"),
+            format!("--tls-cert-file={}", apiserver_cert.display()),
+            format!("--tls-private-key-file={}", apiserver_key.display()),
+            format!("--cert-dir={}", pki.display()),
+            "--service-account-issuer=https://kubernetes.default.svc.cluster.local".into(),
+            format!("--service-account-key-file={}", sa_verify_key.display()),
+            format!(
+                "--service-account-signing-key-file={}",
+                sa_signing_key.display()
+            ),
+            format!("--token-auth-file={}", token_file.display()),
+            "--authorization-mode=RBAC".into(),
+            // The `kubernetes` Service's endpoints would point at a
+            // loopback address, which the endpoint reconciler refuses.
+            "--endpoint-reconciler-type=none".into(),
+        ];
+        if options.metrics_aggregation {
+            apiserver_args.extend(aggregation_flags(&pki));
+        } else {
+            apiserver_args.push(format!("--service-cluster-ip-range={SERVICE_CIDR}"));
+        }
+        cp.spawn("kube-apiserver", &apiserver_args, &[]);
         cp.wait_for("kube-apiserver /readyz", Duration::from_secs(120), || {
             cp.kubectl(&["get", "--raw=/readyz"]).status.success()
         });
@@ -235,19 +263,23 @@ impl ControlPlane {
             || all_established(&cp.kubectl_ok(&["get", "crd", "-o=json"])),
         );
 
-        cp.spawn(
-            "kube-controller-manager",
-            &[
-                format!("--kubeconfig={}", cp.kubeconfig.display()),
-                "--controllers=garbage-collector-controller,namespace-controller,serviceaccount-controller"
-                    .into(),
-                "--leader-elect=false".into(),
-                "--bind-address=127.0.0.1".into(),
-                format!("--secure-port={kcm}"),
-                format!("--cert-dir={}", path.join("kcm-certs").display()),
-            ],
-            &[],
-        );
+        let mut controllers =
+            "garbage-collector-controller,namespace-controller,serviceaccount-controller"
+                .to_string();
+        let mut kcm_args = vec![
+            format!("--kubeconfig={}", cp.kubeconfig.display()),
+            "--leader-elect=false".into(),
+            "--bind-address=127.0.0.1".into(),
+            format!("--secure-port={kcm}"),
+            format!("--cert-dir={}", path.join("kcm-certs").display()),
+        ];
+        if options.metrics_aggregation {
+            controllers.push_str(",horizontal-pod-autoscaler-controller");
+            // The default is 15 s; tests wait for its decisions.
+            kcm_args.push("--horizontal-pod-autoscaler-sync-period=2s".into());
+        }
+        kcm_args.push(format!("--controllers={controllers}"));
+        cp.spawn("kube-controller-manager", &kcm_args, &[]);
 
         let keda_certs = path.join("keda-certs");
         cp.issue_serving_cert(&keda_certs);
@@ -322,6 +354,53 @@ impl ControlPlane {
     pub fn issue_serving_cert(&self, dir: &Path) -> (PathBuf, PathBuf) {
         fs::create_dir_all(dir).expect("create the certificate directory");
         self.ca.issue(dir, "tls", &["127.0.0.1", "localhost"])
+    }
+
+    /// Writes `ca.crt`, `tls.crt` and `tls.key` (PEM) into `dir`, creating
+    /// it: the harness CA and a leaf for `names` usable for both server and
+    /// client authentication, the layout KEDA's operator and metrics adapter
+    /// read from `--cert-dir` for their mutual-TLS gRPC link
+    /// (`pkg/metricsservice/utils/tls.go` in KEDA).
+    pub fn issue_mutual_tls_dir(&self, dir: &Path, names: &[&str]) {
+        fs::create_dir_all(dir).expect("create the certificate directory");
+        self.ca.issue_with(
+            dir,
+            "tls",
+            names[0],
+            names,
+            vec![
+                ExtendedKeyUsagePurpose::ServerAuth,
+                ExtendedKeyUsagePurpose::ClientAuth,
+            ],
+        );
+        fs::write(dir.join("ca.crt"), &self.ca.pem).expect("write ca.crt");
+    }
+
+    /// Path of the front-proxy CA certificate (only written with
+    /// [`Options::metrics_aggregation`]): what an aggregated API server
+    /// takes as `--requestheader-client-ca-file`.
+    pub fn front_proxy_ca_file(&self) -> PathBuf {
+        self.path().join("pki").join("front-proxy-ca.crt")
+    }
+
+    /// Directory for extra components' files (certificates, configuration,
+    /// data), removed with the control plane.
+    pub fn work_dir(&self) -> PathBuf {
+        self.path().to_path_buf()
+    }
+
+    /// Stops the component started as `name` (SIGTERM to its process group,
+    /// SIGKILL after the grace period) and forgets it, so that
+    /// [`assert_running`](Self::assert_running) does not count it as dead.
+    /// Its log stays.
+    pub fn stop(&self, name: &str) {
+        let mut procs = self.procs();
+        let Some(i) = procs.iter().position(|p| p.name == name) else {
+            panic!("e2e: no component named {name}");
+        };
+        let mut p = procs.remove(i);
+        drop(procs);
+        stop_proc(&mut p.child, Instant::now() + STOP_GRACE);
     }
 
     /// Directory holding one `<component>.log` per component.
@@ -457,12 +536,23 @@ current-context: e2e
     }
 
     /// Starts `target/e2e-tools/bin/<name>` in its own process group with
-    /// its output in `<log_dir>/<name>.log`.
-    fn spawn(&self, name: &str, args: &[String], envs: &[(&str, &str)]) {
+    /// its output in `<log_dir>/<name>.log`; it is stopped with the control
+    /// plane and its log tail printed if the test fails.
+    pub fn spawn(&self, name: &str, args: &[String], envs: &[(&str, &str)]) {
+        self.spawn_binary(name, &self.bin.join(name), args, envs);
+    }
+
+    /// `target/e2e-tools/bin/<name>`.
+    pub fn tool(&self, name: &str) -> PathBuf {
+        self.bin.join(name)
+    }
+
+    /// [`spawn`](Self::spawn) for any executable, known as `name`.
+    pub fn spawn_binary(&self, name: &str, program: &Path, args: &[String], envs: &[(&str, &str)]) {
         let log = self.log_dir().join(format!("{name}.log"));
         let out = File::create(&log).expect("create a log file");
         let err = out.try_clone().expect("clone a log file handle");
-        let mut cmd = Command::new(self.bin.join(name));
+        let mut cmd = Command::new(program);
         cmd.args(args)
             .envs(envs.iter().copied())
             .env_remove("KUBECONFIG")
@@ -489,23 +579,13 @@ current-context: e2e
         }
         let deadline = Instant::now() + STOP_GRACE;
         for p in procs.iter_mut() {
-            loop {
-                match p.child.try_wait() {
-                    Ok(Some(_)) | Err(_) => break,
-                    Ok(None) if Instant::now() < deadline => {
-                        thread::sleep(Duration::from_millis(50))
-                    }
-                    Ok(None) => {
-                        signal_group(&p.child, libc::SIGKILL);
-                        let _ = p.child.wait();
-                        break;
-                    }
-                }
-            }
+            stop_proc(&mut p.child, deadline);
         }
     }
 
-    fn print_log_tails(&self) {
+    /// Prints the last lines of every component's log (done on drop when
+    /// the test panics).
+    pub fn print_log_tails(&self) {
         let procs = self.procs();
         for p in procs.iter() {
             let text = fs::read_to_string(&p.log).unwrap_or_default();
@@ -557,16 +637,36 @@ impl Ca {
     /// Writes `<stem>.crt`/`<stem>.key` into `dir`: a serving certificate for
     /// `names` (IP addresses or DNS names) signed by this CA.
     fn issue(&self, dir: &Path, stem: &str, names: &[&str]) -> (PathBuf, PathBuf) {
+        self.issue_with(
+            dir,
+            stem,
+            names[0],
+            names,
+            vec![ExtendedKeyUsagePurpose::ServerAuth],
+        )
+    }
+
+    /// Writes `<stem>.crt`/`<stem>.key` into `dir`: a leaf with common name
+    /// `cn`, subject alternative names `names` and extended key usages
+    /// `usages`, signed by this CA.
+    fn issue_with(
+        &self,
+        dir: &Path,
+        stem: &str,
+        cn: &str,
+        names: &[&str],
+        usages: Vec<ExtendedKeyUsagePurpose>,
+    ) -> (PathBuf, PathBuf) {
         let mut params =
             CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())
                 .expect("certificate names");
         params.distinguished_name = rcgen::DistinguishedName::new();
-        params.distinguished_name.push(DnType::CommonName, names[0]);
+        params.distinguished_name.push(DnType::CommonName, cn);
         params.key_usages = vec![
             KeyUsagePurpose::DigitalSignature,
             KeyUsagePurpose::KeyEncipherment,
         ];
-        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        params.extended_key_usages = usages;
         let key = KeyPair::generate().expect("generate a serving key");
         let issuer = Issuer::from_params(&self.params, &self.key);
         let cert = params.signed_by(&key, &issuer).expect("sign a certificate");
@@ -622,7 +722,7 @@ fn all_established(crd_list_json: &str) -> bool {
 }
 
 /// Picks distinct free loopback ports (all held open until all are picked).
-fn free_ports<const N: usize>() -> [u16; N] {
+pub fn free_ports<const N: usize>() -> [u16; N] {
     let listeners: Vec<TcpListener> = (0..N)
         .map(|_| TcpListener::bind("127.0.0.1:0").expect("bind a loopback port"))
         .collect();
@@ -680,6 +780,56 @@ fn check_ok(args: &[&str], output: Output) -> String {
         );
     }
     String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// SIGTERM to `child`'s process group, then waits for it until `deadline`
+/// and SIGKILLs the group if it is still running.
+fn stop_proc(child: &mut Child, deadline: Instant) {
+    if matches!(child.try_wait(), Ok(None)) {
+        signal_group(child, libc::SIGTERM);
+    }
+    loop {
+        match child.try_wait() {
+            Ok(Some(_)) | Err(_) => break,
+            Ok(None) if Instant::now() < deadline => thread::sleep(Duration::from_millis(50)),
+            Ok(None) => {
+                signal_group(child, libc::SIGKILL);
+                let _ = child.wait();
+                break;
+            }
+        }
+    }
+}
+
+/// kube-apiserver flags for aggregated API servers on loopback (DESIGN.md
+/// §7): the Service range [`AGGREGATION_SERVICE_CIDR`], requests proxied to
+/// a Service's cluster IP rather than its endpoints, and a front-proxy CA
+/// (`front-proxy-ca.crt` in `pki`) whose client certificate the API server
+/// presents, with the user in request headers.
+fn aggregation_flags(pki: &Path) -> Vec<String> {
+    let front_proxy = Ca::generate();
+    fs::write(pki.join("front-proxy-ca.crt"), &front_proxy.pem).expect("write the front-proxy CA");
+    let (client_cert, client_key) = front_proxy.issue_with(
+        pki,
+        "front-proxy-client",
+        "front-proxy-client",
+        &[],
+        vec![ExtendedKeyUsagePurpose::ClientAuth],
+    );
+    vec![
+        format!("--service-cluster-ip-range={AGGREGATION_SERVICE_CIDR}"),
+        "--enable-aggregator-routing=false".into(),
+        format!(
+            "--requestheader-client-ca-file={}",
+            pki.join("front-proxy-ca.crt").display()
+        ),
+        "--requestheader-allowed-names=front-proxy-client".into(),
+        "--requestheader-username-headers=X-Remote-User".into(),
+        "--requestheader-group-headers=X-Remote-Group".into(),
+        "--requestheader-extra-headers-prefix=X-Remote-Extra-".into(),
+        format!("--proxy-client-cert-file={}", client_cert.display()),
+        format!("--proxy-client-key-file={}", client_key.display()),
+    ]
 }
 
 /// Sends `signal` to the process group of `child` (started as its leader).

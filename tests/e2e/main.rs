@@ -6,7 +6,11 @@
 //! them. Each test starts its own [`ControlPlane`].
 
 mod cluster;
+mod fake_metrics;
 mod product;
+mod prometheus;
+mod scaling;
+mod scaling_plane;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};

@@ -26,7 +26,7 @@ fn yaml(text: &str) -> Value {
     serde_yaml_ng::from_str(text).expect("one YAML document")
 }
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
@@ -34,13 +34,19 @@ fn free_port() -> u16 {
 }
 
 /// The webhook binary as a child process, stopped (SIGTERM) on drop.
-struct Webhook {
+pub(crate) struct Webhook {
     child: Child,
     log: PathBuf,
 }
 
 impl Webhook {
-    fn start(cp: &ControlPlane, port: u16, cert: &Path, key: &Path, log: PathBuf) -> Webhook {
+    pub(crate) fn start(
+        cp: &ControlPlane,
+        port: u16,
+        cert: &Path,
+        key: &Path,
+        log: PathBuf,
+    ) -> Webhook {
         let file = std::fs::File::create(&log).expect("webhook log file");
         let child = Command::new(env!("CARGO_BIN_EXE_llm-autoscale-webhook"))
             .args(["serve", "--addr", &format!("127.0.0.1:{port}")])
@@ -91,7 +97,7 @@ impl Drop for Webhook {
 }
 
 /// deploy/'s webhook configurations, pointed at the local URL with the local caBundle.
-fn local_webhook_configurations(port: u16, ca_bundle: &str) -> String {
+pub(crate) fn local_webhook_configurations(port: u16, ca_bundle: &str) -> String {
     let text = read("deploy/base/webhook-configurations.yaml");
     let mut out = Vec::new();
     for doc in serde_yaml_ng::Deserializer::from_str(&text) {
@@ -118,7 +124,7 @@ fn local_webhook_configurations(port: u16, ca_bundle: &str) -> String {
     out.join("\n---\n")
 }
 
-fn get_json(cp: &ControlPlane, args: &[&str]) -> Option<Value> {
+pub(crate) fn get_json(cp: &ControlPlane, args: &[&str]) -> Option<Value> {
     let mut full = vec!["get"];
     full.extend_from_slice(args);
     full.push("-o=json");

@@ -684,3 +684,42 @@ fn a_sidecar_defaulted_by_the_apiserver_is_left_alone() {
             .is_none()
     );
 }
+
+#[test]
+fn a_hand_written_status_never_removes_what_the_webhook_did_not_inject() {
+    let cfg = WebhookConfig::default();
+    for status in [
+        r#"{"version":1,"container":"data","placement":"volumes"}"#,
+        r#"{"version":1,"container":"vllm","placement":"containers"}"#,
+        r#"{"version":1,"container":"vllm","placement":"initContainers","hash":"x"}"#,
+    ] {
+        let mut d = deployment(&[("enabled", "false")]);
+        d["spec"]["template"]["metadata"]["annotations"] =
+            json!({"llm-autoscale.io/status": status});
+        d["spec"]["template"]["spec"]["volumes"] = json!([{"name": "data", "emptyDir": {}}]);
+        d["spec"]["template"]["spec"]["initContainers"] =
+            json!([{"name": "vllm", "image": "busybox"}]);
+        let m = mutate(&d, &cfg).unwrap();
+        let pod = &m.patched["spec"]["template"]["spec"];
+        assert_eq!(pod["volumes"][0]["name"], "data", "{status}");
+        assert_eq!(pod["containers"][0]["name"], "vllm", "{status}");
+        assert_eq!(pod["initContainers"][0]["name"], "vllm", "{status}");
+        assert!(
+            m.patched["spec"]["template"]["metadata"]
+                .get("annotations")
+                .is_none(),
+            "the status annotation itself is dropped: {status}"
+        );
+    }
+}
+
+#[test]
+fn names_with_multi_byte_characters_at_the_cut_do_not_panic() {
+    // A mutating webhook sees names before the apiserver validates them.
+    let cfg = WebhookConfig::default();
+    let mut d = deployment(&[("enabled", "true"), ("max-replicas", "2")]);
+    d["metadata"]["name"] = json!(format!("{}{}", "a".repeat(53), "é".repeat(8)));
+    let m = mutate(&d, &cfg).unwrap();
+    let so = m.scaled_object.unwrap();
+    assert!(so.metadata.name.len() <= 63, "{}", so.metadata.name);
+}

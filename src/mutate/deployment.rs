@@ -4,9 +4,7 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
-use super::injection_status::{
-    self, InjectionStatus, PLACEMENT_CONTAINER, PLACEMENT_NATIVE, PLACEMENT_OVERRIDE,
-};
+use super::injection_status::{self, InjectionStatus, Placement};
 use super::{Mutation, set_annotation};
 use crate::annotations::{self, STATUS};
 use crate::config::{SidecarMode, WebhookConfig};
@@ -40,7 +38,7 @@ pub(super) fn mutate(object: &Value, cfg: &WebhookConfig) -> Result<Mutation, In
             InjectionStatus {
                 version: 1,
                 container: sidecar::SIDECAR_NAME.into(),
-                placement: PLACEMENT_OVERRIDE.into(),
+                placement: Placement::UserOverride,
                 hash: String::new(),
                 inputs: String::new(),
             }
@@ -48,15 +46,16 @@ pub(super) fn mutate(object: &Value, cfg: &WebhookConfig) -> Result<Mutation, In
             let mut container = sidecar::render(&spec, cfg, &workload.declared_ports);
             let placement = if spec.sidecar == SidecarMode::Native {
                 container.restart_policy = Some("Always".into());
-                PLACEMENT_NATIVE
+                Placement::Native
             } else {
-                PLACEMENT_CONTAINER
+                Placement::Container
             };
+            let list = placement.list().unwrap_or("containers");
             let container = serde_json::to_value(&container).unwrap_or(Value::Null);
             let status = InjectionStatus {
                 version: 1,
                 container: sidecar::SIDECAR_NAME.into(),
-                placement: placement.into(),
+                placement,
                 hash: injection_status::hash_of(&container),
                 inputs: inputs.clone(),
             };
@@ -65,8 +64,8 @@ pub(super) fn mutate(object: &Value, cfg: &WebhookConfig) -> Result<Mutation, In
             // (an older webhook's, perhaps), so an UPDATE that changes nothing gets an empty
             // patch and an upgrade of the webhook restarts only the pods whose sidecar changes.
             already_current = previous.as_ref().is_some_and(|p| p.same_container(&status))
-                && has_container_in(object, placement, sidecar::SIDECAR_NAME);
-            push_container(&mut new, placement, container);
+                && has_container_in(object, list, sidecar::SIDECAR_NAME);
+            push_container(&mut new, list, container);
             status
         };
         set_annotation(
@@ -111,25 +110,25 @@ pub(super) fn sidecar_inputs(w: &Workload, cfg: &WebhookConfig) -> String {
 }
 
 /// Removes what the status annotation says was injected, and the annotation itself.
-/// Lists and maps left empty by the removal are removed too.
+/// Lists and maps left empty by the removal are removed too. Only ever the sidecar container:
+/// a status naming another container or an unknown place removes nothing.
 fn strip_previous_injection(object: &mut Value) {
-    let Some(status) = InjectionStatus::read(object) else {
-        remove_status_annotation(object);
-        return;
-    };
-    if status.placement != PLACEMENT_OVERRIDE {
+    let injected = InjectionStatus::read(object)
+        .filter(|s| s.container == sidecar::SIDECAR_NAME)
+        .and_then(|s| s.placement.list());
+    if let Some(list_name) = injected {
         if let Some(pod) = object.pointer_mut(POD_SPEC).and_then(Value::as_object_mut) {
-            let emptied = match pod.get_mut(&status.placement).and_then(Value::as_array_mut) {
+            let emptied = match pod.get_mut(list_name).and_then(Value::as_array_mut) {
                 Some(list) => {
                     list.retain(|c| {
-                        c.get("name").and_then(Value::as_str) != Some(&status.container)
+                        c.get("name").and_then(Value::as_str) != Some(sidecar::SIDECAR_NAME)
                     });
                     list.is_empty()
                 }
                 None => false,
             };
             if emptied {
-                pod.remove(&status.placement);
+                pod.remove(list_name);
             }
         }
     }

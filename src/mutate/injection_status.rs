@@ -12,9 +12,9 @@ pub struct InjectionStatus {
     pub version: u32,
     /// Name of the sidecar container.
     pub container: String,
-    /// `initContainers` (native sidecar), `containers`, or `user-override` when the pod
-    /// declares its own container of that name.
-    pub placement: String,
+    /// Where the sidecar went. A closed set: this annotation is user-editable, and a value
+    /// outside it (say `volumes`) makes the whole status unreadable, so nothing is removed.
+    pub placement: Placement,
     /// Hash of the rendered container (empty for an override).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub hash: String,
@@ -26,9 +26,30 @@ pub struct InjectionStatus {
     pub inputs: String,
 }
 
-pub const PLACEMENT_NATIVE: &str = "initContainers";
-pub const PLACEMENT_CONTAINER: &str = "containers";
-pub const PLACEMENT_OVERRIDE: &str = "user-override";
+/// Where the sidecar is in the pod spec.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Placement {
+    /// A native sidecar: `initContainers` with `restartPolicy: Always`.
+    #[serde(rename = "initContainers")]
+    Native,
+    /// A classic container in `containers`.
+    #[serde(rename = "containers")]
+    Container,
+    /// The pod declares its own container of that name: nothing was injected.
+    #[serde(rename = "user-override")]
+    UserOverride,
+}
+
+impl Placement {
+    /// The pod-spec list the sidecar is in (`None`: nothing was injected).
+    pub fn list(self) -> Option<&'static str> {
+        match self {
+            Placement::Native => Some("initContainers"),
+            Placement::Container => Some("containers"),
+            Placement::UserOverride => None,
+        }
+    }
+}
 
 impl InjectionStatus {
     /// Reads the status from a Deployment's pod template, if present and well-formed.

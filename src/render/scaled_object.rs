@@ -106,9 +106,15 @@ pub fn bounded_name(name: &str, max: usize) -> String {
     }
     let digest = Sha256::digest(name.as_bytes());
     let hash: String = digest.iter().take(4).map(|b| format!("{b:02x}")).collect();
-    let keep = max - hash.len() - 1;
-    let prefix = name[..keep].trim_end_matches(['-', '.']);
-    format!("{prefix}-{hash}")
+    let keep = max.saturating_sub(hash.len() + 1);
+    // A mutating webhook sees names before the apiserver validates them: cut on a character
+    // boundary, never inside a multi-byte character.
+    let prefix: String = name
+        .char_indices()
+        .take_while(|(i, c)| i + c.len_utf8() <= keep)
+        .map(|(_, c)| c)
+        .collect();
+    format!("{}-{hash}", prefix.trim_end_matches(['-', '.']))
 }
 
 /// Renders the ScaledObject. `extra_labels` are copied onto it (e.g. KServe's isvc label).
@@ -247,6 +253,17 @@ mod tests {
         assert_eq!(bounded_name("qwen", 54), "qwen");
         let long = "a".repeat(54);
         assert_eq!(bounded_name(&long, 54), long);
+    }
+
+    #[test]
+    fn multi_byte_characters_at_the_cut_do_not_panic() {
+        for pad in 0..4 {
+            let name = format!("{}{}", "a".repeat(50 + pad), "é".repeat(10));
+            let cut = bounded_name(&name, 54);
+            assert!(cut.len() <= 54, "{cut}");
+            assert!(cut.starts_with(&"a".repeat(45)), "{cut}");
+        }
+        assert_eq!(bounded_name(&"ü".repeat(40), 54).len(), 54 - 1);
     }
 
     #[test]

@@ -30,6 +30,7 @@ use axum::routing::{get, post};
 use axum_server::tls_rustls::RustlsConfig;
 use prometheus_client::registry::Registry;
 use tokio::task::JoinHandle;
+use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::timeout::TimeoutLayer;
 
 use crate::admission::{self, Answer, BadReview};
@@ -101,11 +102,28 @@ pub fn router(
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics_text))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(CatchPanicLayer::custom(panic_response))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             REQUEST_TIMEOUT,
         ))
         .with_state(state)
+}
+
+/// A bug must not drop the apiserver's connection: answer 500 with what went wrong (the
+/// apiserver then applies the webhook's failurePolicy and logs the message).
+fn panic_response(panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    let what = panic
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| panic.downcast_ref::<&str>().copied())
+        .unwrap_or("unknown panic");
+    tracing::error!(panic = %what, "a request handler panicked");
+    (
+        StatusCode::INTERNAL_SERVER_ERROR,
+        format!("llm-autoscale-webhook: internal error while handling the request: {what}\n"),
+    )
+        .into_response()
 }
 
 async fn mutate(State(s): State<AppState>, body: Result<Bytes, BytesRejection>) -> Response {
@@ -390,4 +408,30 @@ pub async fn run(
         .await?
         .serve_until(shutdown)
         .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_panicking_handler_answers_500_with_the_reason() {
+        use tower::ServiceExt as _;
+        async fn boom() -> &'static str {
+            panic!("index 3 of an empty list")
+        }
+        let app: Router = Router::new()
+            .route("/boom", get(boom))
+            .layer(CatchPanicLayer::custom(panic_response));
+        let req = axum::http::Request::get("/boom")
+            .body(axum::body::Body::empty())
+            .unwrap();
+        let resp = app.oneshot(req).await.unwrap();
+        assert_eq!(resp.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let body = axum::body::to_bytes(resp.into_body(), 1 << 16)
+            .await
+            .unwrap();
+        let text = String::from_utf8_lossy(&body);
+        assert!(text.contains("index 3 of an empty list"), "{text}");
+    }
 }

@@ -8,7 +8,7 @@ test: ## the whole suite (builds the e2e tools on first use)
 	cargo test
 
 unit: ## fast tests: unit, golden, property, HTTPS integration
-	cargo test --lib --test golden --test annotation_rules --test properties --test server
+	cargo test --lib --test golden --test annotation_rules --test properties --test server --test upgrade
 
 e2e: ## end-to-end against a real kube-apiserver, etcd, KEDA (webhook, operator, adapter), HPA, Prometheus
 	cargo test --test e2e -- --nocapture

@@ -5,6 +5,18 @@
 //! (object, [`config::WebhookConfig`]). The shells (`admission`, `server`, `reconcile`, the CLI)
 //! do the I/O around it.
 
+// Request data never panics the webhook: no unchecked indexing, slicing or unwrapping in the
+// library (tests may).
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::indexing_slicing,
+        clippy::string_slice,
+        clippy::unwrap_used,
+        clippy::expect_used
+    )
+)]
+
 pub mod admission;
 pub mod annotations;
 pub mod certs;

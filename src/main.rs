@@ -1,3 +1,11 @@
+// As in the library: no unchecked indexing, slicing or unwrapping.
+#![deny(
+    clippy::indexing_slicing,
+    clippy::string_slice,
+    clippy::unwrap_used,
+    clippy::expect_used
+)]
+
 use std::io::Read;
 use std::net::IpAddr;
 use std::path::PathBuf;

@@ -130,7 +130,9 @@ pub fn mutate_manifest(text: &str, cfg: &WebhookConfig) -> Result<MutatedManifes
                 .iter()
                 .filter_map(|i| one(i, &mut scaled_objects, &mut warnings, &mut failures))
                 .collect();
-            list["items"] = Value::Array(items);
+            if let Some(fields) = list.as_object_mut() {
+                fields.insert("items".into(), Value::Array(items));
+            }
             out_docs.push(list);
         } else if let Some(d) = one(doc, &mut scaled_objects, &mut warnings, &mut failures) {
             out_docs.push(d);

@@ -178,7 +178,11 @@ impl<'a> Cursor<'a> {
         while self.peek().is_some_and(&f) {
             self.pos += 1;
         }
-        self.chars[start..self.pos].iter().collect()
+        self.chars
+            .get(start..self.pos)
+            .unwrap_or_default()
+            .iter()
+            .collect()
     }
 
     fn err<T>(&self, message: impl Into<String>) -> Result<T, QueryError> {
@@ -416,14 +420,13 @@ pub fn check_promql(src: &str) -> Result<(), QueryError> {
     let mut stack: Vec<(char, usize)> = Vec::new();
     let mut i = 0;
     let mut saw_identifier = false;
-    while i < chars.len() {
-        let ch = chars[i];
+    while let Some(&ch) = chars.get(i) {
         match ch {
             '"' | '\'' | '`' => {
                 let start = i;
                 i += 1;
-                while i < chars.len() && chars[i] != ch {
-                    if chars[i] == '\\' && ch != '`' {
+                while let Some(&c) = chars.get(i).filter(|c| **c != ch) {
+                    if c == '\\' && ch != '`' {
                         i += 1;
                     }
                     i += 1;

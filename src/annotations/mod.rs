@@ -300,7 +300,7 @@ impl<'a> Reader<'a> {
             })
             .collect();
         for (k, v) in unknown {
-            let short = &k[PREFIX.len()..];
+            let short = k.strip_prefix(PREFIX).unwrap_or(&k);
             let fix = match closest(short) {
                 Some(s) => format!("did you mean {PREFIX}{s}?"),
                 None => format!(
@@ -804,23 +804,8 @@ fn is_dns_label(v: &str) -> bool {
 /// The closest known key, for "did you mean".
 fn closest(short: &str) -> Option<&'static str> {
     known_keys()
-        .map(|k| (edit_distance(short, k), k))
+        .map(|k| (strsim::levenshtein(short, k), k))
         .filter(|(d, _)| *d <= 3)
         .min_by_key(|(d, _)| *d)
         .map(|(_, k)| k)
-}
-
-fn edit_distance(a: &str, b: &str) -> usize {
-    let a: Vec<char> = a.chars().collect();
-    let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.iter().enumerate() {
-        let mut cur = vec![i + 1];
-        for (j, cb) in b.iter().enumerate() {
-            let sub = prev[j] + usize::from(ca != cb);
-            cur.push(sub.min(prev[j + 1] + 1).min(cur[j] + 1));
-        }
-        prev = cur;
-    }
-    prev[b.len()]
 }

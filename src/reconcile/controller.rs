@@ -280,7 +280,10 @@ async fn apply_route(
     uid: &str,
     route: &Value,
 ) -> Result<(), ReconcileError> {
-    let name = route["metadata"]["name"].as_str().unwrap_or_default();
+    let name = route
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
     let before = api.get_opt(name).await?;
     if let Some(existing) = &before {
         if !plan::is_managed_for(&serde_json::to_value(existing)?, uid) {
@@ -297,7 +300,7 @@ async fn apply_route(
             if before.as_ref().map(|b| b.metadata.generation) != Some(after.metadata.generation) {
                 let note = format!(
                     "InterceptorRoute {name} applied: requests for {} are held by the KEDA HTTP add-on's interceptor while the Deployment wakes",
-                    route["spec"]["rules"][0]["hosts"]
+                    route.pointer("/spec/rules/0/hosts").unwrap_or(&Value::Null)
                 );
                 publish(ctx, d, EventType::Normal, "InterceptorRouteApplied", note).await;
             }
@@ -336,7 +339,10 @@ async fn apply_scaled_object(
     kserve: &KserveOwner,
     isvc: Option<&InferenceServiceId>,
 ) -> Result<Requeue, ReconcileError> {
-    let so_name = so["metadata"]["name"].as_str().unwrap_or_default();
+    let so_name = so
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
     let before = api.get_opt(so_name).await?;
     if let Some(existing) = &before {
         match plan::holder_of(&serde_json::to_value(existing)?, uid, kserve, isvc) {
@@ -360,7 +366,10 @@ async fn apply_scaled_object(
     match api.patch(so_name, &params, &Patch::Apply(so)).await {
         Ok(after) => {
             if before.as_ref().map(|b| b.metadata.generation) != Some(after.metadata.generation) {
-                let triggers = so["spec"]["triggers"].as_array().map_or(0, Vec::len);
+                let triggers = so
+                    .pointer("/spec/triggers")
+                    .and_then(Value::as_array)
+                    .map_or(0, Vec::len);
                 let note = format!("ScaledObject {so_name} applied ({triggers} trigger(s))");
                 publish(ctx, d, EventType::Normal, "ScaledObjectApplied", note).await;
                 tracing::info!(namespace = %d.namespace().unwrap_or_default(), deployment = %d.name_any(), scaled_object = %so_name, "applied ScaledObject");

@@ -180,9 +180,9 @@ pub fn plan(deployment: &Value, kserve: &KserveOwner, cfg: &WebhookConfig) -> Pl
     let (action, route) = match kserve_skip(kserve) {
         Some(reason) => (Action::Skip(reason.clone()), Action::Skip(reason)),
         None => (
-            Action::Apply(owned_by(&so, name, uid)),
+            owned_by(&so, name, uid),
             match &m.interceptor_route {
-                Some(r) => Action::Apply(owned_by(r, name, uid)),
+                Some(r) => owned_by(r, name, uid),
                 None => Action::DeleteManaged(so_name),
             },
         ),
@@ -213,17 +213,27 @@ fn kserve_skip(kserve: &KserveOwner) -> Option<String> {
     }
 }
 
-/// The rendered object as JSON, controlled by the Deployment (deleted with it).
-fn owned_by(object: &impl serde::Serialize, name: &str, uid: &str) -> Value {
-    let mut v = serde_json::to_value(object).unwrap_or(Value::Null);
-    v["metadata"]["ownerReferences"] = json!([{
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "name": name,
-        "uid": uid,
-        "controller": true,
-    }]);
-    v
+/// Apply the rendered object, controlled by the Deployment (deleted with it); a rendering
+/// that does not serialise is skipped with the reason, never applied as `null`.
+fn owned_by(object: &impl serde::Serialize, name: &str, uid: &str) -> Action {
+    let mut v = match serde_json::to_value(object) {
+        Ok(v) => v,
+        Err(e) => return Action::Skip(format!("the rendered object does not serialise: {e}")),
+    };
+    let Some(meta) = v.get_mut("metadata").and_then(Value::as_object_mut) else {
+        return Action::Skip("the rendered object has no metadata".into());
+    };
+    meta.insert(
+        "ownerReferences".into(),
+        json!([{
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "name": name,
+            "uid": uid,
+            "controller": true,
+        }]),
+    );
+    Action::Apply(v)
 }
 
 /// Is this object (ScaledObject or InterceptorRoute) one this product manages for the

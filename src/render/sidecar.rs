@@ -29,7 +29,7 @@ fn free_port(candidates: &[u16], taken: &[u16]) -> u16 {
         .find(|p| !taken.contains(p))
         .unwrap_or_else(|| {
             // Every candidate is taken (unlikely): walk upwards from the last one.
-            let mut p = candidates[candidates.len() - 1];
+            let mut p = candidates.last().copied().unwrap_or(1024);
             while taken.contains(&p) {
                 p = p.wrapping_add(1).max(1024);
             }

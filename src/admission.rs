@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use crate::config::{OnInvalid, WebhookConfig};
 use crate::keda::rules as keda_rules;
-use crate::mutate::mutate;
+use crate::mutate::{MutateError, mutate};
 use crate::workload::WorkloadKind;
 
 /// A request the webhook cannot answer (HTTP 400).
@@ -26,6 +26,9 @@ pub enum BadReview {
     NoObject,
     #[error("{0} is not handled by this endpoint ({1})")]
     WrongKind(String, &'static str),
+    /// Not the request's fault: the webhook could not produce its answer (HTTP 500).
+    #[error("internal error: {0}")]
+    Internal(String),
 }
 
 /// What was decided, for logs and metrics.
@@ -74,8 +77,10 @@ fn summary(req: &AdmissionRequest<DynamicObject>, decision: &'static str) -> Sum
 /// Encodes the review. `patch` is a Go `[]byte`, which the apiserver expects as base64;
 /// kube's type serialises it as an array of numbers (also accepted, but 3.5× larger and not
 /// what other tools expect), so it is rewritten here.
-fn encode(resp: AdmissionResponse) -> Vec<u8> {
-    let mut review = serde_json::to_value(resp.into_review()).unwrap_or(Value::Null);
+fn encode(resp: AdmissionResponse) -> Result<Vec<u8>, BadReview> {
+    let internal =
+        |e: serde_json::Error| BadReview::Internal(format!("cannot encode the answer: {e}"));
+    let mut review = serde_json::to_value(resp.into_review()).map_err(internal)?;
     if let Some(patch) = review.pointer_mut("/response/patch") {
         if let Some(bytes) = patch.as_array().map(|a| {
             a.iter()
@@ -85,7 +90,7 @@ fn encode(resp: AdmissionResponse) -> Vec<u8> {
             *patch = Value::String(BASE64.encode(bytes));
         }
     }
-    serde_json::to_vec(&review).unwrap_or_default()
+    serde_json::to_vec(&review).map_err(internal)
 }
 
 fn object_json(req: &AdmissionRequest<DynamicObject>) -> Result<Value, BadReview> {
@@ -113,7 +118,7 @@ pub fn mutate_review(body: &[u8], cfg: &WebhookConfig) -> Result<Answer, BadRevi
     let resp = AdmissionResponse::from(&req);
     if !matches!(req.operation, Operation::Create | Operation::Update) {
         return Ok(Answer {
-            body: encode(resp),
+            body: encode(resp)?,
             summary: summary(&req, "allowed"),
         });
     }
@@ -142,7 +147,8 @@ pub fn mutate_review(body: &[u8], cfg: &WebhookConfig) -> Result<Answer, BadRevi
                 "denied",
             ),
         },
-        Err(invalid) => match cfg.on_invalid {
+        Err(MutateError::Render(e)) => return Err(BadReview::Internal(e.to_string())),
+        Err(MutateError::Invalid(invalid)) => match cfg.on_invalid {
             OnInvalid::Deny => (
                 with_warnings(resp.deny(invalid.to_string()), invalid.warnings.clone()),
                 "denied",
@@ -159,7 +165,7 @@ pub fn mutate_review(body: &[u8], cfg: &WebhookConfig) -> Result<Answer, BadRevi
         },
     };
     Ok(Answer {
-        body: encode(resp),
+        body: encode(resp)?,
         summary: summary(&req, decision),
     })
 }
@@ -170,7 +176,7 @@ pub fn validate_review(body: &[u8], cfg: &WebhookConfig) -> Result<Answer, BadRe
     let resp = AdmissionResponse::from(&req);
     if !matches!(req.operation, Operation::Create | Operation::Update) {
         return Ok(Answer {
-            body: encode(resp),
+            body: encode(resp)?,
             summary: summary(&req, "allowed"),
         });
     }
@@ -203,7 +209,7 @@ pub fn validate_review(body: &[u8], cfg: &WebhookConfig) -> Result<Answer, BadRe
         (resp.deny(msg), "denied")
     };
     Ok(Answer {
-        body: encode(resp),
+        body: encode(resp)?,
         summary: summary(&req, decision),
     })
 }

@@ -9,10 +9,9 @@
 use serde_json::Value;
 
 use crate::config::WebhookConfig;
-use crate::mutate::mutate;
-use crate::problem::Invalid;
-use crate::render::interceptor_route;
+use crate::mutate::{MutateError, mutate};
 use crate::render::scaled_object::{KIND, MANAGED_BY, MANAGED_BY_LABEL};
+use crate::render::{RenderError, interceptor_route};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ManifestError {
@@ -21,6 +20,8 @@ pub enum ManifestError {
         index: usize,
         source: serde_yaml_ng::Error,
     },
+    #[error(transparent)]
+    Render(#[from] RenderError),
     #[error("{count} document(s) with invalid annotations:\n{details}")]
     Invalid {
         count: usize,
@@ -71,15 +72,15 @@ pub fn parse_documents(text: &str) -> Result<Vec<Value>, ManifestError> {
 }
 
 /// Writes documents as multi-document YAML.
-pub fn to_yaml(docs: &[Value]) -> String {
+pub fn to_yaml(docs: &[Value]) -> Result<String, RenderError> {
     let mut out = String::new();
     for (i, d) in docs.iter().enumerate() {
         if i > 0 {
             out.push_str("---\n");
         }
-        out.push_str(&serde_yaml_ng::to_string(d).unwrap_or_default());
+        out.push_str(&serde_yaml_ng::to_string(d).map_err(|e| RenderError::new("manifest", e))?);
     }
-    out
+    Ok(out)
 }
 
 /// Mutates a whole manifest. On invalid annotations nothing is returned but every problem.
@@ -88,12 +89,12 @@ pub fn mutate_manifest(text: &str, cfg: &WebhookConfig) -> Result<MutatedManifes
     let mut out_docs = Vec::new();
     let mut scaled_objects = Vec::new();
     let mut warnings = Vec::new();
-    let mut failures: Vec<(String, Invalid)> = Vec::new();
+    let mut failures: Vec<(String, MutateError)> = Vec::new();
 
     let one = |doc: &Value,
                scaled_objects: &mut Vec<Value>,
                warnings: &mut Vec<String>,
-               failures: &mut Vec<(String, Invalid)>|
+               failures: &mut Vec<(String, MutateError)>|
      -> Option<Value> {
         if is_managed_output(doc) {
             return None;
@@ -101,16 +102,25 @@ pub fn mutate_manifest(text: &str, cfg: &WebhookConfig) -> Result<MutatedManifes
         match mutate(doc, cfg) {
             Ok(m) => {
                 warnings.extend(m.warnings.iter().map(|w| format!("{}: {w}", describe(doc))));
-                if let Some(so) = &m.scaled_object {
-                    scaled_objects.push(serde_json::to_value(so).unwrap_or(Value::Null));
-                }
-                if let Some(route) = &m.interceptor_route {
-                    scaled_objects.push(serde_json::to_value(route).unwrap_or(Value::Null));
+                let rendered = [
+                    m.scaled_object.as_ref().map(serde_json::to_value),
+                    m.interceptor_route.as_ref().map(serde_json::to_value),
+                ];
+                for r in rendered.into_iter().flatten() {
+                    match r {
+                        Ok(v) => scaled_objects.push(v),
+                        Err(e) => failures
+                            .push((describe(doc), RenderError::new("rendered object", e).into())),
+                    }
                 }
                 Some(m.patched)
             }
             Err(e) => {
-                warnings.extend(e.warnings.iter().map(|w| format!("{}: {w}", describe(doc))));
+                warnings.extend(
+                    e.warnings()
+                        .iter()
+                        .map(|w| format!("{}: {w}", describe(doc))),
+                );
                 failures.push((describe(doc), e));
                 Some(doc.clone())
             }
@@ -152,7 +162,7 @@ pub fn mutate_manifest(text: &str, cfg: &WebhookConfig) -> Result<MutatedManifes
     }
     out_docs.extend(scaled_objects);
     Ok(MutatedManifest {
-        yaml: to_yaml(&out_docs),
+        yaml: to_yaml(&out_docs)?,
         warnings,
     })
 }

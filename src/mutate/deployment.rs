@@ -5,17 +5,16 @@ use std::collections::BTreeMap;
 use serde_json::Value;
 
 use super::injection_status::{self, InjectionStatus, Placement};
-use super::{Mutation, set_annotation};
+use super::{MutateError, Mutation, set_annotation};
 use crate::annotations::{self, STATUS};
 use crate::config::{SidecarMode, WebhookConfig};
-use crate::problem::Invalid;
-use crate::render::{interceptor_route, scaled_object, sidecar};
+use crate::render::{RenderError, interceptor_route, scaled_object, sidecar};
 use crate::workload::{KSERVE_ISVC_LABEL, Workload, WorkloadKind};
 
 const POD_SPEC: &str = "/spec/template/spec";
 const TEMPLATE_ANNOTATIONS: &str = "/spec/template/metadata/annotations";
 
-pub(super) fn mutate(object: &Value, cfg: &WebhookConfig) -> Result<Mutation, Invalid> {
+pub(super) fn mutate(object: &Value, cfg: &WebhookConfig) -> Result<Mutation, MutateError> {
     let previous = InjectionStatus::read(object);
     let mut new = object.clone();
     strip_previous_injection(&mut new);
@@ -43,7 +42,7 @@ pub(super) fn mutate(object: &Value, cfg: &WebhookConfig) -> Result<Mutation, In
                 inputs: String::new(),
             }
         } else {
-            let mut container = sidecar::render(&spec, cfg, &workload.declared_ports);
+            let mut container = sidecar::render(&spec, cfg, &workload.declared_ports)?;
             let placement = if spec.sidecar == SidecarMode::Native {
                 container.restart_policy = Some("Always".into());
                 Placement::Native
@@ -51,7 +50,8 @@ pub(super) fn mutate(object: &Value, cfg: &WebhookConfig) -> Result<Mutation, In
                 Placement::Container
             };
             let list = placement.list().unwrap_or("containers");
-            let container = serde_json::to_value(&container).unwrap_or(Value::Null);
+            let container = serde_json::to_value(&container)
+                .map_err(|e| RenderError::new("sidecar container", e))?;
             let status = InjectionStatus {
                 version: 1,
                 container: sidecar::SIDECAR_NAME.into(),
@@ -72,7 +72,7 @@ pub(super) fn mutate(object: &Value, cfg: &WebhookConfig) -> Result<Mutation, In
             &mut new,
             TEMPLATE_ANNOTATIONS,
             STATUS,
-            &status.to_annotation(),
+            &status.to_annotation()?,
         );
     }
 

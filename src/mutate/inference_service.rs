@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
-use super::{Mutation, set_annotation};
+use super::{MutateError, Mutation, set_annotation};
 use crate::annotations;
 use crate::config::WebhookConfig;
 use crate::problem::{Invalid, Problem};
@@ -58,7 +58,7 @@ impl DeploymentMode {
     }
 }
 
-pub(super) fn mutate(object: &Value, cfg: &WebhookConfig) -> Result<Mutation, Invalid> {
+pub(super) fn mutate(object: &Value, cfg: &WebhookConfig) -> Result<Mutation, MutateError> {
     let workload = Workload::from_object(WorkloadKind::InferenceService, object);
     let (spec, mut warnings) = annotations::parse(&workload, cfg)?;
     let Some(spec) = spec else {
@@ -70,7 +70,7 @@ pub(super) fn mutate(object: &Value, cfg: &WebhookConfig) -> Result<Mutation, In
         Some(DeploymentMode::Standard) => {}
         Some(refused) => {
             let value = annotation(DEPLOYMENT_MODE);
-            return Err(Invalid {
+            return Err(MutateError::Invalid(Invalid {
                 problems: vec![Problem::new(
                     DEPLOYMENT_MODE,
                     value,
@@ -78,7 +78,7 @@ pub(super) fn mutate(object: &Value, cfg: &WebhookConfig) -> Result<Mutation, In
                     format!("set {DEPLOYMENT_MODE}: \"Standard\" (\"RawDeployment\" before KServe 0.16)"),
                 )],
                 warnings,
-            });
+            }));
         }
         None => warnings.push(format!(
             "{DEPLOYMENT_MODE} is not set: llm-autoscale only acts when KServe runs the predictor as a Deployment (Standard/RawDeployment mode)"

@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::annotations::STATUS;
+use crate::render::RenderError;
 
 /// Value of `llm-autoscale.io/status` (JSON).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -69,15 +70,15 @@ impl InjectionStatus {
             && self.hash == other.hash
     }
 
-    pub fn to_annotation(&self) -> String {
-        serde_json::to_string(self).unwrap_or_default()
+    pub fn to_annotation(&self) -> Result<String, RenderError> {
+        serde_json::to_string(self).map_err(|e| RenderError::new("status annotation", e))
     }
 }
 
 /// First 16 hex digits of the SHA-256 of a JSON value's compact serialisation.
 pub fn hash_of(value: &serde_json::Value) -> String {
-    let bytes = serde_json::to_vec(value).unwrap_or_default();
-    Sha256::digest(&bytes)
+    // A `Value`'s compact text (its Display) cannot fail: its map keys are strings.
+    Sha256::digest(value.to_string().as_bytes())
         .iter()
         .take(8)
         .map(|b| format!("{b:02x}"))

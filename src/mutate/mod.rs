@@ -67,8 +67,29 @@ impl Mutation {
     }
 }
 
+/// Why an object cannot be mutated.
+#[derive(Debug, thiserror::Error)]
+pub enum MutateError {
+    /// The annotations are invalid: every problem, for the user.
+    #[error(transparent)]
+    Invalid(#[from] Invalid),
+    /// The webhook failed to render what it should add (a bug): the reason.
+    #[error("llm-autoscale: internal error: {0}")]
+    Render(#[from] crate::render::RenderError),
+}
+
+impl MutateError {
+    /// Warnings worth showing with the error.
+    pub fn warnings(&self) -> &[String] {
+        match self {
+            MutateError::Invalid(i) => &i.warnings,
+            MutateError::Render(_) => &[],
+        }
+    }
+}
+
 /// Mutates a Deployment or InferenceService; any other object comes back untouched.
-pub fn mutate(object: &Value, config: &WebhookConfig) -> Result<Mutation, Invalid> {
+pub fn mutate(object: &Value, config: &WebhookConfig) -> Result<Mutation, MutateError> {
     match WorkloadKind::of(object) {
         Some(WorkloadKind::Deployment) => deployment::mutate(object, config),
         Some(WorkloadKind::InferenceService) => inference_service::mutate(object, config),

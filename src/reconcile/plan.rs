@@ -141,7 +141,7 @@ pub fn plan(deployment: &Value, kserve: &KserveOwner, cfg: &WebhookConfig) -> Pl
 
     let m = match mutate(deployment, cfg) {
         Ok(m) => m,
-        Err(invalid) => {
+        Err(e) => {
             return Plan {
                 action: Action::Skip("invalid annotations".into()),
                 route: Action::Skip("invalid annotations".into()),
@@ -150,8 +150,8 @@ pub fn plan(deployment: &Value, kserve: &KserveOwner, cfg: &WebhookConfig) -> Pl
                 } else {
                     SidecarState::Missing
                 },
-                invalid: Some(invalid.to_string()),
-                warnings: invalid.warnings,
+                invalid: Some(e.to_string()),
+                warnings: e.warnings().to_vec(),
             };
         }
     };

@@ -314,9 +314,8 @@ pub fn render(i: &CollectorInputs) -> CollectorConfig {
 }
 
 /// The configuration as the YAML document the sidecar reads from its environment.
-pub fn to_yaml(config: &CollectorConfig) -> String {
-    // Serialising plain structs of strings and numbers cannot fail.
-    serde_yaml_ng::to_string(config).unwrap_or_default()
+pub fn to_yaml(config: &CollectorConfig) -> Result<String, super::RenderError> {
+    serde_yaml_ng::to_string(config).map_err(|e| super::RenderError::new("collector config", e))
 }
 
 #[cfg(test)]
@@ -358,7 +357,7 @@ mod tests {
 
     #[test]
     fn config_has_the_whole_pipeline() {
-        let yaml = to_yaml(&render(&inputs()));
+        let yaml = to_yaml(&render(&inputs())).unwrap();
         let v: serde_json::Value = serde_yaml_ng::from_str(&yaml).unwrap();
         assert_eq!(
             v.pointer("/receivers/prometheus/config/scrape_configs/0/static_configs/0/targets/0"),
@@ -393,6 +392,9 @@ mod tests {
 
     #[test]
     fn rendering_is_deterministic() {
-        assert_eq!(to_yaml(&render(&inputs())), to_yaml(&render(&inputs())));
+        assert_eq!(
+            to_yaml(&render(&inputs())).unwrap(),
+            to_yaml(&render(&inputs())).unwrap()
+        );
     }
 }

@@ -38,7 +38,11 @@ fn free_port(candidates: &[u16], taken: &[u16]) -> u16 {
 }
 
 /// Renders the sidecar for `spec`, avoiding the ports in `taken` (declared by the pod).
-pub fn render(spec: &AutoscalingSpec, cfg: &WebhookConfig, taken: &[u16]) -> Container {
+pub fn render(
+    spec: &AutoscalingSpec,
+    cfg: &WebhookConfig,
+    taken: &[u16],
+) -> Result<Container, super::RenderError> {
     let mut taken: Vec<u16> = taken.to_vec();
     taken.push(spec.scrape.port);
     let telemetry_port = free_port(&TELEMETRY_PORTS, &taken);
@@ -62,7 +66,7 @@ pub fn render(spec: &AutoscalingSpec, cfg: &WebhookConfig, taken: &[u16]) -> Con
         telemetry_port,
         health_port,
     };
-    let config_yaml = collector_config::to_yaml(&collector_config::render(&inputs));
+    let config_yaml = collector_config::to_yaml(&collector_config::render(&inputs))?;
 
     let field_env = |name: &str, path: &str| EnvVar {
         name: name.into(),
@@ -87,7 +91,7 @@ pub fn render(spec: &AutoscalingSpec, cfg: &WebhookConfig, taken: &[u16]) -> Con
             .collect()
     };
 
-    Container {
+    Ok(Container {
         name: SIDECAR_NAME.into(),
         image: Some(cfg.collector_image.clone()),
         args: Some(vec![format!("--config=env:{CONFIG_ENV}")]),
@@ -140,7 +144,7 @@ pub fn render(spec: &AutoscalingSpec, cfg: &WebhookConfig, taken: &[u16]) -> Con
             ..SecurityContext::default()
         }),
         ..Container::default()
-    }
+    })
 }
 
 #[cfg(test)]

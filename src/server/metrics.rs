@@ -67,7 +67,7 @@ impl Metrics {
         };
         registry.register(
             "llm_autoscale_admission_requests",
-            "Admission requests by route and decision (patched, allowed, denied, warned, bad_request, too_large)",
+            "Admission requests by route and decision (patched, allowed, denied, warned, bad_request, internal_error, too_large)",
             m.requests.clone(),
         );
         registry.register_with_unit(

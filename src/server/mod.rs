@@ -190,6 +190,12 @@ fn review(
             )
                 .into_response()
         }
+        Err(e @ admission::BadReview::Internal(_)) => {
+            let elapsed = start.elapsed();
+            s.metrics.admission(route, "internal_error", elapsed);
+            tracing::error!(route, error = %e, "cannot answer the admission request");
+            text(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
+        }
         Err(e) => {
             let elapsed = start.elapsed();
             s.metrics.admission(route, "bad_request", elapsed);

@@ -2,7 +2,7 @@
 
 use llm_autoscale_webhook::config::{OnInvalid, WebhookConfig};
 use llm_autoscale_webhook::manifest::parse_documents;
-use llm_autoscale_webhook::mutate::mutate;
+use llm_autoscale_webhook::mutate::{MutateError, mutate};
 use llm_autoscale_webhook::query::parse_addon_query;
 use llm_autoscale_webhook::workload::WorkloadKind;
 use serde_json::{Value, json};
@@ -95,7 +95,10 @@ async fn invalid_annotations_are_denied_with_every_problem() {
     let cfg = WebhookConfig::default();
     let t = TestServer::start(cfg.clone()).await;
     let object = every_problem();
-    let invalid = mutate(&object, &cfg).expect_err("the fixture is invalid");
+    let MutateError::Invalid(invalid) = mutate(&object, &cfg).expect_err("the fixture is invalid")
+    else {
+        panic!("invalid annotations expected")
+    };
     assert!(invalid.problems.len() > 1);
     let body = serde_json::to_vec(&review(&object, "CREATE", false, "deny-1")).unwrap();
     let reply = t.client().await.post("/mutate", body).await.unwrap();
@@ -121,7 +124,10 @@ async fn warn_mode_admits_with_warnings() {
     };
     let t = TestServer::start(cfg.clone()).await;
     let object = every_problem();
-    let invalid = mutate(&object, &cfg).expect_err("the fixture is invalid");
+    let MutateError::Invalid(invalid) = mutate(&object, &cfg).expect_err("the fixture is invalid")
+    else {
+        panic!("invalid annotations expected")
+    };
     let body = serde_json::to_vec(&review(&object, "CREATE", false, "warn-1")).unwrap();
     let reply = t.client().await.post("/mutate", body).await.unwrap();
     let response = response_of(&reply);

@@ -196,6 +196,37 @@ proptest! {
         }
     }
 
+    /// Valid configurations on objects with arbitrary unicode names, namespaces and label
+    /// values (a mutating webhook sees them before the apiserver validates them): every case
+    /// injects, names stay within KEDA's limits, and a second pass changes nothing.
+    #[test]
+    fn valid_configurations_always_inject(
+        name in "\\PC{1,80}",
+        ns in "\\PC{1,40}",
+        label in "\\PC{0,40}",
+        annotations in valid_annotation_set(),
+    ) {
+        let cfg = WebhookConfig::default();
+        let mut ann = Map::new();
+        for (k, v) in annotations {
+            ann.insert(format!("llm-autoscale.io/{k}"), Value::String(v));
+        }
+        let d = json!({
+            "apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": name, "namespace": ns, "labels": {"team": label}, "annotations": ann},
+            "spec": {"selector": {"matchLabels": {"app": "x"}}, "template": {
+                "metadata": {"labels": {"app": "x"}},
+                "spec": {"containers": [{"name": "vllm", "image": "vllm/vllm-openai:v0.11.0"}]}}}
+        });
+        let m = mutate(&d, &cfg).map_err(|e| TestCaseError::fail(e.to_string()))?;
+        let so = m.scaled_object.as_ref().expect("a ScaledObject");
+        prop_assert!(so.metadata.name.len() <= 63, "{}", so.metadata.name);
+        let template = &m.patched["spec"]["template"];
+        prop_assert!(template["metadata"]["annotations"]["llm-autoscale.io/status"].is_string());
+        let again = mutate(&m.patched, &cfg).map_err(|e| TestCaseError::fail(e.to_string()))?;
+        prop_assert!(again.patch.0.is_empty(), "second patch: {:?}", again.patch);
+    }
+
     #[test]
     fn parsers_never_panic(s in "\\PC{0,64}") {
         let _ = parse_addon_query(&s);
@@ -228,6 +259,42 @@ proptest! {
         d["spec"] = v;
         let _ = mutate(&d, &WebhookConfig::default());
     }
+}
+
+/// Annotation sets that are valid by construction.
+fn valid_annotation_set() -> impl Strategy<Value = Vec<(String, String)>> {
+    (
+        prop::sample::select(vec![
+            "queue-depth",
+            "kv-cache",
+            "running-requests",
+            "token-throughput",
+        ]),
+        prop::option::of(prop::sample::select(vec!["1", "2.5", "0.75", "10"])),
+        1u32..8,
+        prop::sample::select(vec!["native", "container", "auto"]),
+        prop::option::of(prop::sample::select(vec!["5s", "30s", "1m"])),
+        prop::option::of(prop::sample::select(vec!["9000", "8080"])),
+    )
+        .prop_map(|(preset, target, max, sidecar, interval, port)| {
+            let mut v = vec![
+                ("enabled".to_string(), "true".to_string()),
+                ("max-replicas".to_string(), max.to_string()),
+                ("preset".to_string(), preset.to_string()),
+                ("sidecar".to_string(), sidecar.to_string()),
+            ];
+            let optional = [
+                ("target", target),
+                ("scrape-interval", interval),
+                ("metrics-port", port),
+            ];
+            for (k, value) in optional {
+                if let Some(value) = value {
+                    v.push((k.to_string(), value.to_string()));
+                }
+            }
+            v
+        })
 }
 
 fn arbitrary_json() -> impl Strategy<Value = Value> {

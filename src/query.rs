@@ -103,12 +103,21 @@ impl fmt::Display for AddonQuery {
     }
 }
 
-/// A query that does not parse: the 1-based column (in characters) and what is wrong there.
+/// A query that does not parse: the 1-based column (in characters; 0 when the parser gives
+/// no position) and what is wrong there.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("column {column}: {message}")]
+#[error("{}{}", position(*.column), .message)]
 pub struct QueryError {
     pub column: usize,
     pub message: String,
+}
+
+fn position(column: usize) -> String {
+    if column == 0 {
+        String::new()
+    } else {
+        format!("column {column}: ")
+    }
 }
 
 /// Is `name` a metric name the add-on and the collector can carry?
@@ -407,9 +416,31 @@ fn parse_labels(c: &mut Cursor<'_>) -> Result<Vec<(String, String)>, QueryError>
     }
 }
 
-/// A PromQL sanity check (not a full parser): brackets balance, strings close, and there is
-/// something that looks like a selector. Metric names with `:` pass.
+/// Checks a PromQL query: first what a trigger query must not contain (comments, `;`) and
+/// where brackets or strings go wrong, with the column; then a real PromQL parser
+/// (`promql-parser`), whose message is passed on. Metric names with `:` pass.
 pub fn check_promql(src: &str) -> Result<(), QueryError> {
+    check_promql_shape(src)?;
+    promql_parser::parser::parse(src)
+        .map(|_| ())
+        .map_err(|message| QueryError {
+            column: column_in(&message).unwrap_or(0),
+            message: format!("not valid PromQL (promql-parser: {message})"),
+        })
+}
+
+/// The column a parser message names (`... column 13 ...`), if any.
+fn column_in(message: &str) -> Option<usize> {
+    let rest = message.split("column").nth(1)?;
+    let digits: String = rest
+        .trim_start()
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    digits.parse().ok()
+}
+
+fn check_promql_shape(src: &str) -> Result<(), QueryError> {
     let chars: Vec<char> = src.chars().collect();
     if chars.iter().all(|c| c.is_whitespace()) {
         return Err(QueryError {
@@ -659,5 +690,28 @@ mod tests {
         assert!(check_promql("  ").is_err());
         assert!(check_promql("1 + 2").is_err());
         assert!(check_promql("x; drop").is_err());
+    }
+
+    #[test]
+    fn promql_is_parsed_for_real() {
+        // Balanced and closed, but not PromQL: the parser says so.
+        for q in [
+            "sum(rate(x[1m])) by",
+            "sum by (le) x",
+            "rate(x[1zz])",
+            "sum(x) +",
+            "histogram_quantile(0.9, sum by (le) (rate(x_bucket[1m]))) ==",
+        ] {
+            let e = check_promql(q).unwrap_err();
+            assert!(e.message.starts_with("not valid PromQL"), "{q}: {e}");
+            assert!(
+                !e.to_string().starts_with("column"),
+                "no invented position: {e}"
+            );
+        }
+        check_promql(
+            "histogram_quantile(0.9, sum by (le) (rate(vllm:time_to_first_token_seconds_bucket{namespace=\"llm\"}[2m])))",
+        )
+        .unwrap();
     }
 }

@@ -723,3 +723,23 @@ fn names_with_multi_byte_characters_at_the_cut_do_not_panic() {
     let so = m.scaled_object.unwrap();
     assert!(so.metadata.name.len() <= 63, "{}", so.metadata.name);
 }
+
+#[test]
+fn built_promql_queries_parse_as_promql() {
+    for preset in [
+        "queue-depth",
+        "kv-cache",
+        "running-requests",
+        "token-throughput",
+    ] {
+        let (s, _) = spec(&[("backend", "prometheus"), ("preset", preset)]);
+        match &s.triggers[0].query {
+            TriggerQuery::Prometheus(q) => {
+                llm_autoscale_webhook::query::check_promql(q).unwrap_or_else(|e| panic!("{q}: {e}"))
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    let p = only_problem(&[("backend", "prometheus"), ("query", "sum(x) by")]);
+    assert!(p.contains("not valid PromQL"), "{p}");
+}

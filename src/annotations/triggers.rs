@@ -237,7 +237,7 @@ pub(super) fn resolve_trigger(
                 Err(e) => problem(
                     f,
                     "query",
-                    format!("at {e}"),
+                    if e.column == 0 { e.to_string() } else { format!("at {e}") },
                     "write a PromQL query returning one value, e.g. sum(vllm:num_requests_waiting{namespace=\"ns\"})".into(),
                 ),
             },

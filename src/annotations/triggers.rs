@@ -393,29 +393,18 @@ pub(super) fn resolve_trigger(
             });
             q.metric = metric.clone();
             q.aggregation = Some(aggregation);
-            if source == TriggerSource::Gateway {
-                // Read as written: the series come from a router or gateway, not this
-                // workload's sidecar, so they carry no deployment label of ours.
-                return finish(
-                    f,
-                    before,
-                    TriggerSpec {
-                        name,
-                        query: TriggerQuery::Otel(q),
-                        source,
-                        metric_type: MetricType::for_aggregation(aggregation),
-                        target,
-                        activation_target,
-                        operation_over_time,
-                    },
-                );
-            }
-            for (label, value) in [
-                ("deployment", &ctx.deployment),
-                ("namespace", &ctx.namespace),
-            ] {
+            // A gateway query is read as written: its series come from a router or gateway,
+            // not this workload's sidecar, so they carry no deployment label of ours.
+            let scope: &[(&str, &String)] = match source {
+                TriggerSource::Workload => &[
+                    ("deployment", &ctx.deployment),
+                    ("namespace", &ctx.namespace),
+                ],
+                TriggerSource::Gateway => &[],
+            };
+            for (label, value) in scope {
                 if let Some(existing) = q.scope(label, value) {
-                    if &existing != value {
+                    if &&existing != value {
                         f.warn(format!(
                             "{}: the query matches {label}={existing}, not this workload's {value}",
                             k("query")

@@ -116,6 +116,15 @@ impl<'a> Scenario<'a> {
         self.get("scaledobject", &self.name)
     }
 
+    /// The ScaledObject, once the product's reconciler has applied it.
+    fn wait_scaled_object(&self) -> Value {
+        self.cp()
+            .wait_for("the reconciler's ScaledObject", WAIT, || {
+                self.scaled_object().is_some()
+            });
+        self.scaled_object().unwrap()
+    }
+
     /// The status (`"True"`, `"False"`, `"Unknown"`) of the ScaledObject's
     /// condition `kind`.
     fn condition(&self, kind: &str) -> Option<String> {
@@ -280,10 +289,7 @@ fn scale_from_zero(plane: &ScalingPlane) {
             ("cooldown-period", "10s"),
         ],
     );
-    s.cp().wait_for("the reconciler's ScaledObject", WAIT, || {
-        s.scaled_object().is_some()
-    });
-    let so = s.scaled_object().unwrap();
+    let so = s.wait_scaled_object();
     assert_eq!(so["spec"]["minReplicaCount"], 0, "{so}");
     assert_eq!(so["spec"]["pollingInterval"], 2, "{so}");
     assert_eq!(s.trigger_query(), query);
@@ -331,9 +337,7 @@ fn queue_depth_up_and_down(plane: &ScalingPlane) {
             ("scale-down-stabilization", "0s"),
         ],
     );
-    s.cp().wait_for("the reconciler's ScaledObject", WAIT, || {
-        s.scaled_object().is_some()
-    });
+    s.wait_scaled_object();
     let query = s.trigger_query();
     assert!(
         query.starts_with("sum(vllm:num_requests_waiting{namespace=\"queue-depth\""),
@@ -386,10 +390,7 @@ fn fallback_when_prometheus_is_down(plane: &ScalingPlane) {
             ("fallback-failure-threshold", "2"),
         ],
     );
-    s.cp().wait_for("the reconciler's ScaledObject", WAIT, || {
-        s.scaled_object().is_some()
-    });
-    let so = s.scaled_object().unwrap();
+    let so = s.wait_scaled_object();
     assert_eq!(so["spec"]["fallback"]["replicas"], 2, "{so}");
     assert_eq!(so["spec"]["fallback"]["failureThreshold"], 2, "{so}");
     s.wait_condition("Ready", "True");
@@ -433,10 +434,7 @@ fn kv_cache_mean(plane: &ScalingPlane) {
             ("max-replicas", "5"),
         ],
     );
-    s.cp().wait_for("the reconciler's ScaledObject", WAIT, || {
-        s.scaled_object().is_some()
-    });
-    let so = s.scaled_object().unwrap();
+    let so = s.wait_scaled_object();
     assert_eq!(so["spec"]["triggers"][0]["metricType"], "Value", "{so}");
     let query = s.trigger_query();
     assert!(

@@ -12,6 +12,7 @@ mod keda_schema;
 use std::path::{Path, PathBuf};
 
 use llm_autoscale_webhook::config::WebhookConfig;
+use llm_autoscale_webhook::keda::rules;
 use llm_autoscale_webhook::manifest::{ManifestError, mutate_manifest, parse_documents};
 
 fn fixtures() -> PathBuf {
@@ -57,6 +58,7 @@ fn mutations_match_golden_files_and_are_idempotent_and_keda_valid() {
     let schema = keda_schema::ScaledObjectSchema::load();
     let route_schema = keda_schema::InterceptorRouteSchema::load();
     let mut routes = 0;
+    let mut checked = 0;
     for input in inputs("input") {
         let name = input.file_stem().unwrap().to_string_lossy().to_string();
         let text = std::fs::read_to_string(&input).unwrap();
@@ -83,6 +85,13 @@ fn mutations_match_golden_files_and_are_idempotent_and_keda_valid() {
                     errors.is_empty(),
                     "{name}: ScaledObject fails the KEDA CRD schema: {errors:#?}"
                 );
+                // The strict layer: KEDA's rules for the configured version and the add-on's.
+                let problems = rules::check(&doc, &cfg.scaler_address, cfg.keda_version);
+                assert!(
+                    problems.is_empty(),
+                    "{name}: rendered ScaledObject breaks a rule: {problems:#?}"
+                );
+                checked += 1;
             }
             if doc["kind"] == "InterceptorRoute" {
                 routes += 1;
@@ -95,6 +104,7 @@ fn mutations_match_golden_files_and_are_idempotent_and_keda_valid() {
         }
     }
     assert!(routes > 0, "no golden case renders an InterceptorRoute");
+    assert!(checked >= 10, "only {checked} ScaledObjects checked");
 }
 
 #[test]

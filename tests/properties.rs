@@ -2,6 +2,7 @@
 //! generated Deployments and annotation sets; parsers never panic on arbitrary input.
 
 use llm_autoscale_webhook::config::WebhookConfig;
+use llm_autoscale_webhook::keda::rules;
 use llm_autoscale_webhook::mutate::mutate;
 use llm_autoscale_webhook::query::{check_promql, parse_addon_query};
 use llm_autoscale_webhook::values;
@@ -201,8 +202,8 @@ proptest! {
     /// injects, names stay within KEDA's limits, and a second pass changes nothing.
     #[test]
     fn valid_configurations_always_inject(
-        name in "\\PC{1,80}",
-        ns in "\\PC{1,40}",
+        name in prop_oneof!["\\PC{1,80}", "[a-z0-9]([-a-z0-9.]{0,90}[a-z0-9])?"],
+        ns in prop_oneof!["\\PC{1,40}", "[a-z0-9]([-a-z0-9]{0,40}[a-z0-9])?"],
         label in "\\PC{0,40}",
         annotations in valid_annotation_set(),
     ) {
@@ -221,6 +222,13 @@ proptest! {
         let m = mutate(&d, &cfg).map_err(|e| TestCaseError::fail(e.to_string()))?;
         let so = m.scaled_object.as_ref().expect("a ScaledObject");
         prop_assert!(so.metadata.name.len() <= 63, "{}", so.metadata.name);
+        // Names the apiserver stores (it refuses the others after admission, before anything
+        // is rendered into the cluster) give ScaledObjects that pass the strict rules.
+        if is_k8s_name(&name) && is_k8s_name(&ns) {
+            let so_json = serde_json::to_value(so).unwrap();
+            let problems = rules::check(&so_json, &cfg.scaler_address, cfg.keda_version);
+            prop_assert!(problems.is_empty(), "{:?}", problems);
+        }
         let template = &m.patched["spec"]["template"];
         prop_assert!(template["metadata"]["annotations"]["llm-autoscale.io/status"].is_string());
         let again = mutate(&m.patched, &cfg).map_err(|e| TestCaseError::fail(e.to_string()))?;
@@ -259,6 +267,16 @@ proptest! {
         d["spec"] = v;
         let _ = mutate(&d, &WebhookConfig::default());
     }
+}
+
+/// A name the apiserver accepts for a Deployment or namespace (lowercase RFC 1123).
+fn is_k8s_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 253
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
+        && !s.starts_with(['-', '.'])
+        && !s.ends_with(['-', '.'])
 }
 
 /// Annotation sets that are valid by construction.

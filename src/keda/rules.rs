@@ -153,6 +153,18 @@ pub fn check(so: &Value, otel_scaler_address: &str, keda_version: Version) -> Ve
     }
     let mut names = BTreeSet::new();
     for (i, t) in triggers.iter().enumerate() {
+        // KEDA accepts it, the add-on never reads it (its IsActive is `value > 0`:
+        // kedify/otel-add-on scaler/handlers.go): we never render one.
+        if is_otel_trigger(t, otel_scaler_address)
+            && t.pointer("/metadata/activationTargetValue").is_some()
+        {
+            problems.push(Problem::new(
+                format!("spec.triggers[{i}].metadata.activationTargetValue"),
+                None,
+                "the KEDA OTel add-on never reads an activation target",
+                "remove it",
+            ));
+        }
         if let Some(n) = t
             .get("name")
             .and_then(Value::as_str)
@@ -429,6 +441,11 @@ mod tests {
         assert!(validate(&s, ADDR).is_empty());
         assert!(!check(&s, ADDR, TESTED).is_empty());
         assert_eq!(validate(&so(otel("sum(x{a!=b})")), ADDR).len(), 1);
+        // Accepted by KEDA and harmless, but never part of what this product renders.
+        let mut s = so(otel("x"));
+        s["spec"]["triggers"][0]["metadata"]["activationTargetValue"] = json!("2");
+        assert!(validate(&s, ADDR).is_empty());
+        assert!(check(&s, ADDR, TESTED)[0].reason.contains("never reads"));
     }
 
     #[test]

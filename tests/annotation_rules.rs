@@ -434,10 +434,22 @@ fn scale_to_zero_that_cannot_wake_is_refused() {
         ("target", "5"),
     ]);
     assert!(s.wakes_from_zero());
+    // A query of vLLM's own metrics reads the model's pods unless marked otherwise.
+    let vllm_query = ("query", "sum(vllm:num_requests_waiting{namespace=\"llm\"})");
+    let p = only_problem(&[("min-replicas", "0"), ("backend", "prometheus"), vllm_query]);
+    assert!(p.contains("never wake"), "{p}");
+    let (s, _) = spec(&[
+        ("min-replicas", "0"),
+        ("backend", "prometheus"),
+        vllm_query,
+        ("target", "5"),
+        ("source", "gateway"),
+    ]);
+    assert!(s.wakes_from_zero());
     let p = only_problem(&[
         ("min-replicas", "0"),
         ("backend", "prometheus"),
-        ("query", "sum(vllm:num_requests_waiting{namespace=\"llm\"})"),
+        ("query", "sum(router_queue_depth)"),
         ("source", "workload"),
     ]);
     assert!(p.contains("never wake"), "{p}");

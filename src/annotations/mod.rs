@@ -503,7 +503,7 @@ impl<'a> Reader<'a> {
             "min-replicas",
             "with scale to zero every trigger reads this workload's own pods, which do not exist at zero replicas: it would never wake up",
             format!(
-                "keep {PREFIX}min-replicas \"1\", or add a wake path: HTTP wake through the KEDA HTTP add-on ({PREFIX}http-wake-service, -port and -hosts), or a trigger whose source exists at zero pods: {PREFIX}source: \"gateway\" (or \"source\": \"gateway\" in a triggers entry) with a query on a router, gateway or queue metric, a prometheus query of your own, or the external backend"
+                "keep {PREFIX}min-replicas \"1\", or add a wake path: HTTP wake through the KEDA HTTP add-on ({PREFIX}http-wake-service, -port and -hosts), or a trigger whose source exists at zero pods: {PREFIX}source: \"gateway\" (or \"source\": \"gateway\" in a triggers entry) with a query on a router, gateway or queue metric (on any backend), or the external backend"
             ),
         );
     }

@@ -478,16 +478,20 @@ fn activation_target(
 }
 
 /// `source`: whether the trigger's data exists while the workload has no pods. Default:
-/// `gateway` for a hand-written PromQL query (used as written), `workload` otherwise.
+/// `gateway` for a hand-written PromQL query (used as written) unless it reads vLLM's own
+/// `vllm:` metrics, which only the model's pods export; `workload` otherwise.
 fn trigger_source(
     input: &TriggerInput,
     backend: Backend,
     k: &dyn Fn(&str) -> String,
     f: &mut Findings,
 ) -> TriggerSource {
-    let has_query = input.get("query").is_some();
+    let query = input.get("query");
+    let has_query = query.is_some();
     let default = match backend {
-        Backend::Prometheus if has_query => TriggerSource::Gateway,
+        Backend::Prometheus if query.is_some_and(|q| !q.contains("vllm:")) => {
+            TriggerSource::Gateway
+        }
         Backend::External => TriggerSource::Gateway,
         _ => TriggerSource::Workload,
     };

@@ -165,9 +165,21 @@ async fn reconcile(d: Arc<Deployment>, ctx: Arc<Context>) -> Result<Requeue, Rec
         Api::namespaced_with(ctx.client.clone(), &ns, &scaled_object_resource());
     match p.action {
         Action::Apply(so) => {
-            reconcile_route(&ctx, &d, &ns, &uid, &p.route).await?;
-            let isvc = isvc.as_ref();
-            return apply_scaled_object(&ctx, &d, &so_api, &uid, &so, &kserve, isvc).await;
+            let so_name = so
+                .pointer("/metadata/name")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            let before = so_api.get_opt(so_name).await?;
+            let stored = before.as_ref().map(serde_json::to_value).transpose()?;
+            if plan::route_needs_reconcile(&p.route, stored.as_ref()) {
+                reconcile_route(&ctx, &d, &ns, &uid, &p.route).await?;
+            }
+            let target = ScaledObjectTarget {
+                uid: &uid,
+                kserve: &kserve,
+                isvc: isvc.as_ref(),
+            };
+            return apply_scaled_object(&ctx, &d, &so_api, &so, before, target).await;
         }
         Action::DeleteManaged(so_name) => {
             if let Some(existing) = so_api.get_opt(&so_name).await? {
@@ -175,7 +187,9 @@ async fn reconcile(d: Arc<Deployment>, ctx: Arc<Context>) -> Result<Requeue, Rec
                 if plan::is_managed_for(&existing_json, &uid) {
                     // The route first: once the ScaledObject is gone this branch is not
                     // reached again for a Deployment that opted out.
-                    reconcile_route(&ctx, &d, &ns, &uid, &p.route).await?;
+                    if plan::route_needs_reconcile(&p.route, Some(&existing_json)) {
+                        reconcile_route(&ctx, &d, &ns, &uid, &p.route).await?;
+                    }
                     so_api.delete(&so_name, &DeleteParams::default()).await?;
                     publish(
                         &ctx,
@@ -328,24 +342,31 @@ async fn apply_route(
     }
 }
 
-/// Server-side applies the ScaledObject, unless someone else holds its name; KServe's
-/// leftover is removed first.
+/// Who the ScaledObject is for: the Deployment and, for a KServe predictor, its
+/// InferenceService.
+struct ScaledObjectTarget<'a> {
+    uid: &'a str,
+    kserve: &'a KserveOwner,
+    isvc: Option<&'a InferenceServiceId>,
+}
+
+/// Server-side applies the ScaledObject (`before`: the stored one), unless someone else holds
+/// its name; KServe's leftover is removed first.
 async fn apply_scaled_object(
     ctx: &Context,
     d: &Deployment,
     api: &Api<DynamicObject>,
-    uid: &str,
     so: &Value,
-    kserve: &KserveOwner,
-    isvc: Option<&InferenceServiceId>,
+    before: Option<DynamicObject>,
+    target: ScaledObjectTarget<'_>,
 ) -> Result<Requeue, ReconcileError> {
     let so_name = so
         .pointer("/metadata/name")
         .and_then(Value::as_str)
         .unwrap_or_default();
-    let before = api.get_opt(so_name).await?;
     if let Some(existing) = &before {
-        match plan::holder_of(&serde_json::to_value(existing)?, uid, kserve, isvc) {
+        let existing_json = serde_json::to_value(existing)?;
+        match plan::holder_of(&existing_json, target.uid, target.kserve, target.isvc) {
             Holder::Us => {}
             Holder::KserveLeftover => {
                 remove_kserve_leftover(ctx, d, api, existing).await?;

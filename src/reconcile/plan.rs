@@ -4,6 +4,7 @@
 
 use serde_json::{Value, json};
 
+use crate::annotations::HTTP_WAKE_TRIGGER;
 use crate::config::WebhookConfig;
 use crate::mutate::injection_status::InjectionStatus;
 use crate::mutate::mutate;
@@ -236,6 +237,23 @@ fn owned_by(object: &impl serde::Serialize, name: &str, uid: &str) -> Action {
     Action::Apply(v)
 }
 
+/// Whether the InterceptorRoute action needs the API. Applying one always does; deleting one
+/// only when the stored ScaledObject carries the HTTP wake trigger (the route is made with it,
+/// and deleted before it), so a Deployment without HTTP wake costs no extra request.
+pub fn route_needs_reconcile(route: &Action, stored_scaled_object: Option<&Value>) -> bool {
+    match route {
+        Action::Apply(_) => true,
+        Action::DeleteManaged(_) => stored_scaled_object
+            .and_then(|so| so.pointer("/spec/triggers"))
+            .and_then(Value::as_array)
+            .is_some_and(|ts| {
+                ts.iter()
+                    .any(|t| t.get("name").and_then(Value::as_str) == Some(HTTP_WAKE_TRIGGER))
+            }),
+        Action::Skip(_) => false,
+    }
+}
+
 /// Is this object (ScaledObject or InterceptorRoute) one this product manages for the
 /// Deployment with this uid?
 pub fn is_managed_for(scaled_object: &Value, deployment_uid: &str) -> bool {
@@ -463,6 +481,29 @@ mod tests {
         assert_eq!(p.route, Action::DeleteManaged("m".into()));
         let p = plan(&http_wake(), &KserveOwner::Class(Some("keda".into())), &cfg);
         assert!(matches!(p.route, Action::Skip(_)), "{:?}", p.route);
+    }
+
+    #[test]
+    fn a_route_is_looked_up_only_where_one_was_made() {
+        let cfg = WebhookConfig::default();
+        let with_wake = plan(&http_wake(), &KserveOwner::None, &cfg);
+        let Action::Apply(wake_so) = &with_wake.action else {
+            panic!("{:?}", with_wake.action)
+        };
+        assert!(route_needs_reconcile(&with_wake.route, None));
+        let without = plan(&opted_in(), &KserveOwner::None, &cfg);
+        let Action::Apply(plain_so) = &without.action else {
+            panic!("{:?}", without.action)
+        };
+        // HTTP wake removed: the stored ScaledObject still names the route, so it is deleted.
+        assert!(route_needs_reconcile(&without.route, Some(wake_so)));
+        // Never had HTTP wake (or nothing stored yet): no request for a route.
+        assert!(!route_needs_reconcile(&without.route, Some(plain_so)));
+        assert!(!route_needs_reconcile(&without.route, None));
+        assert!(!route_needs_reconcile(
+            &Action::Skip("x".into()),
+            Some(wake_so)
+        ));
     }
 
     #[test]

@@ -165,10 +165,7 @@ async fn reconcile(d: Arc<Deployment>, ctx: Arc<Context>) -> Result<Requeue, Rec
         Api::namespaced_with(ctx.client.clone(), &ns, &scaled_object_resource());
     match p.action {
         Action::Apply(so) => {
-            let so_name = so
-                .pointer("/metadata/name")
-                .and_then(Value::as_str)
-                .unwrap_or_default();
+            let so_name = name_of(&so);
             let before = so_api.get_opt(so_name).await?;
             let stored = before.as_ref().map(serde_json::to_value).transpose()?;
             if plan::route_needs_reconcile(&p.route, stored.as_ref()) {
@@ -294,10 +291,7 @@ async fn apply_route(
     uid: &str,
     route: &Value,
 ) -> Result<(), ReconcileError> {
-    let name = route
-        .pointer("/metadata/name")
-        .and_then(Value::as_str)
-        .unwrap_or_default();
+    let name = name_of(route);
     let before = api.get_opt(name).await?;
     if let Some(existing) = &before {
         if !plan::is_managed_for(&serde_json::to_value(existing)?, uid) {
@@ -342,6 +336,14 @@ async fn apply_route(
     }
 }
 
+/// `metadata.name` of a rendered object.
+fn name_of(object: &Value) -> &str {
+    object
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+}
+
 /// Who the ScaledObject is for: the Deployment and, for a KServe predictor, its
 /// InferenceService.
 struct ScaledObjectTarget<'a> {
@@ -360,10 +362,7 @@ async fn apply_scaled_object(
     before: Option<DynamicObject>,
     target: ScaledObjectTarget<'_>,
 ) -> Result<Requeue, ReconcileError> {
-    let so_name = so
-        .pointer("/metadata/name")
-        .and_then(Value::as_str)
-        .unwrap_or_default();
+    let so_name = name_of(so);
     if let Some(existing) = &before {
         let existing_json = serde_json::to_value(existing)?;
         match plan::holder_of(&existing_json, target.uid, target.kserve, target.isvc) {

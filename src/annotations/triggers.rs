@@ -228,7 +228,7 @@ pub(super) fn resolve_trigger(
                 Err(e) => problem(
                     f,
                     "query",
-                    format!("at {e}"),
+                    e.to_string(),
                     "write op(metric{label=value,...}) with op one of sum|avg|min|max|count and only = matchers, e.g. sum(vllm:num_requests_waiting{model_name=llama})".into(),
                 ),
             },
@@ -237,7 +237,7 @@ pub(super) fn resolve_trigger(
                 Err(e) => problem(
                     f,
                     "query",
-                    if e.column == 0 { e.to_string() } else { format!("at {e}") },
+                    e.to_string(),
                     "write a PromQL query returning one value, e.g. sum(vllm:num_requests_waiting{namespace=\"ns\"})".into(),
                 ),
             },

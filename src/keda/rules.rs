@@ -256,7 +256,7 @@ fn check_otel_trigger(i: usize, t: &Value, problems: &mut Vec<Problem>) {
                 problems.push(Problem::new(
                     field("metricQuery"),
                     Some(q),
-                    format!("at {e}"),
+                    e.to_string(),
                     "write op(metric{label=value,...}) with op one of sum|avg|min|max|count and only = matchers",
                 ));
             }

@@ -192,7 +192,7 @@ pub fn validate_review(body: &[u8], cfg: &WebhookConfig) -> Result<Answer, BadRe
             "/validate takes keda.sh/v1alpha1 ScaledObjects",
         ));
     }
-    let problems = keda_rules::validate(&object, &cfg.scaler_address);
+    let problems = keda_rules::validate_json(&object, &cfg.scaler_address);
     let (resp, decision) = if problems.is_empty() {
         (resp, "allowed")
     } else {

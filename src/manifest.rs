@@ -9,8 +9,9 @@
 use serde_json::Value;
 
 use crate::config::WebhookConfig;
+use crate::keda::scaled_object::KIND;
+use crate::keda::{MANAGED_BY, MANAGED_BY_LABEL};
 use crate::mutate::{MutateError, mutate};
-use crate::render::scaled_object::{KIND, MANAGED_BY, MANAGED_BY_LABEL};
 use crate::render::{RenderError, interceptor_route};
 
 #[derive(Debug, thiserror::Error)]

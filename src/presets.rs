@@ -1,33 +1,8 @@
 //! vLLM presets (what to scale on, with sensible defaults) and the metric rename table.
 
+use crate::keda::OperationOverTime;
 use crate::query::Aggregation;
 pub use crate::version::Version;
-
-/// HPA target type of a trigger.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum MetricType {
-    /// The value is a total: HPA divides it by the number of ready pods.
-    AverageValue,
-    /// The value is already per pod (a mean): HPA compares it as is.
-    Value,
-}
-
-impl MetricType {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            MetricType::AverageValue => "AverageValue",
-            MetricType::Value => "Value",
-        }
-    }
-
-    /// Totals (`sum`, `count`) are averaged per pod; means and extremes are compared as is.
-    pub fn for_aggregation(a: Aggregation) -> MetricType {
-        match a {
-            Aggregation::Sum | Aggregation::Count => MetricType::AverageValue,
-            Aggregation::Avg | Aggregation::Min | Aggregation::Max => MetricType::Value,
-        }
-    }
-}
 
 /// Defaults for a well-known vLLM metric.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -41,7 +16,7 @@ pub struct Preset {
     /// Target per replica (for `AverageValue`) or for the mean (for `Value`).
     pub target: &'static str,
     /// `operationOverTime` for the OTel scaler.
-    pub operation_over_time: &'static str,
+    pub operation_over_time: OperationOverTime,
     /// Counters are scaled on their rate.
     pub counter: bool,
 }
@@ -53,7 +28,7 @@ pub const PRESETS: [Preset; 4] = [
         metric: "vllm:num_requests_waiting",
         aggregation: Aggregation::Sum,
         target: "5",
-        operation_over_time: "avg",
+        operation_over_time: OperationOverTime::Avg,
         counter: false,
     },
     Preset {
@@ -62,7 +37,7 @@ pub const PRESETS: [Preset; 4] = [
         metric: "vllm:kv_cache_usage_perc",
         aggregation: Aggregation::Avg,
         target: "0.8",
-        operation_over_time: "avg",
+        operation_over_time: OperationOverTime::Avg,
         counter: false,
     },
     Preset {
@@ -71,7 +46,7 @@ pub const PRESETS: [Preset; 4] = [
         metric: "vllm:num_requests_running",
         aggregation: Aggregation::Sum,
         target: "16",
-        operation_over_time: "avg",
+        operation_over_time: OperationOverTime::Avg,
         counter: false,
     },
     Preset {
@@ -80,7 +55,7 @@ pub const PRESETS: [Preset; 4] = [
         metric: "vllm:generation_tokens_total",
         aggregation: Aggregation::Sum,
         target: "500",
-        operation_over_time: "rate",
+        operation_over_time: OperationOverTime::Rate,
         counter: true,
     },
 ];

@@ -9,6 +9,8 @@
 
 use std::fmt;
 
+use crate::keda::MetricType;
+
 /// Aggregation across series (the `op` of `op(name{...})`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Aggregation {
@@ -41,10 +43,16 @@ impl Aggregation {
     pub fn parse(s: &str) -> Option<Aggregation> {
         Aggregation::ALL.into_iter().find(|a| a.as_str() == s)
     }
-}
 
-/// `operationOverTime` values the add-on understands.
-pub const OPERATIONS_OVER_TIME: [&str; 6] = ["last_one", "avg", "min", "max", "rate", "count"];
+    /// The metric type a trigger of this aggregation needs: totals (`sum`, `count`) are
+    /// averaged per pod by the HPA, means and extremes are compared as they are.
+    pub fn metric_type(self) -> MetricType {
+        match self {
+            Aggregation::Sum | Aggregation::Count => MetricType::AverageValue,
+            Aggregation::Avg | Aggregation::Min | Aggregation::Max => MetricType::Value,
+        }
+    }
+}
 
 /// A parsed add-on query.
 #[derive(Clone, Debug, PartialEq, Eq)]

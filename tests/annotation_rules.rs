@@ -103,7 +103,10 @@ fn defaults_are_the_queue_depth_preset_over_otel() {
     assert_eq!(s.triggers.len(), 1);
     assert_eq!(s.triggers[0].name, "queue_depth");
     assert_eq!(s.triggers[0].target.as_deref(), Some("5"));
-    assert_eq!(s.triggers[0].operation_over_time.as_deref(), Some("avg"));
+    assert_eq!(
+        s.triggers[0].operation_over_time.map(|o| o.as_str()),
+        Some("avg")
+    );
     assert_eq!(
         otel_query(&s, 0),
         "sum(vllm:num_requests_waiting{deployment=llama,namespace=llm})"
@@ -193,7 +196,10 @@ fn presets() {
         "avg(vllm:kv_cache_usage_perc{deployment=llama,namespace=llm})"
     );
     let (s, _) = spec(&[("preset", "token-throughput")]);
-    assert_eq!(s.triggers[0].operation_over_time.as_deref(), Some("rate"));
+    assert_eq!(
+        s.triggers[0].operation_over_time.map(|o| o.as_str()),
+        Some("rate")
+    );
     let (s, _) = spec(&[("preset", "running-requests"), ("target", "8")]);
     assert_eq!(s.triggers[0].target.as_deref(), Some("8"));
 }
@@ -503,7 +509,10 @@ fn histograms_on_the_add_on() {
             "vllm:e2e_request_latency_seconds"
         ]
     );
-    assert_eq!(s.triggers[0].operation_over_time.as_deref(), Some("rate"));
+    assert_eq!(
+        s.triggers[0].operation_over_time.map(|o| o.as_str()),
+        Some("rate")
+    );
     let p = only_problem(&[
         ("metric", "vllm:e2e_request_latency_seconds_bucket"),
         ("target", "2"),
@@ -643,7 +652,7 @@ fn inference_services_switch_class_and_refuse_serverless() {
     );
     assert!(m.warnings.iter().any(|w| w.contains("\"hpa\"")));
     let so = m.scaled_object.unwrap();
-    assert_eq!(so.metadata.name, "opt-predictor");
+    assert_eq!(so.name(), "opt-predictor");
     assert_eq!(so.spec.scale_target_ref.name, "opt-predictor");
     assert_eq!(
         so.spec.triggers[0].metadata["metricQuery"],
@@ -733,7 +742,7 @@ fn names_with_multi_byte_characters_at_the_cut_do_not_panic() {
     d["metadata"]["name"] = json!(format!("{}{}", "a".repeat(53), "é".repeat(8)));
     let m = mutate(&d, &cfg).unwrap();
     let so = m.scaled_object.unwrap();
-    assert!(so.metadata.name.len() <= 63, "{}", so.metadata.name);
+    assert!(so.name().len() <= 63, "{}", so.name());
 }
 
 #[test]

@@ -12,7 +12,7 @@ mod keda_schema;
 use std::path::{Path, PathBuf};
 
 use llm_autoscale_webhook::config::WebhookConfig;
-use llm_autoscale_webhook::keda::rules;
+use llm_autoscale_webhook::keda::{ScaledObject, rules};
 use llm_autoscale_webhook::manifest::{ManifestError, mutate_manifest, parse_documents};
 
 fn fixtures() -> PathBuf {
@@ -86,7 +86,13 @@ fn mutations_match_golden_files_and_are_idempotent_and_keda_valid() {
                     "{name}: ScaledObject fails the KEDA CRD schema: {errors:#?}"
                 );
                 // The strict layer: KEDA's rules for the configured version and the add-on's.
-                let problems = rules::check(&doc, &cfg.scaler_address, cfg.keda_version);
+                let typed: ScaledObject = serde_json::from_value(doc.clone()).unwrap();
+                assert_eq!(
+                    serde_json::to_value(&typed).unwrap(),
+                    doc,
+                    "{name}: the typed model drops a field"
+                );
+                let problems = rules::check(&typed, &cfg.scaler_address, cfg.keda_version);
                 assert!(
                     problems.is_empty(),
                     "{name}: rendered ScaledObject breaks a rule: {problems:#?}"

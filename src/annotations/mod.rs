@@ -5,7 +5,8 @@
 use std::collections::BTreeMap;
 
 use crate::config::{SidecarMode, WebhookConfig};
-use crate::presets::{self, MetricType, Version};
+use crate::keda::{MetricType, OperationOverTime};
+use crate::presets::{self, Version};
 use crate::problem::{Findings, Invalid, Problem};
 use crate::query::AddonQuery;
 use crate::values::{self, Refusal};
@@ -129,7 +130,7 @@ pub struct TriggerSpec {
     pub target: Option<String>,
     pub activation_target: Option<String>,
     /// `operationOverTime` (otel only).
-    pub operation_over_time: Option<String>,
+    pub operation_over_time: Option<OperationOverTime>,
 }
 
 /// What the sidecar scrapes.

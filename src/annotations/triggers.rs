@@ -6,9 +6,10 @@ use std::collections::BTreeMap;
 use serde_json::Value;
 
 use super::{Backend, PREFIX, TriggerQuery, TriggerSource, TriggerSpec};
-use crate::presets::{self, MetricType, Version};
+use crate::keda::OperationOverTime;
+use crate::presets::{self, Version};
 use crate::problem::{Findings, Problem};
-use crate::query::{self, AddonQuery, Aggregation, OPERATIONS_OVER_TIME};
+use crate::query::{self, AddonQuery, Aggregation};
 use crate::values::{self, Refusal};
 
 pub(super) struct TriggerContext {
@@ -341,22 +342,25 @@ pub(super) fn resolve_trigger(
         || metric.ends_with("_total")
         || super::histogram_base(&metric).is_some();
     let operation_over_time = match (ctx.backend, input.get("operation-over-time")) {
-        (Backend::Otel, Some(op)) if OPERATIONS_OVER_TIME.contains(&op) => Some(op.to_string()),
-        (Backend::Otel, Some(_)) => {
-            problem(
-                f,
-                "operation-over-time",
-                "unknown operation".into(),
-                format!("write one of {}", OPERATIONS_OVER_TIME.join(", ")),
-            );
-            None
+        (Backend::Otel, Some(op)) => match OperationOverTime::parse(op) {
+            Some(op) => Some(op),
+            None => {
+                problem(
+                    f,
+                    "operation-over-time",
+                    "unknown operation".into(),
+                    format!("write one of {}", OperationOverTime::names()),
+                );
+                None
+            }
+        },
+        (Backend::Otel, None) => {
+            Some(preset.map(|p| p.operation_over_time).unwrap_or(if counter {
+                OperationOverTime::Rate
+            } else {
+                OperationOverTime::Avg
+            }))
         }
-        (Backend::Otel, None) => Some(
-            preset
-                .map(|p| p.operation_over_time)
-                .unwrap_or(if counter { "rate" } else { "avg" })
-                .to_string(),
-        ),
         (_, Some(_)) => {
             f.warn(format!(
                 "{} is ignored by the {} backend",
@@ -433,7 +437,7 @@ pub(super) fn resolve_trigger(
             name,
             query,
             source,
-            metric_type: MetricType::for_aggregation(aggregation),
+            metric_type: aggregation.metric_type(),
             target,
             activation_target,
             operation_over_time,

@@ -1,6 +1,14 @@
-//! KEDA: what this product knows of it, by version, and its rules for a ScaledObject.
+//! KEDA: the one typed model of a ScaledObject and its triggers, what this product knows of
+//! KEDA by version, the names KEDA derives and their limits, and its rules for a ScaledObject.
 
+pub mod names;
 pub mod rules;
+pub mod scaled_object;
+pub mod trigger;
+
+pub use names::{MANAGED_BY, MANAGED_BY_LABEL, bounded_name};
+pub use scaled_object::ScaledObject;
+pub use trigger::{MetricType, OperationOverTime, Trigger, TriggerKind};
 
 use crate::version::Version;
 

@@ -11,106 +11,100 @@ use std::collections::BTreeSet;
 
 use serde_json::Value;
 
+use super::FALLBACK_ON_VALUE_SINCE;
+use super::names::{DEFAULT_HPA_PREFIX, MAX_NAME, MAX_NAME_WITH_DEFAULT_HPA};
+use super::scaled_object::ScaledObject;
+use super::trigger::{MetricType, OperationOverTime, Trigger};
 use crate::problem::Problem;
-use crate::query::{self, OPERATIONS_OVER_TIME};
-use crate::render::scaled_object::MAX_NAME_WITH_DEFAULT_HPA;
+use crate::query;
 use crate::values;
 use crate::version::Version;
 
-use super::FALLBACK_ON_VALUE_SINCE;
-
-/// Is this trigger read by the KEDA OTel add-on? `kedify-otel` always; `external` and
-/// `external-push` when their `scalerAddress` is the configured add-on address or names
-/// `otel` (the add-on's own admission policy uses the same test).
-pub fn is_otel_trigger(trigger: &Value, otel_scaler_address: &str) -> bool {
-    let type_ = trigger
-        .get("type")
-        .and_then(Value::as_str)
-        .unwrap_or_default();
-    if type_ == "kedify-otel" {
-        return true;
+/// What the `/validate` webhook denies in a ScaledObject as the apiserver hands it over:
+/// problems in triggers read by the KEDA OTel add-on. An object that does not read as a
+/// ScaledObject has passed the CRD's schema, so it is KEDA's to judge: nothing is denied.
+pub fn validate_json(so: &Value, otel_scaler_address: &str) -> Vec<Problem> {
+    match serde_json::from_value::<ScaledObject>(so.clone()) {
+        Ok(so) => validate(&so, otel_scaler_address),
+        Err(e) => {
+            tracing::warn!(error = %e, "a ScaledObject that does not read as one: left to KEDA");
+            Vec::new()
+        }
     }
-    if !matches!(type_, "external" | "external-push") {
-        return false;
-    }
-    let address = trigger
-        .pointer("/metadata/scalerAddress")
-        .and_then(Value::as_str)
-        .unwrap_or_default();
-    !address.is_empty() && (address == otel_scaler_address || address.contains("otel"))
-}
-
-fn int_at(so: &Value, pointer: &str) -> Option<i64> {
-    so.pointer(pointer).and_then(Value::as_i64)
 }
 
 /// What the `/validate` webhook denies: problems in triggers read by the KEDA OTel add-on.
-pub fn validate(so: &Value, otel_scaler_address: &str) -> Vec<Problem> {
+pub fn validate(so: &ScaledObject, otel_scaler_address: &str) -> Vec<Problem> {
     let mut problems = Vec::new();
-    for (i, t) in triggers(so).iter().enumerate() {
-        if is_otel_trigger(t, otel_scaler_address) {
-            check_otel_trigger(i, t, &mut problems);
+    for (i, t) in so.spec.triggers.iter().enumerate() {
+        if t.is_otel_addon(otel_scaler_address) {
+            problems.extend(check_otel_trigger(i, t));
         }
     }
     problems
 }
 
-fn triggers(so: &Value) -> &[Value] {
-    so.pointer("/spec/triggers")
-        .and_then(Value::as_array)
-        .map(Vec::as_slice)
-        .unwrap_or_default()
+/// Every problem with a ScaledObject for KEDA `keda_version` (empty: valid): the add-on's
+/// reading of its triggers, KEDA's static rules, and what this product never renders.
+pub fn check(so: &ScaledObject, otel_scaler_address: &str, keda_version: Version) -> Vec<Problem> {
+    let mut problems = validate(so, otel_scaler_address);
+    problems.extend(check_names(so));
+    problems.extend(check_replicas(so));
+    problems.extend(check_triggers(so, otel_scaler_address));
+    problems.extend(check_fallback(so, keda_version));
+    problems
 }
 
-/// Every problem with a ScaledObject for KEDA `keda_version` (empty: valid).
-pub fn check(so: &Value, otel_scaler_address: &str, keda_version: Version) -> Vec<Problem> {
-    let mut problems = validate(so, otel_scaler_address);
-    let name = so
-        .pointer("/metadata/name")
-        .and_then(Value::as_str)
-        .unwrap_or_default();
-
-    if name.len() > 63 {
+/// The name is a label value, and so is the HPA's (kedacore/keda
+/// apis/keda/v1alpha1/scaledobject_webhook.go, `maxK8sLabelValueLength`).
+fn check_names(so: &ScaledObject) -> Vec<Problem> {
+    let name = so.name();
+    let mut problems = Vec::new();
+    if name.len() > MAX_NAME {
         problems.push(Problem::new(
             "metadata.name",
             Some(name),
             format!(
-                "{} characters: KEDA uses the name as a label value (at most 63)",
+                "{} characters: KEDA uses the name as a label value (at most {MAX_NAME})",
                 name.len()
             ),
             "use a shorter name",
         ));
     }
-    let custom_hpa = so
-        .pointer("/spec/advanced/horizontalPodAutoscalerConfig/name")
-        .and_then(Value::as_str);
-    match custom_hpa {
-        Some(h) if h.len() > 63 => problems.push(Problem::new(
+    match so.custom_hpa_name() {
+        Some(h) if h.len() > MAX_NAME => problems.push(Problem::new(
             "spec.advanced.horizontalPodAutoscalerConfig.name",
             Some(h),
-            "longer than 63 characters",
+            format!("longer than {MAX_NAME} characters"),
             "use a shorter HPA name",
         )),
-        None if name.len() > MAX_NAME_WITH_DEFAULT_HPA && name.len() <= 63 => {
+        None if name.len() > MAX_NAME_WITH_DEFAULT_HPA && name.len() <= MAX_NAME => {
             problems.push(Problem::new(
                 "metadata.name",
                 Some(name),
-                format!("the HPA KEDA derives, keda-hpa-{name}, is longer than 63 characters"),
+                format!(
+                    "the HPA KEDA derives, {DEFAULT_HPA_PREFIX}{name}, is longer than {MAX_NAME} characters"
+                ),
                 "set spec.advanced.horizontalPodAutoscalerConfig.name or shorten the name",
             ))
         }
         _ => {}
     }
+    problems
+}
 
-    let min = int_at(so, "/spec/minReplicaCount");
-    let max = int_at(so, "/spec/maxReplicaCount");
-    let idle = int_at(so, "/spec/idleReplicaCount");
+/// KEDA's replica rules: defaults min 0 (1 for the HPA), max 100; idle below min.
+fn check_replicas(so: &ScaledObject) -> Vec<Problem> {
+    let spec = &so.spec;
+    let mut problems = Vec::new();
+    let (min, max) = (spec.min_replica_count, spec.max_replica_count);
     let effective_min = min.map(|m| m.max(1)).unwrap_or(0);
     let effective_max = max.unwrap_or(100);
+    let text = |v: Option<i32>| v.unwrap_or_default().to_string();
     if min.is_some_and(|m| m < 0) {
         problems.push(Problem::new(
             "spec.minReplicaCount",
-            Some(&min.unwrap_or_default().to_string()),
+            Some(&text(min)),
             "negative",
             "write 0 or more",
         ));
@@ -118,7 +112,7 @@ pub fn check(so: &Value, otel_scaler_address: &str, keda_version: Version) -> Ve
     if effective_min > effective_max {
         problems.push(Problem::new(
             "spec.minReplicaCount",
-            Some(&min.unwrap_or_default().to_string()),
+            Some(&text(min)),
             format!("greater than maxReplicaCount ({effective_max})"),
             "make minReplicaCount ≤ maxReplicaCount",
         ));
@@ -126,23 +120,26 @@ pub fn check(so: &Value, otel_scaler_address: &str, keda_version: Version) -> Ve
     if max.is_some_and(|m| m < 1) {
         problems.push(Problem::new(
             "spec.maxReplicaCount",
-            Some(&max.unwrap_or_default().to_string()),
+            Some(&text(max)),
             "must be at least 1",
             "write 1 or more",
         ));
     }
-    if let Some(i) = idle {
-        if i >= effective_min {
-            problems.push(Problem::new(
-                "spec.idleReplicaCount",
-                Some(&i.to_string()),
-                format!("must be less than minReplicaCount ({effective_min})"),
-                "lower idleReplicaCount or raise minReplicaCount",
-            ));
-        }
+    if let Some(i) = spec.idle_replica_count.filter(|i| *i >= effective_min) {
+        problems.push(Problem::new(
+            "spec.idleReplicaCount",
+            Some(&i.to_string()),
+            format!("must be less than minReplicaCount ({effective_min})"),
+            "lower idleReplicaCount or raise minReplicaCount",
+        ));
     }
+    problems
+}
 
-    let triggers = triggers(so);
+/// At least one trigger, unique names, and no activation target on the add-on.
+fn check_triggers(so: &ScaledObject, otel_scaler_address: &str) -> Vec<Problem> {
+    let triggers = &so.spec.triggers;
+    let mut problems = Vec::new();
     if triggers.is_empty() {
         problems.push(Problem::new(
             "spec.triggers",
@@ -155,9 +152,7 @@ pub fn check(so: &Value, otel_scaler_address: &str, keda_version: Version) -> Ve
     for (i, t) in triggers.iter().enumerate() {
         // KEDA accepts it, the add-on never reads it (its IsActive is `value > 0`:
         // kedify/otel-add-on scaler/handlers.go): we never render one.
-        if is_otel_trigger(t, otel_scaler_address)
-            && t.pointer("/metadata/activationTargetValue").is_some()
-        {
+        if t.is_otel_addon(otel_scaler_address) && t.meta("activationTargetValue").is_some() {
             problems.push(Problem::new(
                 format!("spec.triggers[{i}].metadata.activationTargetValue"),
                 None,
@@ -165,39 +160,27 @@ pub fn check(so: &Value, otel_scaler_address: &str, keda_version: Version) -> Ve
                 "remove it",
             ));
         }
-        if let Some(n) = t
-            .get("name")
-            .and_then(Value::as_str)
-            .filter(|n| !n.is_empty())
-        {
-            if !names.insert(n.to_string()) {
-                problems.push(Problem::new(
-                    format!("spec.triggers[{i}].name"),
-                    Some(n),
-                    "another trigger has the same name",
-                    "give each trigger a unique name",
-                ));
-            }
+        if !t.name.is_empty() && !names.insert(t.name.as_str()) {
+            problems.push(Problem::new(
+                format!("spec.triggers[{i}].name"),
+                Some(&t.name),
+                "another trigger has the same name",
+                "give each trigger a unique name",
+            ));
         }
     }
-    check_fallback(so, triggers, keda_version, &mut problems);
     problems
 }
 
 /// KEDA's fallback rule: a non-cpu/memory trigger, of metricType AverageValue before
 /// [`FALLBACK_ON_VALUE_SINCE`] (kedacore/keda apis/keda/v1alpha1/scaledobject_types.go,
 /// CheckFallbackValid).
-fn check_fallback(
-    so: &Value,
-    triggers: &[Value],
-    keda_version: Version,
-    problems: &mut Vec<Problem>,
-) {
-    let Some(fb) = so.pointer("/spec/fallback") else {
-        return;
+fn check_fallback(so: &ScaledObject, keda_version: Version) -> Vec<Problem> {
+    let Some(fb) = &so.spec.fallback else {
+        return Vec::new();
     };
-    let neg = |k: &str| fb.get(k).and_then(Value::as_i64).is_some_and(|v| v < 0);
-    if neg("failureThreshold") || neg("replicas") {
+    let mut problems = Vec::new();
+    if fb.failure_threshold < 0 || fb.replicas < 0 {
         problems.push(Problem::new(
             "spec.fallback",
             None,
@@ -205,24 +188,13 @@ fn check_fallback(
             "fix the negative value",
         ));
     }
-    let modifiers_type = so
-        .pointer("/spec/advanced/scalingModifiers/metricType")
-        .and_then(Value::as_str);
-    let uses_modifiers = so
-        .pointer("/spec/advanced/scalingModifiers/formula")
-        .is_some();
     let any_metric_type = keda_version >= FALLBACK_ON_VALUE_SINCE;
-    let valid = if uses_modifiers {
-        any_metric_type || modifiers_type != Some("Value")
-    } else {
-        triggers.iter().any(|t| {
-            let ty = t.get("type").and_then(Value::as_str).unwrap_or_default();
-            let mt = t
-                .get("metricType")
-                .and_then(Value::as_str)
-                .unwrap_or("AverageValue");
-            !matches!(ty, "cpu" | "memory") && (any_metric_type || mt == "AverageValue")
-        })
+    let valid = match so.scaling_modifiers() {
+        Some(m) => any_metric_type || m.metric_type != Some(MetricType::Value),
+        None => so.spec.triggers.iter().any(|t| {
+            !t.kind.is_resource()
+                && (any_metric_type || t.effective_metric_type() == MetricType::AverageValue)
+        }),
     };
     if !valid {
         let reason = if any_metric_type {
@@ -239,12 +211,15 @@ fn check_fallback(
             "give a trigger metricType AverageValue, or remove the fallback",
         ));
     }
+    problems
 }
 
-fn check_otel_trigger(i: usize, t: &Value, problems: &mut Vec<Problem>) {
+/// The add-on's reading of one trigger's metadata: query grammar, a positive decimal target,
+/// known operations, clamps it can parse.
+pub fn check_otel_trigger(i: usize, t: &Trigger) -> Vec<Problem> {
     let field = |k: &str| format!("spec.triggers[{i}].metadata.{k}");
-    let meta = |k: &str| t.pointer(&format!("/metadata/{k}")).and_then(Value::as_str);
-    match meta("metricQuery") {
+    let mut problems = Vec::new();
+    match t.meta("metricQuery") {
         None => problems.push(Problem::new(
             field("metricQuery"),
             None,
@@ -262,7 +237,7 @@ fn check_otel_trigger(i: usize, t: &Value, problems: &mut Vec<Problem>) {
             }
         }
     }
-    match meta("targetValue") {
+    match t.meta("targetValue") {
         None => problems.push(Problem::new(
             field("targetValue"),
             None,
@@ -280,7 +255,7 @@ fn check_otel_trigger(i: usize, t: &Value, problems: &mut Vec<Problem>) {
             Err(r) => problems.push(Problem::new(field("targetValue"), Some(v), r.reason, r.fix)),
         },
     }
-    if let Some(v) = meta("activationTargetValue") {
+    if let Some(v) = t.meta("activationTargetValue") {
         if let Err(r) = values::decimal(v) {
             problems.push(Problem::new(
                 field("activationTargetValue"),
@@ -290,20 +265,26 @@ fn check_otel_trigger(i: usize, t: &Value, problems: &mut Vec<Problem>) {
             ));
         }
     }
-    if let Some(op) = meta("operationOverTime") {
-        if !OPERATIONS_OVER_TIME.contains(&op) {
+    problems.extend(check_otel_operation_and_clamps(&field, t));
+    problems
+}
+
+fn check_otel_operation_and_clamps(field: &dyn Fn(&str) -> String, t: &Trigger) -> Vec<Problem> {
+    let mut problems = Vec::new();
+    if let Some(op) = t.meta("operationOverTime") {
+        if OperationOverTime::parse(op).is_none() {
             problems.push(Problem::new(
                 field("operationOverTime"),
                 Some(op),
                 "unknown operation",
-                format!("write one of {}", OPERATIONS_OVER_TIME.join(", ")),
+                format!("write one of {}", OperationOverTime::names()),
             ));
         }
     }
     // The add-on parses the clamps as floats and ignores (with a log line) what does not
     // parse (kedify/otel-add-on util/handler_specific.go).
     for k in ["clampMin", "clampMax"] {
-        if let Some(v) = meta(k) {
+        if let Some(v) = t.meta(k) {
             if !v.trim().parse::<f64>().is_ok_and(f64::is_finite) {
                 problems.push(Problem::new(
                     field(k),
@@ -314,12 +295,25 @@ fn check_otel_trigger(i: usize, t: &Value, problems: &mut Vec<Problem>) {
             }
         }
     }
+    problems
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
+
+    fn check(so: &Value, address: &str, version: Version) -> Vec<Problem> {
+        super::check(
+            &serde_json::from_value(so.clone()).unwrap(),
+            address,
+            version,
+        )
+    }
+
+    fn validate(so: &Value, address: &str) -> Vec<Problem> {
+        validate_json(so, address)
+    }
 
     fn so(triggers: Value) -> Value {
         json!({
@@ -471,8 +465,7 @@ mod tests {
             json!({"spec": {"triggers": "x"}}),
             json!({"spec": {"triggers": [1, null]}}),
         ] {
-            let _ = check(&v, ADDR, TESTED);
-            let _ = validate(&v, ADDR);
+            assert!(validate_json(&v, ADDR).is_empty());
         }
     }
 }

@@ -11,9 +11,9 @@ pub mod injection_status;
 use serde_json::Value;
 
 use crate::config::WebhookConfig;
+use crate::keda::ScaledObject;
 use crate::problem::Invalid;
 use crate::render::interceptor_route::InterceptorRoute;
-use crate::render::scaled_object::ScaledObject;
 use crate::workload::WorkloadKind;
 
 /// The result of mutating one object.

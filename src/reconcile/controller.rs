@@ -18,7 +18,7 @@ use serde_json::Value;
 use super::metrics::ReconcileMetrics;
 use super::plan::{self, Action, FIELD_MANAGER, Holder, InferenceServiceId, KserveOwner};
 use crate::config::WebhookConfig;
-use crate::render::scaled_object::{MANAGED_BY, MANAGED_BY_LABEL};
+use crate::keda::{MANAGED_BY, MANAGED_BY_LABEL};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReconcileError {

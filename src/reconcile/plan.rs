@@ -6,9 +6,9 @@ use serde_json::{Value, json};
 
 use crate::annotations::HTTP_WAKE_TRIGGER;
 use crate::config::WebhookConfig;
+use crate::keda::names::{MANAGED_BY, MANAGED_BY_LABEL, MAX_NAME, bounded_name};
 use crate::mutate::injection_status::InjectionStatus;
 use crate::mutate::mutate;
-use crate::render::scaled_object::{MANAGED_BY, MANAGED_BY_LABEL, bounded_name};
 use crate::workload::KSERVE_ISVC_LABEL;
 
 /// Field manager of every server-side apply.
@@ -136,7 +136,7 @@ pub fn plan(deployment: &Value, kserve: &KserveOwner, cfg: &WebhookConfig) -> Pl
         .pointer("/metadata/uid")
         .and_then(Value::as_str)
         .unwrap_or_default();
-    let so_name = bounded_name(name, 63);
+    let so_name = bounded_name(name, MAX_NAME);
     let stored = InjectionStatus::read(deployment);
     let injected = stored.is_some();
 

@@ -13,8 +13,10 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::scaled_object::{MANAGED_BY, MANAGED_BY_LABEL, Metadata, bounded_name};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+
 use crate::annotations::{AutoscalingSpec, HttpWake};
+use crate::keda::names::{MAX_NAME, bounded_name, managed_metadata};
 
 pub const API_VERSION: &str = "http.keda.sh/v1beta1";
 pub const KIND: &str = "InterceptorRoute";
@@ -29,7 +31,7 @@ pub const CONCURRENCY_TARGET: i32 = 100;
 pub struct InterceptorRoute {
     pub api_version: String,
     pub kind: String,
-    pub metadata: Metadata,
+    pub metadata: ObjectMeta,
     pub spec: InterceptorRouteSpec,
 }
 
@@ -77,7 +79,7 @@ pub struct ConcurrencyTarget {
 
 /// The route's name: the ScaledObject's, so the two are found together.
 pub fn name_for(deployment: &str) -> String {
-    bounded_name(deployment, 63)
+    bounded_name(deployment, MAX_NAME)
 }
 
 /// Renders the InterceptorRoute, or `None` without HTTP wake. `extra_labels` as for the
@@ -87,16 +89,14 @@ pub fn render(
     extra_labels: &BTreeMap<String, String>,
 ) -> Option<InterceptorRoute> {
     let wake: &HttpWake = spec.http_wake.as_ref()?;
-    let mut labels = extra_labels.clone();
-    labels.insert(MANAGED_BY_LABEL.into(), MANAGED_BY.into());
     Some(InterceptorRoute {
         api_version: API_VERSION.into(),
         kind: KIND.into(),
-        metadata: Metadata {
-            name: name_for(&spec.target_deployment),
-            namespace: spec.namespace.clone(),
-            labels,
-        },
+        metadata: managed_metadata(
+            name_for(&spec.target_deployment),
+            &spec.namespace,
+            extra_labels,
+        ),
         spec: InterceptorRouteSpec {
             target: TargetRef {
                 service: wake.service.clone(),

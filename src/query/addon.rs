@@ -1,14 +1,9 @@
-//! Metric names and queries: the KEDA OTel add-on's grammar, and a PromQL sanity check.
-//!
-//! The add-on reads `metricQuery` as `op(name{k=v,k2="v2"})` where `op` is one of
-//! sum|avg|min|max|count (optional), the label selector is optional and only exact `=`
-//! matches exist. Metric names may contain `:` (vLLM, Prometheus recording rules) and, since
-//! OTLP pushes OTel-style names, `.`, `-` and `/`. Everything else — `!=`, `=~`, arithmetic,
-//! a second metric name, unbalanced parentheses — the add-on would silently misread, so it is
-//! refused here with the 1-based column of the error.
+//! The KEDA OTel add-on's `metricQuery` grammar, as its parser reads it (kedify/otel-add-on
+//! metric/simple_parser.go; the metadata key in util/handler_specific.go).
 
 use std::fmt;
 
+use super::{QueryError, is_label_char, is_label_start, is_name_char, is_name_start};
 use crate::keda::MetricType;
 
 /// Aggregation across series (the `op` of `op(name{...})`).
@@ -111,48 +106,6 @@ impl fmt::Display for AddonQuery {
     }
 }
 
-/// A query that does not parse: the 1-based column (in characters; 0 when the parser gives
-/// no position) and what is wrong there.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("{}{}", position(*.column), .message)]
-pub struct QueryError {
-    pub column: usize,
-    pub message: String,
-}
-
-fn position(column: usize) -> String {
-    if column == 0 {
-        String::new()
-    } else {
-        format!("at column {column}: ")
-    }
-}
-
-/// Is `name` a metric name the add-on and the collector can carry?
-pub fn is_metric_name(name: &str) -> bool {
-    let mut chars = name.chars();
-    match chars.next() {
-        Some(c) if is_name_start(c) => chars.all(is_name_char),
-        _ => false,
-    }
-}
-
-fn is_name_start(c: char) -> bool {
-    c.is_ascii_alphabetic() || c == '_' || c == ':'
-}
-
-fn is_name_char(c: char) -> bool {
-    c.is_ascii_alphanumeric() || matches!(c, '_' | ':' | '.' | '-' | '/')
-}
-
-fn is_label_start(c: char) -> bool {
-    c.is_ascii_alphabetic() || c == '_'
-}
-
-fn is_label_char(c: char) -> bool {
-    c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-' | '/')
-}
-
 fn is_unquoted_value_char(c: char) -> bool {
     !c.is_whitespace()
         && !matches!(
@@ -228,60 +181,7 @@ pub fn parse_addon_query(src: &str) -> Result<AddonQuery, QueryError> {
     if c.peek().is_none() {
         return c.err("the query is empty; write e.g. sum(vllm:num_requests_waiting)");
     }
-    let first_start = c.pos;
-    let first = c.take_while(is_name_char);
-    if first.is_empty() || !first.chars().next().is_some_and(is_name_start) {
-        return c.err_at(
-            first_start,
-            format!(
-                "expected a metric name or one of sum|avg|min|max|count, found {}",
-                if first.is_empty() {
-                    c.describe_here()
-                } else {
-                    format!("`{first}`")
-                }
-            ),
-        );
-    }
-    c.skip_ws();
-    let (aggregation, metric) = if c.peek() == Some('(') {
-        let Some(op) = Aggregation::parse(&first) else {
-            let hint = if matches!(
-                first.as_str(),
-                "rate" | "irate" | "increase" | "avg_over_time" | "max_over_time" | "min_over_time"
-            ) {
-                "; the add-on has no range functions: use operationOverTime (e.g. `rate`) instead"
-            } else {
-                ""
-            };
-            return c.err_at(
-                first_start,
-                format!("`{first}` is not an aggregation: use one of sum|avg|min|max|count{hint}"),
-            );
-        };
-        c.pos += 1;
-        c.skip_ws();
-        let name_start = c.pos;
-        let name = c.take_while(is_name_char);
-        if name.is_empty() || !name.chars().next().is_some_and(is_name_start) {
-            if c.peek() == Some('(') || Aggregation::parse(&name).is_some() {
-                return c.err_at(name_start, "nested functions are not supported: the add-on takes one aggregation around one metric name");
-            }
-            return c.err_at(
-                name_start,
-                format!("expected a metric name, found {}", c.describe_here()),
-            );
-        }
-        if c.peek() == Some('(') {
-            return c.err_at(
-                name_start,
-                "nested functions are not supported: the add-on takes one aggregation around one metric name",
-            );
-        }
-        (Some(op), name)
-    } else {
-        (None, first)
-    };
+    let (aggregation, metric) = parse_head(&mut c)?;
     c.skip_ws();
     let labels = if c.peek() == Some('{') {
         parse_labels(&mut c)?
@@ -308,6 +208,61 @@ pub fn parse_addon_query(src: &str) -> Result<AddonQuery, QueryError> {
         Some(')') => c.err("unbalanced parentheses: this `)` closes nothing"),
         Some(_) => unexpected(&c),
     }
+}
+
+const NESTED: &str =
+    "nested functions are not supported: the add-on takes one aggregation around one metric name";
+
+/// `op(name` or `name`: the aggregation, if any, and the metric name.
+fn parse_head(c: &mut Cursor<'_>) -> Result<(Option<Aggregation>, String), QueryError> {
+    let first_start = c.pos;
+    let first = c.take_while(is_name_char);
+    if first.is_empty() || !first.chars().next().is_some_and(is_name_start) {
+        let found = if first.is_empty() {
+            c.describe_here()
+        } else {
+            format!("`{first}`")
+        };
+        return c.err_at(
+            first_start,
+            format!("expected a metric name or one of sum|avg|min|max|count, found {found}"),
+        );
+    }
+    c.skip_ws();
+    if c.peek() != Some('(') {
+        return Ok((None, first));
+    }
+    let Some(op) = Aggregation::parse(&first) else {
+        let hint = if matches!(
+            first.as_str(),
+            "rate" | "irate" | "increase" | "avg_over_time" | "max_over_time" | "min_over_time"
+        ) {
+            "; the add-on has no range functions: use operationOverTime (e.g. `rate`) instead"
+        } else {
+            ""
+        };
+        return c.err_at(
+            first_start,
+            format!("`{first}` is not an aggregation: use one of sum|avg|min|max|count{hint}"),
+        );
+    };
+    c.pos += 1;
+    c.skip_ws();
+    let name_start = c.pos;
+    let name = c.take_while(is_name_char);
+    if name.is_empty() || !name.chars().next().is_some_and(is_name_start) {
+        if c.peek() == Some('(') || Aggregation::parse(&name).is_some() {
+            return c.err_at(name_start, NESTED);
+        }
+        return c.err_at(
+            name_start,
+            format!("expected a metric name, found {}", c.describe_here()),
+        );
+    }
+    if c.peek() == Some('(') {
+        return c.err_at(name_start, NESTED);
+    }
+    Ok((Some(op), name))
 }
 
 fn unexpected<T>(c: &Cursor<'_>) -> Result<T, QueryError> {
@@ -422,117 +377,6 @@ fn parse_labels(c: &mut Cursor<'_>) -> Result<Vec<(String, String)>, QueryError>
             }
         }
     }
-}
-
-/// Checks a PromQL query: first what a trigger query must not contain (comments, `;`) and
-/// where brackets or strings go wrong, with the column; then a real PromQL parser
-/// (`promql-parser`), whose message is passed on. Metric names with `:` pass.
-pub fn check_promql(src: &str) -> Result<(), QueryError> {
-    check_promql_shape(src)?;
-    promql_parser::parser::parse(src)
-        .map(|_| ())
-        .map_err(|message| QueryError {
-            column: column_in(&message).unwrap_or(0),
-            message: format!("not valid PromQL (promql-parser: {message})"),
-        })
-}
-
-/// The column a parser message names (`... column 13 ...`), if any.
-fn column_in(message: &str) -> Option<usize> {
-    let rest = message.split("column").nth(1)?;
-    let digits: String = rest
-        .trim_start()
-        .chars()
-        .take_while(char::is_ascii_digit)
-        .collect();
-    digits.parse().ok()
-}
-
-fn check_promql_shape(src: &str) -> Result<(), QueryError> {
-    let chars: Vec<char> = src.chars().collect();
-    if chars.iter().all(|c| c.is_whitespace()) {
-        return Err(QueryError {
-            column: 1,
-            message: "the query is empty".into(),
-        });
-    }
-    let mut stack: Vec<(char, usize)> = Vec::new();
-    let mut i = 0;
-    let mut saw_identifier = false;
-    while let Some(&ch) = chars.get(i) {
-        match ch {
-            '"' | '\'' | '`' => {
-                let start = i;
-                i += 1;
-                while let Some(&c) = chars.get(i).filter(|c| **c != ch) {
-                    if c == '\\' && ch != '`' {
-                        i += 1;
-                    }
-                    i += 1;
-                }
-                if i >= chars.len() {
-                    return Err(QueryError {
-                        column: start + 1,
-                        message: format!("unclosed string starting with {ch}"),
-                    });
-                }
-            }
-            '(' | '[' | '{' => stack.push((ch, i)),
-            ')' | ']' | '}' => {
-                let want = match ch {
-                    ')' => '(',
-                    ']' => '[',
-                    _ => '{',
-                };
-                match stack.pop() {
-                    Some((open, _)) if open == want => {}
-                    Some((open, at)) => {
-                        return Err(QueryError {
-                            column: i + 1,
-                            message: format!(
-                                "`{ch}` does not match the `{open}` at column {}",
-                                at + 1
-                            ),
-                        });
-                    }
-                    None => {
-                        return Err(QueryError {
-                            column: i + 1,
-                            message: format!("unbalanced `{ch}`: it closes nothing"),
-                        });
-                    }
-                }
-            }
-            '#' => {
-                return Err(QueryError {
-                    column: i + 1,
-                    message: "comments are not allowed in a trigger query".into(),
-                });
-            }
-            ';' => {
-                return Err(QueryError {
-                    column: i + 1,
-                    message: "`;` is not PromQL".into(),
-                });
-            }
-            c if is_name_start(c) => saw_identifier = true,
-            _ => {}
-        }
-        i += 1;
-    }
-    if let Some((open, at)) = stack.pop() {
-        return Err(QueryError {
-            column: at + 1,
-            message: format!("unclosed `{open}`"),
-        });
-    }
-    if !saw_identifier {
-        return Err(QueryError {
-            column: 1,
-            message: "no metric name or function in the query".into(),
-        });
-    }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -658,68 +502,5 @@ mod tests {
         assert_eq!(q.scope("deployment", "d"), Some("other".into()));
         assert_eq!(q.scope("namespace", "ns"), None);
         assert_eq!(q.to_string(), "sum(x{deployment=other,namespace=ns})");
-    }
-
-    #[test]
-    fn metric_names() {
-        for n in [
-            "vllm:num_requests_waiting",
-            "_x",
-            ":x",
-            "http.server.duration",
-            "a-b/c",
-        ] {
-            assert!(is_metric_name(n), "{n}");
-        }
-        for n in ["", "9x", "x y", "x{", "x\"", "x$", "-x", ".x"] {
-            assert!(!is_metric_name(n), "{n}");
-        }
-    }
-
-    #[test]
-    fn promql_sanity() {
-        for q in [
-            r#"sum(vllm:num_requests_waiting{namespace="llm",pod=~"a-[a-z0-9]+-[a-z0-9]{5}"})"#,
-            "sum(rate(vllm:generation_tokens_total[1m]))",
-            "vllm:num_requests_running",
-            r#"sum(x{a="("})"#,
-        ] {
-            check_promql(q).unwrap_or_else(|e| panic!("{q}: {e}"));
-        }
-        assert_eq!(check_promql("sum(x").unwrap_err().column, 4);
-        assert_eq!(check_promql("sum(x))").unwrap_err().column, 7);
-        assert_eq!(check_promql("sum(x[1m)]").unwrap_err().column, 9);
-        assert!(
-            check_promql("x{a=\"b}")
-                .unwrap_err()
-                .message
-                .contains("unclosed string")
-        );
-        assert!(check_promql("  ").is_err());
-        assert!(check_promql("1 + 2").is_err());
-        assert!(check_promql("x; drop").is_err());
-    }
-
-    #[test]
-    fn promql_is_parsed_for_real() {
-        // Balanced and closed, but not PromQL: the parser says so.
-        for q in [
-            "sum(rate(x[1m])) by",
-            "sum by (le) x",
-            "rate(x[1zz])",
-            "sum(x) +",
-            "histogram_quantile(0.9, sum by (le) (rate(x_bucket[1m]))) ==",
-        ] {
-            let e = check_promql(q).unwrap_err();
-            assert!(e.message.starts_with("not valid PromQL"), "{q}: {e}");
-            assert!(
-                !e.to_string().contains("column"),
-                "no invented position: {e}"
-            );
-        }
-        check_promql(
-            "histogram_quantile(0.9, sum by (le) (rate(vllm:time_to_first_token_seconds_bucket{namespace=\"llm\"}[2m])))",
-        )
-        .unwrap();
     }
 }

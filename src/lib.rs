@@ -31,6 +31,5 @@ pub mod reconcile;
 pub mod render;
 pub mod server;
 pub mod settings;
-pub mod values;
 pub mod version;
 pub mod workload;

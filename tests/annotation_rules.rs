@@ -315,8 +315,66 @@ fn unknown_backend_and_sidecar_modes() {
     };
     let (s, _) = parse_with(&[("enabled", "true"), ("max-replicas", "2")], &cfg).unwrap();
     assert_eq!(s.unwrap().sidecar, SidecarMode::Container);
-    let (_, w) = spec(&[("backend", "prometheus"), ("sidecar", "native")]);
-    assert!(w.iter().any(|w| w.contains("needs no collector sidecar")));
+    // A key the backend never reads is refused, not ignored (the keys table says who reads
+    // what).
+    let p = only_problem(&[("backend", "prometheus"), ("sidecar", "native")]);
+    assert!(p.contains("the prometheus backend never reads it"), "{p}");
+    assert!(p.contains("read by the otel backend"), "{p}");
+}
+
+#[test]
+fn keys_a_backend_never_reads_are_refused_in_annotations_and_trigger_entries() {
+    for (backend, k, v) in [
+        ("prometheus", "scaler-address", "a.b:1"),
+        ("prometheus", "operation-over-time", "rate"),
+        ("prometheus", "metrics-port", "8000"),
+        ("otel", "prometheus-address", "http://p:9090"),
+        ("otel", "scaler-metadata", "{}"),
+        ("external", "metric", "vllm:num_requests_running"),
+        ("external", "vllm-version", "0.11.0"),
+    ] {
+        let mut a = vec![("backend", backend), (k, v)];
+        if backend == "external" {
+            a.push(("scaler-address", "s.n:9090"));
+        }
+        let p = only_problem(&a);
+        assert!(p.contains(&format!("llm-autoscale.io/{k}")), "{p}");
+        assert!(
+            p.contains("never reads it") && p.contains("fix: remove it"),
+            "{p}"
+        );
+    }
+    let p = only_problem(&[("activation-target", "1")]);
+    assert!(p.contains("never reads an activation target"), "{p}");
+    let p = only_problem(&[
+        ("backend", "prometheus"),
+        (
+            "triggers",
+            r#"[{"preset":"queue-depth","operationOverTime":"rate"}]"#,
+        ),
+    ]);
+    assert!(p.contains("triggers[0].operation-over-time"), "{p}");
+}
+
+#[test]
+fn every_triggers_entry_is_checked_not_only_the_first() {
+    let p = problems(&[(
+        "triggers",
+        r#"[{"preset":"queue-depth","colour":"red"},{"preset":"kv-cache","target":{"x":1}},{"preset":"nope"}]"#,
+    )]);
+    assert_eq!(p.len(), 3, "{p:#?}");
+    assert!(
+        p[0].contains("triggers[0]") && p[0].contains("unknown field `colour`"),
+        "{p:#?}"
+    );
+    assert!(
+        p[1].contains("triggers[1]") && p[1].contains("not a string"),
+        "{p:#?}"
+    );
+    assert!(
+        p[2].contains("triggers[2].preset") && p[2].contains("unknown preset"),
+        "{p:#?}"
+    );
 }
 
 #[test]
@@ -355,10 +413,15 @@ const ROUTER_TRIGGER: (&str, &str) = (
 fn cooldowns_only_with_min_zero_polling_interval_always() {
     // KEDA polls every pollingInterval at any replica count (kedacore/keda
     // pkg/scaling/scale_handler.go startScaleLoop); cooldowns only delay the step to zero.
-    let (s, w) = spec(&[("cooldown-period", "5m"), ("polling-interval", "15")]);
+    // Without scale to zero KEDA never reads a cooldown: refused, not ignored.
+    let p = only_problem(&[("cooldown-period", "5m"), ("polling-interval", "15")]);
+    assert!(
+        p.contains("cooldown-period") && p.contains("only uses it when"),
+        "{p}"
+    );
+    assert!(p.contains("fix: remove it"), "{p}");
+    let (s, _) = spec(&[("polling-interval", "15")]);
     assert_eq!((s.cooldown_period, s.polling_interval), (None, Some(15)));
-    assert_eq!(w.len(), 1, "{w:?}");
-    assert!(w[0].contains("cooldown-period is ignored"), "{w:?}");
     let (s, w) = spec(&[
         ("min-replicas", "0"),
         ("cooldown-period", "5m"),

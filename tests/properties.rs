@@ -1,11 +1,11 @@
 //! Property tests: mutation is idempotent and never loses or reorders a user's field, for
 //! generated Deployments and annotation sets; parsers never panic on arbitrary input.
 
+use llm_autoscale_webhook::annotations::values;
 use llm_autoscale_webhook::config::WebhookConfig;
 use llm_autoscale_webhook::keda::rules;
 use llm_autoscale_webhook::mutate::mutate;
 use llm_autoscale_webhook::query::{check_promql, parse_addon_query};
-use llm_autoscale_webhook::values;
 use proptest::prelude::*;
 use serde_json::{Map, Value, json};
 

@@ -4,7 +4,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use llm_autoscale_webhook::query::{check_promql, parse_addon_query};
-use llm_autoscale_webhook::values;
+use llm_autoscale_webhook::annotations::values;
 
 fuzz_target!(|data: &[u8]| {
     let Ok(s) = std::str::from_utf8(data) else { return };

@@ -8,21 +8,15 @@
 //! `*.example.com` and a lone `*` are allowed, paths are prefixes) and `pkg/routing/key.go`
 //! (the port of the Host header is ignored when matching).
 
-use super::{PREFIX, Reader, TriggerSpec, is_dns_label, key};
+use super::keys::{self, Group};
+use super::reader::Reader;
+use super::values::{self, is_dns_label};
+use super::{PREFIX, TriggerSpec, key};
 use crate::config::WebhookConfig;
 use crate::problem::Problem;
-use crate::values;
 
 /// Name of the ScaledObject trigger that asks the HTTP add-on whether requests are waiting.
 pub const HTTP_WAKE_TRIGGER: &str = "http_wake";
-
-/// The annotation keys of HTTP wake (without the prefix).
-pub const HTTP_WAKE_KEYS: [&str; 4] = [
-    "http-wake-service",
-    "http-wake-port",
-    "http-wake-hosts",
-    "http-wake-path-prefixes",
-];
 
 /// Where the interceptor sends the requests it held, and which requests are this model's.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -47,7 +41,7 @@ impl Reader<'_> {
         min_replicas: i32,
         triggers: &[TriggerSpec],
     ) -> Option<HttpWake> {
-        if HTTP_WAKE_KEYS.iter().all(|k| self.raw(k).is_none()) {
+        if keys::of(Group::HttpWake).all(|k| self.raw(k.name).is_none()) {
             return None;
         }
         if self.raw("http-wake-service").is_none() {

@@ -10,7 +10,10 @@ use crate::keda::OperationOverTime;
 use crate::presets::{self, Version};
 use crate::problem::{Findings, Problem};
 use crate::query::{self, AddonQuery, Aggregation};
-use crate::values::{self, Refusal};
+use serde::Deserialize;
+
+use super::keys::{self, Group};
+use super::values::{self, Refusal};
 
 pub(super) struct TriggerContext {
     pub(super) backend: Backend,
@@ -21,29 +24,28 @@ pub(super) struct TriggerContext {
 
 /// One trigger as written: either the single-metric annotations or one entry of `triggers`.
 pub(super) struct TriggerInput {
-    /// How to name a field in messages (single annotations: the annotation key).
-    pub(super) label: fn(&str) -> String,
     /// Whether this came from the `triggers` list (then keys are `triggers[i].field`).
     pub(super) listed: bool,
+    /// The entry's place in the `triggers` list.
+    pub(super) position: usize,
     pub(super) fields: BTreeMap<String, String>,
 }
 
-impl Default for TriggerInput {
-    fn default() -> Self {
+impl TriggerInput {
+    /// The single-metric annotations (fields filled by the caller).
+    pub(super) fn single() -> TriggerInput {
         TriggerInput {
-            label: |f: &str| f.to_string(),
             listed: false,
+            position: 0,
             fields: BTreeMap::new(),
         }
     }
-}
 
-impl TriggerInput {
-    pub(super) fn key(&self, index: usize, field: &str) -> String {
+    pub(super) fn key(&self, field: &str) -> String {
         if self.listed {
-            format!("{PREFIX}triggers[{index}].{field}")
+            format!("{PREFIX}triggers[{}].{field}", self.position)
         } else {
-            (self.label)(field)
+            format!("{PREFIX}{field}")
         }
     }
 
@@ -52,477 +54,539 @@ impl TriggerInput {
     }
 }
 
-/// What describes one trigger: the single-metric annotations, and (with `name`) the fields
-/// of a `triggers` entry.
-pub const TRIGGER_KEYS: [&str; 8] = [
-    "preset",
-    "metric",
-    "target",
-    "query",
-    "aggregation",
-    "operation-over-time",
-    "activation-target",
-    "source",
-];
-
-fn json_scalar_to_string(v: &Value) -> Option<String> {
-    match v {
-        Value::String(s) => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
-        Value::Bool(b) => Some(b.to_string()),
-        _ => None,
-    }
+/// A value in a `triggers` entry or `scaler-metadata`: a string, or a number or boolean taken
+/// as its text.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Text {
+    String(String),
+    Number(serde_json::Number),
+    Bool(bool),
 }
 
-pub(super) fn parse_trigger_list(raw: &str) -> Result<Vec<TriggerInput>, Refusal> {
-    let example = r#"write a JSON list such as [{"preset":"queue-depth","target":"5"},{"metric":"vllm:kv_cache_usage_perc","target":"0.8","aggregation":"avg"}]"#;
-    let v: Value = serde_json::from_str(raw).map_err(|e| Refusal {
-        reason: format!("not valid JSON ({e})"),
-        fix: example.into(),
-    })?;
-    let Some(list) = v.as_array() else {
-        return Err(Refusal {
-            reason: "not a JSON list".into(),
-            fix: example.into(),
-        });
-    };
-    if list.is_empty() {
-        return Err(Refusal {
-            reason: "the list is empty".into(),
-            fix: example.into(),
-        });
-    }
-    let mut out = Vec::new();
-    for (i, item) in list.iter().enumerate() {
-        let Some(obj) = item.as_object() else {
-            return Err(Refusal {
-                reason: format!("entry {i} is not a JSON object"),
-                fix: example.into(),
-            });
-        };
-        let mut fields = BTreeMap::new();
-        for (k, v) in obj {
-            // camelCase spellings are accepted too.
-            let field = match k.as_str() {
-                "operationOverTime" => "operation-over-time",
-                "activationTarget" => "activation-target",
-                other => other,
-            };
-            if field != "name" && !TRIGGER_KEYS.contains(&field) {
-                return Err(Refusal {
-                    reason: format!("entry {i} has an unknown field {k:?}"),
-                    fix: format!("use only name, {}", TRIGGER_KEYS.join(", ")),
-                });
-            }
-            let Some(s) = json_scalar_to_string(v) else {
-                return Err(Refusal {
-                    reason: format!("entry {i}: field {k:?} must be a string"),
-                    fix: format!("write \"{field}\": \"...\""),
-                });
-            };
-            fields.insert(field.to_string(), s);
+impl Text {
+    fn into_string(self) -> String {
+        match self {
+            Text::String(s) => s,
+            Text::Number(n) => n.to_string(),
+            Text::Bool(b) => b.to_string(),
         }
-        out.push(TriggerInput {
-            listed: true,
-            fields,
-            ..TriggerInput::default()
-        });
     }
-    Ok(out)
 }
 
+/// One entry of the `triggers` list: the trigger keys of the table plus `name`; the
+/// camelCase spellings of KEDA's metadata are accepted too.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct Entry {
+    name: Option<Text>,
+    preset: Option<Text>,
+    metric: Option<Text>,
+    target: Option<Text>,
+    query: Option<Text>,
+    aggregation: Option<Text>,
+    #[serde(alias = "operationOverTime")]
+    operation_over_time: Option<Text>,
+    #[serde(alias = "activationTarget")]
+    activation_target: Option<Text>,
+    source: Option<Text>,
+}
+
+impl Entry {
+    fn into_input(self, position: usize) -> TriggerInput {
+        let fields = [
+            ("name", self.name),
+            ("preset", self.preset),
+            ("metric", self.metric),
+            ("target", self.target),
+            ("query", self.query),
+            ("aggregation", self.aggregation),
+            ("operation-over-time", self.operation_over_time),
+            ("activation-target", self.activation_target),
+            ("source", self.source),
+        ]
+        .into_iter()
+        .filter_map(|(k, v)| Some((k.to_string(), v?.into_string())))
+        .collect();
+        TriggerInput {
+            listed: true,
+            position,
+            fields,
+        }
+    }
+}
+
+const LIST_EXAMPLE: &str = r#"write a JSON list such as [{"preset":"queue-depth","target":"5"},{"metric":"vllm:kv_cache_usage_perc","target":"0.8","aggregation":"avg"}]"#;
+
+/// The `triggers` list: every entry that reads, and a problem for each one that does not
+/// (all of them, not only the first).
+pub(super) fn parse_trigger_list(raw: &str) -> (Vec<TriggerInput>, Vec<Problem>) {
+    let list_problem = |reason: String| {
+        let p = Problem::new(format!("{PREFIX}triggers"), Some(raw), reason, LIST_EXAMPLE);
+        (Vec::new(), vec![p])
+    };
+    let entries: Vec<Value> = match serde_json::from_str::<Value>(raw) {
+        Err(e) => return list_problem(format!("not valid JSON ({e})")),
+        Ok(Value::Array(list)) if list.is_empty() => {
+            return list_problem("the list is empty".into());
+        }
+        Ok(Value::Array(list)) => list,
+        Ok(_) => return list_problem("not a JSON list".into()),
+    };
+    let mut inputs = Vec::new();
+    let mut problems = Vec::new();
+    for (i, entry) in entries.into_iter().enumerate() {
+        match Entry::deserialize(entry) {
+            Ok(e) => inputs.push(e.into_input(i)),
+            Err(e) => problems.push(Problem::new(
+                format!("{PREFIX}triggers[{i}]"),
+                None,
+                entry_error(&e.to_string()),
+                format!(
+                    "write an object of strings with the fields name, {}",
+                    keys::of(Group::Trigger)
+                        .map(|k| k.name)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            )),
+        }
+    }
+    (inputs, problems)
+}
+
+/// serde's message about an entry, in this product's words where serde's are unclear.
+fn entry_error(message: &str) -> String {
+    if message.contains("untagged enum Text") {
+        "a field is not a string (nor a number or boolean)".into()
+    } else if message.starts_with("invalid type") {
+        format!("not a JSON object ({message})")
+    } else {
+        message.to_string()
+    }
+}
+
+/// `scaler-metadata`: a JSON object of strings.
 pub(super) fn parse_string_map(raw: &str) -> Result<BTreeMap<String, String>, Refusal> {
     let fix = r#"write a JSON object of strings such as {"metricName":"queue","targetValue":"5"}"#;
-    let v: Value = serde_json::from_str(raw).map_err(|e| Refusal {
-        reason: format!("not valid JSON ({e})"),
+    let map: BTreeMap<String, Text> = serde_json::from_str(raw).map_err(|e| Refusal {
+        reason: if e.to_string().contains("untagged enum Text") {
+            "a value is not a string".into()
+        } else {
+            format!("not a JSON object of strings ({e})")
+        },
         fix: fix.into(),
     })?;
-    let Some(obj) = v.as_object() else {
-        return Err(Refusal {
-            reason: "not a JSON object".into(),
-            fix: fix.into(),
-        });
-    };
-    obj.iter()
-        .map(|(k, v)| {
-            json_scalar_to_string(v)
-                .map(|s| (k.clone(), s))
-                .ok_or_else(|| Refusal {
-                    reason: format!("the value of {k:?} is not a string"),
-                    fix: fix.into(),
-                })
-        })
-        .collect()
+    Ok(map.into_iter().map(|(k, v)| (k, v.into_string())).collect())
 }
 
 /// Turns one written trigger into a validated one, recording problems in `f`.
 pub(super) fn resolve_trigger(
     input: &TriggerInput,
-    index: usize,
     ctx: &TriggerContext,
     f: &mut Findings,
 ) -> Option<TriggerSpec> {
     let before = f.problems.len();
-    let k = |field: &str| input.key(index, field);
-    let problem = |f: &mut Findings, field: &str, reason: String, fix: String| {
-        f.problem(Problem::new(k(field), input.get(field), reason, fix));
-    };
-
-    // preset or metric
-    let preset = match input.get("preset") {
-        None => None,
-        Some(name) => match presets::preset_by_name(name) {
-            Some(p) => Some(p),
-            None => {
-                problem(
-                    f,
-                    "preset",
-                    "unknown preset".into(),
-                    format!("write one of {}", presets::preset_names()),
-                );
-                None
-            }
-        },
-    };
-    if input.get("preset").is_some() && input.get("metric").is_some() {
-        problem(
-            f,
-            "metric",
-            "set together with preset".into(),
-            "use either preset or metric".into(),
-        );
-    }
-    if let Some(m) = input.get("metric") {
-        if !query::is_metric_name(m) {
-            problem(
-                f,
-                "metric",
-                "not a metric name".into(),
-                "write a name such as \"vllm:num_requests_waiting\" (letters, digits, _ and :)"
-                    .into(),
-            );
-        }
-    }
-    let aggregation_given = match input.get("aggregation") {
-        None => None,
-        Some(a) => match Aggregation::parse(a) {
-            Some(a) => Some(a),
-            None => {
-                problem(
-                    f,
-                    "aggregation",
-                    "unknown aggregation".into(),
-                    "write sum, avg, min, max or count".into(),
-                );
-                None
-            }
-        },
-    };
-
-    // a user query
-    let mut user_otel_query: Option<AddonQuery> = None;
-    let mut user_promql: Option<String> = None;
-    if let Some(q) = input.get("query") {
-        match ctx.backend {
-            Backend::Otel => match query::parse_addon_query(q) {
-                Ok(parsed) => user_otel_query = Some(parsed),
-                Err(e) => problem(
-                    f,
-                    "query",
-                    e.to_string(),
-                    "write op(metric{label=value,...}) with op one of sum|avg|min|max|count and only = matchers, e.g. sum(vllm:num_requests_waiting{model_name=llama})".into(),
-                ),
-            },
-            Backend::Prometheus => match query::check_promql(q) {
-                Ok(()) => user_promql = Some(q.to_string()),
-                Err(e) => problem(
-                    f,
-                    "query",
-                    e.to_string(),
-                    "write a PromQL query returning one value, e.g. sum(vllm:num_requests_waiting{namespace=\"ns\"})".into(),
-                ),
-            },
-            Backend::External => {}
-        }
-    }
-    if let (Some(q), Some(m)) = (&user_otel_query, input.get("metric")) {
-        if q.metric != m {
-            problem(
-                f,
-                "metric",
-                format!("differs from the metric in the query ({})", q.metric),
-                "drop metric, the query names it".into(),
-            );
-        }
-    }
-    if let (Some(q), Some(a)) = (&user_otel_query, aggregation_given) {
-        if q.aggregation.is_some_and(|qa| qa != a) {
-            problem(
-                f,
-                "aggregation",
-                "differs from the aggregation in the query".into(),
-                "drop aggregation, the query says it".into(),
-            );
-        }
-    }
-
-    let written_metric: Option<String> = preset
+    let mut r = Resolver { input, ctx, f };
+    r.refuse_unread_fields();
+    let preset = r.written_preset();
+    let aggregation_given = r.written_aggregation();
+    let written = r.written_query();
+    let written_metric = preset
         .map(|p| p.metric.to_string())
         .or_else(|| input.get("metric").map(str::to_string))
-        .or_else(|| user_otel_query.as_ref().map(|q| q.metric.clone()));
-    let (metric, warning) = presets::resolve_alias(
-        written_metric.as_deref().unwrap_or(presets::DEFAULT_METRIC),
-        ctx.vllm_version,
-    );
-    if let Some(w) = warning {
-        f.warn(format!(
-            "{}: {w}",
-            k(if input.get("query").is_some() {
-                "query"
-            } else {
-                "metric"
-            })
-        ));
-    }
+        .or_else(|| written.otel.as_ref().map(|q| q.metric.clone()));
+    let metric = r.current_name(written_metric.as_deref());
     let preset = preset.or_else(|| presets::preset_for_metric(&metric));
-
-    let aggregation = user_otel_query
+    let aggregation = written
+        .otel
         .as_ref()
         .and_then(|q| q.aggregation)
         .or(aggregation_given)
         .or(preset.map(|p| p.aggregation))
         .unwrap_or(Aggregation::Sum);
+    let target = r.target(preset, &metric);
+    let activation_target = r.activation_target();
+    r.refuse_buckets_on_otel(&metric);
+    let source = r.source();
+    // Cumulative series are scaled on their rate: counters, and a histogram's _count/_sum.
+    let counter = preset.is_some_and(|p| p.counter)
+        || metric.ends_with("_total")
+        || super::histogram_base(&metric).is_some();
+    let operation_over_time = r.operation_over_time(preset, counter);
+    let name = r.name(preset, &metric);
+    let built = BuiltQuery {
+        metric: &metric,
+        aggregation,
+        counter,
+        source,
+    };
+    let query = r.query(written, built);
+    let t = TriggerSpec {
+        name,
+        query,
+        source,
+        metric_type: aggregation.metric_type(),
+        target,
+        activation_target,
+        operation_over_time,
+    };
+    (r.f.problems.len() == before).then_some(t)
+}
 
-    let target = match input.get("target") {
-        Some(t) => match values::decimal(t) {
+/// A query the user wrote, parsed for the backend.
+#[derive(Default)]
+struct WrittenQuery {
+    otel: Option<AddonQuery>,
+    promql: Option<String>,
+}
+
+/// What the query the webhook builds is made of.
+struct BuiltQuery<'m> {
+    metric: &'m str,
+    aggregation: Aggregation,
+    counter: bool,
+    source: TriggerSource,
+}
+
+struct Resolver<'a> {
+    input: &'a TriggerInput,
+    ctx: &'a TriggerContext,
+    f: &'a mut Findings,
+}
+
+impl<'a> Resolver<'a> {
+    fn key(&self, field: &str) -> String {
+        self.input.key(field)
+    }
+
+    fn get(&self, field: &str) -> Option<&'a str> {
+        self.input.get(field)
+    }
+
+    fn problem(&mut self, field: &str, reason: impl Into<String>, fix: impl Into<String>) {
+        let p = Problem::new(self.key(field), self.get(field), reason, fix);
+        self.f.problem(p);
+    }
+
+    /// Fields of a `triggers` entry the backend never reads (the single-metric annotations
+    /// were checked against the same table with the other keys).
+    fn refuse_unread_fields(&mut self) {
+        if !self.input.listed {
+            return;
+        }
+        let backend = self.ctx.backend;
+        for (field, value) in &self.input.fields {
+            if let Some(k) = keys::find(field).filter(|k| !k.read_by.reads(backend)) {
+                let p = super::reader::unread(k, &self.key(field), value, backend);
+                self.f.problem(p);
+            }
+        }
+    }
+
+    fn written_preset(&mut self) -> Option<&'static presets::Preset> {
+        let preset = match self.get("preset") {
+            None => None,
+            Some(name) => {
+                let p = presets::preset_by_name(name);
+                if p.is_none() {
+                    self.problem(
+                        "preset",
+                        "unknown preset",
+                        format!("write one of {}", presets::preset_names()),
+                    );
+                }
+                p
+            }
+        };
+        if self.get("preset").is_some() && self.get("metric").is_some() {
+            self.problem(
+                "metric",
+                "set together with preset",
+                "use either preset or metric",
+            );
+        }
+        if let Some(Err(r)) = self.get("metric").map(values::metric_name) {
+            self.problem("metric", r.reason, r.fix);
+        }
+        preset
+    }
+
+    fn written_aggregation(&mut self) -> Option<Aggregation> {
+        let a = self.get("aggregation")?;
+        let parsed = Aggregation::parse(a);
+        if parsed.is_none() {
+            self.problem(
+                "aggregation",
+                "unknown aggregation",
+                "write sum, avg, min, max or count",
+            );
+        }
+        parsed
+    }
+
+    /// The user's `query`, parsed for the backend, and checked against `metric` and
+    /// `aggregation` when both are written.
+    fn written_query(&mut self) -> WrittenQuery {
+        let Some(q) = self.get("query") else {
+            return WrittenQuery::default();
+        };
+        let mut written = WrittenQuery::default();
+        match self.ctx.backend {
+            Backend::Otel => match query::parse_addon_query(q) {
+                Ok(parsed) => written.otel = Some(parsed),
+                Err(e) => self.problem(
+                    "query",
+                    e.to_string(),
+                    "write op(metric{label=value,...}) with op one of sum|avg|min|max|count and only = matchers, e.g. sum(vllm:num_requests_waiting{model_name=llama})",
+                ),
+            },
+            Backend::Prometheus => match query::check_promql(q) {
+                Ok(()) => written.promql = Some(q.to_string()),
+                Err(e) => self.problem(
+                    "query",
+                    e.to_string(),
+                    "write a PromQL query returning one value, e.g. sum(vllm:num_requests_waiting{namespace=\"ns\"})",
+                ),
+            },
+            Backend::External => {}
+        }
+        if let Some(parsed) = &written.otel {
+            self.query_agrees(parsed);
+        }
+        written
+    }
+
+    fn query_agrees(&mut self, q: &AddonQuery) {
+        if self.get("metric").is_some_and(|m| m != q.metric) {
+            self.problem(
+                "metric",
+                format!("differs from the metric in the query ({})", q.metric),
+                "drop metric, the query names it",
+            );
+        }
+        let given = self.get("aggregation").and_then(Aggregation::parse);
+        if let (Some(qa), Some(a)) = (q.aggregation, given) {
+            if qa != a {
+                self.problem(
+                    "aggregation",
+                    "differs from the aggregation in the query",
+                    "drop aggregation, the query says it",
+                );
+            }
+        }
+    }
+
+    /// The name the workload's vLLM exports for the written metric (renames by version).
+    fn current_name(&mut self, written: Option<&str>) -> String {
+        let (metric, warning) = presets::resolve_alias(
+            written.unwrap_or(presets::DEFAULT_METRIC),
+            self.ctx.vllm_version,
+        );
+        if let Some(w) = warning {
+            let field = if self.get("query").is_some() {
+                "query"
+            } else {
+                "metric"
+            };
+            self.f.warn(format!("{}: {w}", self.key(field)));
+        }
+        metric
+    }
+
+    fn target(&mut self, preset: Option<&presets::Preset>, metric: &str) -> Option<String> {
+        let Some(t) = self.get("target") else {
+            if let Some(p) = preset {
+                return Some(p.target.to_string());
+            }
+            let key = self.key("target");
+            self.f.problem(Problem::new(
+                key.clone(),
+                None,
+                format!("required: {metric} has no preset target"),
+                format!("add {key} with the value per replica at which to scale out, e.g. \"10\""),
+            ));
+            return None;
+        };
+        match values::decimal(t) {
             Ok(d) if values::is_zero(&d) => {
-                problem(
-                    f,
+                self.problem(
                     "target",
-                    "must be greater than 0 (the HPA divides by it)".into(),
-                    "write a positive decimal such as \"5\"".into(),
+                    "must be greater than 0 (the HPA divides by it)",
+                    "write a positive decimal such as \"5\"",
                 );
                 None
             }
             Ok(d) => Some(d),
             Err(r) => {
-                problem(f, "target", r.reason, r.fix);
+                self.problem("target", r.reason, r.fix);
                 None
             }
-        },
-        None => match preset {
-            Some(p) => Some(p.target.to_string()),
-            None => {
-                f.problem(Problem::new(
-                    k("target"),
-                    None,
-                    format!("required: {metric} has no preset target"),
-                    format!(
-                        "add {} with the value per replica at which to scale out, e.g. \"10\"",
-                        k("target")
-                    ),
-                ));
+        }
+    }
+
+    /// `activation-target`: KEDA's activation threshold (the table refuses it where the scaler
+    /// never reads one).
+    fn activation_target(&mut self) -> Option<String> {
+        let v = self.get("activation-target")?;
+        if !keys::find("activation-target").is_some_and(|k| k.read_by.reads(self.ctx.backend)) {
+            return None;
+        }
+        match values::decimal(v) {
+            Ok(d) => Some(d),
+            Err(r) => {
+                self.problem("activation-target", r.reason, r.fix);
                 None
             }
-        },
-    };
-    let activation_target = activation_target(input, ctx.backend, &k, f);
-    if ctx.backend == Backend::Otel && metric.ends_with("_bucket") {
-        problem(
-            f,
-            if input.get("query").is_some() { "query" } else { "metric" },
+        }
+    }
+
+    fn refuse_buckets_on_otel(&mut self, metric: &str) {
+        if self.ctx.backend != Backend::Otel || !metric.ends_with("_bucket") {
+            return;
+        }
+        let field = if self.get("query").is_some() {
+            "query"
+        } else {
+            "metric"
+        };
+        self.problem(
+            field,
             format!("{metric}: the KEDA OTel add-on keeps only a histogram's _count and _sum and drops its buckets (kedify/otel-add-on receiver/receiver.go)"),
-            "scale on the request rate (<histogram>_count) or the mean (<histogram>_sum), or use the prometheus backend for a histogram_quantile query".into(),
+            "scale on the request rate (<histogram>_count) or the mean (<histogram>_sum), or use the prometheus backend for a histogram_quantile query",
         );
     }
-    let source = trigger_source(input, ctx.backend, &k, f);
 
-    // Cumulative series are scaled on their rate: counters, and a histogram's _count/_sum.
-    let counter = preset.is_some_and(|p| p.counter)
-        || metric.ends_with("_total")
-        || super::histogram_base(&metric).is_some();
-    let operation_over_time = match (ctx.backend, input.get("operation-over-time")) {
-        (Backend::Otel, Some(op)) => match OperationOverTime::parse(op) {
-            Some(op) => Some(op),
-            None => {
-                problem(
-                    f,
-                    "operation-over-time",
-                    "unknown operation".into(),
-                    format!("write one of {}", OperationOverTime::names()),
-                );
-                None
+    /// `source`: whether the trigger's data exists while the workload has no pods. Default:
+    /// `gateway` for a hand-written PromQL query (used as written) unless it reads vLLM's own
+    /// `vllm:` metrics, which only the model's pods export; `workload` otherwise.
+    fn source(&mut self) -> TriggerSource {
+        let query = self.get("query");
+        let default = match self.ctx.backend {
+            Backend::Prometheus if query.is_some_and(|q| !q.contains("vllm:")) => {
+                TriggerSource::Gateway
             }
-        },
-        (Backend::Otel, None) => {
-            Some(preset.map(|p| p.operation_over_time).unwrap_or(if counter {
+            Backend::External => TriggerSource::Gateway,
+            _ => TriggerSource::Workload,
+        };
+        let Some(v) = self.get("source") else {
+            return default;
+        };
+        let Some(source) = TriggerSource::parse(v) else {
+            self.problem(
+                "source",
+                "unknown source",
+                "write \"workload\" (this workload's pods) or \"gateway\" (a metric that exists at zero pods: a router, gateway or queue)",
+            );
+            return default;
+        };
+        if source == TriggerSource::Gateway && query.is_none() {
+            let fix = format!(
+                "add {} naming the router or gateway series, e.g. sum(router_queue_depth{{model=llama}})",
+                self.key("query")
+            );
+            self.problem(
+                "source",
+                "a gateway trigger needs its own query: the built one reads this workload's pods",
+                fix,
+            );
+        }
+        source
+    }
+
+    /// `operationOverTime` (the add-on only; the table refuses it elsewhere).
+    fn operation_over_time(
+        &mut self,
+        preset: Option<&presets::Preset>,
+        counter: bool,
+    ) -> Option<OperationOverTime> {
+        if self.ctx.backend != Backend::Otel {
+            return None;
+        }
+        let Some(op) = self.get("operation-over-time") else {
+            let default = if counter {
                 OperationOverTime::Rate
             } else {
                 OperationOverTime::Avg
-            }))
-        }
-        (_, Some(_)) => {
-            f.warn(format!(
-                "{} is ignored by the {} backend",
-                k("operation-over-time"),
-                ctx.backend.as_str()
-            ));
-            None
-        }
-        (_, None) => None,
-    };
-
-    let name = match input.get("name") {
-        Some(n) if values::is_identifier(n) => n.to_string(),
-        Some(_) => {
-            problem(
-                f,
-                "name",
-                "not an identifier".into(),
-                "use letters, digits and _ (e.g. \"queue_depth\")".into(),
-            );
-            String::new()
-        }
-        None => preset
-            .map(|p| p.trigger_name.to_string())
-            .unwrap_or_else(|| identifier_from(&metric)),
-    };
-
-    let query = match ctx.backend {
-        Backend::Otel => {
-            let mut q = user_otel_query.unwrap_or(AddonQuery {
-                aggregation: None,
-                metric: metric.clone(),
-                labels: Vec::new(),
-            });
-            q.metric = metric.clone();
-            q.aggregation = Some(aggregation);
-            // A gateway query is read as written: its series come from a router or gateway,
-            // not this workload's sidecar, so they carry no deployment label of ours.
-            let scope: &[(&str, &String)] = match source {
-                TriggerSource::Workload => &[
-                    ("deployment", &ctx.deployment),
-                    ("namespace", &ctx.namespace),
-                ],
-                TriggerSource::Gateway => &[],
             };
-            for (label, value) in scope {
-                if let Some(existing) = q.scope(label, value) {
-                    if &&existing != value {
-                        f.warn(format!(
-                            "{}: the query matches {label}={existing}, not this workload's {value}",
-                            k("query")
-                        ));
-                    }
-                }
+            return Some(preset.map_or(default, |p| p.operation_over_time));
+        };
+        let parsed = OperationOverTime::parse(op);
+        if parsed.is_none() {
+            self.problem(
+                "operation-over-time",
+                "unknown operation",
+                format!("write one of {}", OperationOverTime::names()),
+            );
+        }
+        parsed
+    }
+
+    fn name(&mut self, preset: Option<&presets::Preset>, metric: &str) -> String {
+        match self.get("name") {
+            Some(n) if values::is_identifier(n) => n.to_string(),
+            Some(_) => {
+                self.problem(
+                    "name",
+                    "not an identifier",
+                    "use letters, digits and _ (e.g. \"queue_depth\")",
+                );
+                String::new()
             }
-            TriggerQuery::Otel(q)
+            None => preset
+                .map(|p| p.trigger_name.to_string())
+                .unwrap_or_else(|| identifier_from(metric)),
         }
-        Backend::Prometheus => TriggerQuery::Prometheus(user_promql.unwrap_or_else(|| {
-            default_promql(
-                &metric,
-                aggregation,
-                counter,
-                &ctx.deployment,
-                &ctx.namespace,
-            )
-        })),
-        Backend::External => TriggerQuery::External(BTreeMap::new()),
-    };
-
-    finish(
-        f,
-        before,
-        TriggerSpec {
-            name,
-            query,
-            source,
-            metric_type: aggregation.metric_type(),
-            target,
-            activation_target,
-            operation_over_time,
-        },
-    )
-}
-
-/// The trigger, unless resolving it recorded a problem.
-fn finish(f: &Findings, problems_before: usize, t: TriggerSpec) -> Option<TriggerSpec> {
-    (f.problems.len() == problems_before).then_some(t)
-}
-
-/// `activation-target`: KEDA's activation threshold, where the scaler reads one.
-fn activation_target(
-    input: &TriggerInput,
-    backend: Backend,
-    k: &dyn Fn(&str) -> String,
-    f: &mut Findings,
-) -> Option<String> {
-    let v = input.get("activation-target")?;
-    if backend == Backend::Otel {
-        // The add-on's IsActive is `value > 0` and nothing reads activationTargetValue
-        // (kedify/otel-add-on scaler/handlers.go, util/handler_specific.go).
-        f.problem(Problem::new(
-            k("activation-target"),
-            Some(v),
-            "the KEDA OTel add-on never reads an activation target: it is active whenever the value is above 0",
-            "remove it; for a wake-up threshold use the prometheus backend (activationThreshold)",
-        ));
-        return None;
     }
-    values::decimal(v)
-        .map_err(|r| {
-            f.problem(Problem::new(
-                k("activation-target"),
-                Some(v),
-                r.reason,
-                r.fix,
-            ))
-        })
-        .ok()
-}
 
-/// `source`: whether the trigger's data exists while the workload has no pods. Default:
-/// `gateway` for a hand-written PromQL query (used as written) unless it reads vLLM's own
-/// `vllm:` metrics, which only the model's pods export; `workload` otherwise.
-fn trigger_source(
-    input: &TriggerInput,
-    backend: Backend,
-    k: &dyn Fn(&str) -> String,
-    f: &mut Findings,
-) -> TriggerSource {
-    let query = input.get("query");
-    let has_query = query.is_some();
-    let default = match backend {
-        Backend::Prometheus if query.is_some_and(|q| !q.contains("vllm:")) => {
-            TriggerSource::Gateway
+    /// The query KEDA asks: the user's (scoped to this workload unless it reads a gateway), or
+    /// one built from the metric.
+    fn query(&mut self, written: WrittenQuery, b: BuiltQuery<'_>) -> TriggerQuery {
+        let ctx = self.ctx;
+        match ctx.backend {
+            Backend::Otel => {
+                let mut q = written.otel.unwrap_or(AddonQuery {
+                    aggregation: None,
+                    metric: b.metric.to_string(),
+                    labels: Vec::new(),
+                });
+                q.metric = b.metric.to_string();
+                q.aggregation = Some(b.aggregation);
+                if b.source == TriggerSource::Workload {
+                    self.scope(&mut q);
+                }
+                TriggerQuery::Otel(q)
+            }
+            Backend::Prometheus => TriggerQuery::Prometheus(written.promql.unwrap_or_else(|| {
+                default_promql(
+                    b.metric,
+                    b.aggregation,
+                    b.counter,
+                    &ctx.deployment,
+                    &ctx.namespace,
+                )
+            })),
+            Backend::External => TriggerQuery::External(BTreeMap::new()),
         }
-        Backend::External => TriggerSource::Gateway,
-        _ => TriggerSource::Workload,
-    };
-    let Some(v) = input.get("source") else {
-        return default;
-    };
-    let Some(source) = TriggerSource::parse(v) else {
-        f.problem(Problem::new(
-            k("source"),
-            Some(v),
-            "unknown source",
-            "write \"workload\" (this workload's pods) or \"gateway\" (a metric that exists at zero pods: a router, gateway or queue)",
-        ));
-        return default;
-    };
-    if source == TriggerSource::Gateway && !has_query {
-        f.problem(Problem::new(
-            k("source"),
-            Some(v),
-            "a gateway trigger needs its own query: the built one reads this workload's pods",
-            format!(
-                "add {} naming the router or gateway series, e.g. sum(router_queue_depth{{model=llama}})",
-                k("query")
-            ),
-        ));
     }
-    source
+
+    /// Scopes an add-on query to this workload's series. (A gateway query is read as
+    /// written: its series come from a router or gateway, not this workload's sidecar, so
+    /// they carry no deployment label of ours.)
+    fn scope(&mut self, q: &mut AddonQuery) {
+        let ctx = self.ctx;
+        for (label, value) in [
+            ("deployment", &ctx.deployment),
+            ("namespace", &ctx.namespace),
+        ] {
+            if let Some(existing) = q.scope(label, value).filter(|e| e != value) {
+                self.f.warn(format!(
+                    "{}: the query matches {label}={existing}, not this workload's {value}",
+                    self.key("query")
+                ));
+            }
+        }
+    }
 }
 
 /// `vllm:num_requests_waiting` → `vllm_num_requests_waiting`.

@@ -15,9 +15,9 @@ use super::FALLBACK_ON_VALUE_SINCE;
 use super::names::{DEFAULT_HPA_PREFIX, MAX_NAME, MAX_NAME_WITH_DEFAULT_HPA};
 use super::scaled_object::ScaledObject;
 use super::trigger::{MetricType, OperationOverTime, Trigger};
+use crate::annotations::values;
 use crate::problem::Problem;
 use crate::query;
-use crate::values;
 use crate::version::Version;
 
 /// What the `/validate` webhook denies in a ScaledObject as the apiserver hands it over:

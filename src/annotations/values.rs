@@ -209,29 +209,55 @@ pub fn grpc_address(v: &str) -> Result<String, Refusal> {
     Ok(v.to_string())
 }
 
-/// An HTTP(S) URL of a Prometheus server.
+/// An HTTP(S) URL of a Prometheus server, parsed by the `url` crate (WHATWG URL rules).
 pub fn http_url(v: &str) -> Result<String, Refusal> {
     let fix = "write a URL such as \"http://prometheus-operated.monitoring.svc:9090\"";
-    let Some(rest) = v
-        .strip_prefix("http://")
-        .or_else(|| v.strip_prefix("https://"))
-    else {
+    if !(v.starts_with("http://") || v.starts_with("https://")) {
         return refuse("the URL must start with http:// or https://", fix);
-    };
-    let authority = rest.split('/').next().unwrap_or_default();
-    let host = match authority.rsplit_once(':') {
-        Some((h, p)) if !h.ends_with(']') || authority.starts_with('[') => {
-            if port(p).is_err() {
-                return refuse("not a valid port", fix);
-            }
-            h
-        }
-        _ => authority,
-    };
-    if !valid_host(host) || v.chars().any(char::is_whitespace) {
-        return refuse("not a valid host name", fix);
     }
-    Ok(v.to_string())
+    if v.chars().any(char::is_whitespace) {
+        return refuse("not a valid URL: it contains white space", fix);
+    }
+    match url::Url::parse(v) {
+        Ok(u) if u.host_str().is_some_and(|h| !h.is_empty()) => Ok(v.to_string()),
+        Ok(_) => refuse("the URL has no host", fix),
+        Err(e) => refuse(format!("not a valid URL ({e})"), fix),
+    }
+}
+
+/// A lowercase DNS label (RFC 1123) of at most 63 characters: Kubernetes object names such as
+/// an HPA or a Service.
+pub fn is_dns_label(v: &str) -> bool {
+    !v.is_empty()
+        && v.len() <= 63
+        && v.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !v.starts_with('-')
+        && !v.ends_with('-')
+}
+
+/// [`is_dns_label`] as a parser.
+pub fn dns_label(v: &str) -> Result<String, Refusal> {
+    if is_dns_label(v) {
+        Ok(v.to_string())
+    } else {
+        refuse(
+            "not a valid name",
+            "write a lowercase DNS label of at most 63 characters (letters, digits and -)",
+        )
+    }
+}
+
+/// A metric name the add-on and the collector can carry (colons included).
+pub fn metric_name(v: &str) -> Result<String, Refusal> {
+    if crate::query::is_metric_name(v) {
+        Ok(v.to_string())
+    } else {
+        refuse(
+            "not a metric name",
+            "write a name such as \"vllm:num_requests_waiting\" (letters, digits, _ and :)",
+        )
+    }
 }
 
 /// `true`/`false`, any case.
@@ -329,6 +355,8 @@ mod tests {
         assert!(http_url("prom:9090").is_err());
         assert!(http_url("http://prom:99999").is_err());
         assert!(http_url("http://").is_err());
+        assert!(http_url("http://bad host:1").is_err());
+        assert!(dns_label("my-hpa").is_ok() && dns_label("My_hpa").is_err());
     }
 
     #[test]

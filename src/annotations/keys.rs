@@ -1,0 +1,490 @@
+//! The annotation keys: one table, each key with the syntax of its value (the parser), the
+//! backends that read it, its default and its documentation. The table drives the check for
+//! unknown keys ("did you mean"), the refusal of keys the chosen backend never reads, the
+//! syntax check of every value, and the README's annotation table (a test compares them).
+
+use super::Backend;
+use super::values::{self, Refusal};
+use crate::keda::OperationOverTime;
+use crate::presets;
+use crate::query;
+use crate::version::Version;
+
+/// Which part of the configuration a key belongs to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Group {
+    /// The workload and its ScaledObject.
+    Workload,
+    /// One trigger: a single-metric annotation, or a field of a `triggers` entry.
+    Trigger,
+    /// HTTP wake through the KEDA HTTP add-on.
+    HttpWake,
+}
+
+/// The syntax of a value: what is checked before anything else reads it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Syntax {
+    Boolean,
+    /// A whole number ≥ 0.
+    Count,
+    /// Seconds, or a duration such as `30s`, `5m`, `1h`.
+    Seconds,
+    /// A plain decimal such as `5` or `0.8`.
+    Decimal,
+    Port,
+    HttpPath,
+    /// `host:port`.
+    GrpcAddress,
+    HttpUrl,
+    Version,
+    /// A lowercase DNS label.
+    DnsLabel,
+    MetricName,
+    Backend,
+    SidecarMode,
+    Preset,
+    Aggregation,
+    OperationOverTime,
+    Source,
+    /// Checked where it is read (queries, JSON, lists).
+    Free,
+}
+
+fn one_of(v: &str, what: &str, names: &[&str]) -> Result<(), Refusal> {
+    if names.contains(&v) {
+        return Ok(());
+    }
+    Err(Refusal {
+        reason: format!("unknown {what}"),
+        fix: format!("write one of {}", names.join(", ")),
+    })
+}
+
+impl Syntax {
+    /// Checks a value's syntax: the reason and the fix when it is wrong.
+    pub fn check(self, v: &str) -> Result<(), Refusal> {
+        match self {
+            Syntax::Boolean => values::boolean(v).map(drop),
+            Syntax::Count => values::count(v).map(drop),
+            Syntax::Seconds => values::seconds(v).map(drop),
+            Syntax::Decimal => values::decimal(v).map(drop),
+            Syntax::Port => values::port(v).map(drop),
+            Syntax::HttpPath => values::http_path(v).map(drop),
+            Syntax::GrpcAddress => values::grpc_address(v).map(drop),
+            Syntax::HttpUrl => values::http_url(v).map(drop),
+            Syntax::Version => Version::parse(v).map(drop).ok_or(Refusal {
+                reason: "not a version".into(),
+                fix: "write the version such as \"0.11.0\"".into(),
+            }),
+            Syntax::DnsLabel => values::dns_label(v).map(drop),
+            Syntax::MetricName => values::metric_name(v).map(drop),
+            Syntax::Backend => one_of(v, "backend", &Backend::ALL.map(Backend::as_str)),
+            Syntax::SidecarMode => {
+                one_of(v, "sidecar mode", &["auto", "native", "container", "none"])
+            }
+            Syntax::Preset => one_of(v, "preset", &presets::PRESETS.map(|p| p.name)),
+            Syntax::Aggregation => one_of(
+                v,
+                "aggregation",
+                &query::Aggregation::ALL.map(|a| a.as_str()),
+            ),
+            Syntax::OperationOverTime => {
+                one_of(v, "operation", &OperationOverTime::ALL.map(|o| o.as_str()))
+            }
+            Syntax::Source => one_of(v, "source", &["workload", "gateway"]),
+            Syntax::Free => Ok(()),
+        }
+    }
+}
+
+/// Which backends read a key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReadBy {
+    All,
+    Only(&'static [Backend]),
+}
+
+impl ReadBy {
+    pub fn reads(self, b: Backend) -> bool {
+        match self {
+            ReadBy::All => true,
+            ReadBy::Only(list) => list.contains(&b),
+        }
+    }
+}
+
+/// One annotation key (without the [`super::PREFIX`]).
+#[derive(Clone, Copy, Debug)]
+pub struct Key {
+    pub name: &'static str,
+    pub group: Group,
+    pub syntax: Syntax,
+    pub read_by: ReadBy,
+    /// Why a backend that does not read it refuses it (empty: "is not read by the ... backend").
+    pub unread_because: &'static str,
+    /// The default, as the README shows it.
+    pub default: &'static str,
+    /// What it does, as the README shows it (Markdown).
+    pub doc: &'static str,
+}
+
+const OTEL: ReadBy = ReadBy::Only(&[Backend::Otel]);
+const METRICS: ReadBy = ReadBy::Only(&[Backend::Otel, Backend::Prometheus]);
+
+const fn key(
+    name: &'static str,
+    group: Group,
+    syntax: Syntax,
+    read_by: ReadBy,
+    default: &'static str,
+    doc: &'static str,
+) -> Key {
+    Key {
+        name,
+        group,
+        syntax,
+        read_by,
+        unread_because: "",
+        default,
+        doc,
+    }
+}
+
+use Group::{HttpWake, Trigger, Workload};
+
+/// Every key, in the README's order.
+pub const KEYS: [Key; 33] = [
+    key(
+        "enabled",
+        Workload,
+        Syntax::Boolean,
+        ReadBy::All,
+        "—",
+        "`\"true\"` opts in; absent or `\"false\"`: the object is untouched (a previous injection is removed).",
+    ),
+    key(
+        "max-replicas",
+        Workload,
+        Syntax::Count,
+        ReadBy::All,
+        "**required**",
+        "The most replicas (GPUs) the model may use, ≥ 1.",
+    ),
+    key(
+        "min-replicas",
+        Workload,
+        Syntax::Count,
+        ReadBy::All,
+        "`1`",
+        "`0` enables scale to zero; must be ≤ `max-replicas`. Refused unless some trigger can see demand while there is no pod (a `source: gateway` trigger, a PromQL query of your own, the external backend, HTTP wake): see [Scale to zero that wakes up](#scale-to-zero-that-wakes-up).",
+    ),
+    key(
+        "backend",
+        Workload,
+        Syntax::Backend,
+        ReadBy::All,
+        "`otel`",
+        "`otel`: sidecar → KEDA OTel add-on, `external` trigger at its scaler. `prometheus`: an existing Prometheus, no sidecar. `external`: any KEDA external scaler, no sidecar.",
+    ),
+    key(
+        "preset",
+        Trigger,
+        Syntax::Preset,
+        METRICS,
+        "—",
+        "`queue-depth`, `kv-cache`, `running-requests` or `token-throughput` (table below). Not with `metric`.",
+    ),
+    key(
+        "metric",
+        Trigger,
+        Syntax::MetricName,
+        METRICS,
+        "`vllm:num_requests_waiting`",
+        "Metric to scale on. Names may contain `:`. Renamed vLLM metrics are translated (below).",
+    ),
+    key(
+        "target",
+        Trigger,
+        Syntax::Decimal,
+        METRICS,
+        "preset's",
+        "Target as a plain decimal (`\"5\"`, `\"0.8\"`): per replica for `sum`/`count`, for the mean for `avg`/`min`/`max`. Quantities (`600m`), exponents and signs are refused. Required for metrics without a preset.",
+    ),
+    key(
+        "aggregation",
+        Trigger,
+        Syntax::Aggregation,
+        METRICS,
+        "preset's, else `sum`",
+        "`sum`, `avg`, `min`, `max` or `count` across the pods' series. `sum`/`count` → HPA `AverageValue`, others → `Value`.",
+    ),
+    key(
+        "query",
+        Trigger,
+        Syntax::Free,
+        METRICS,
+        "built",
+        "`otel`: the add-on's `op(name{k=v,k2=\"v2\"})`, only `=` matchers; `deployment`/`namespace` are added when absent. `prometheus`: any PromQL returning one value, parsed by a PromQL parser (`promql-parser`; brackets and strings are reported with their column).",
+    ),
+    key(
+        "operation-over-time",
+        Trigger,
+        Syntax::OperationOverTime,
+        OTEL,
+        "preset's, else `avg` (`rate` for `_total`, `_count`, `_sum`)",
+        "`otel` only: `last_one`, `avg`, `min`, `max`, `rate`, `count`.",
+    ),
+    Key {
+        unread_because: "the KEDA OTel add-on never reads an activation target: it is active whenever the value is above 0 (kedify/otel-add-on scaler/handlers.go)",
+        ..key(
+            "activation-target",
+            Trigger,
+            Syntax::Decimal,
+            ReadBy::Only(&[Backend::Prometheus]),
+            "—",
+            "`prometheus`: `activationThreshold` (the value above which a workload at zero wakes). Refused on `otel`: the add-on never reads it (active means value > 0).",
+        )
+    },
+    key(
+        "source",
+        Trigger,
+        Syntax::Source,
+        METRICS,
+        "`workload`; `gateway` for your own PromQL that reads no `vllm:` metric",
+        "Where the trigger's data comes from. `workload`: this workload's pods (the query is scoped to its `deployment`/`namespace`, or its pods in PromQL). `gateway`: something that exists at zero pods (a router, gateway or queue metric): the `query` (required) is used as written and the sidecar does not forward it.",
+    ),
+    key(
+        "triggers",
+        Workload,
+        Syntax::Free,
+        METRICS,
+        "—",
+        "JSON list for several metrics, each with `name`, `preset`, `metric`, `query`, `target`, `aggregation`, `operation-over-time`, `activation-target`, `source`; not with the single-metric keys. Every entry's problems are reported together.",
+    ),
+    key(
+        "polling-interval",
+        Workload,
+        Syntax::Seconds,
+        ReadBy::All,
+        "KEDA's (30 s)",
+        "How often KEDA asks the scaler, at every replica count. Seconds or `30s`/`5m`/`1h`.",
+    ),
+    key(
+        "cooldown-period",
+        Workload,
+        Syntax::Seconds,
+        ReadBy::All,
+        "KEDA's",
+        "The wait before scaling to zero. Only with `min-replicas: \"0\"` (KEDA ignores it otherwise, so it is refused).",
+    ),
+    key(
+        "initial-cooldown-period",
+        Workload,
+        Syntax::Seconds,
+        ReadBy::All,
+        "KEDA's",
+        "The wait after creation before scaling to zero. Only with `min-replicas: \"0\"`, as `cooldown-period`.",
+    ),
+    key(
+        "fallback-replicas",
+        Workload,
+        Syntax::Count,
+        ReadBy::All,
+        "—",
+        "Replicas while the scaler fails (KEDA `fallback`). With KEDA < 2.18 (`--keda-version`) it needs a `sum`/`count` trigger; from 2.18 a mean (`Value`) trigger works too, but KEDA then divides by the ready replicas and skips the fallback while none is ready (kedacore/keda `pkg/fallback/fallback.go`). On `otel` it fires only when the add-on itself fails, see [What each backend honours](#what-each-backend-honours).",
+    ),
+    key(
+        "fallback-failure-threshold",
+        Workload,
+        Syntax::Count,
+        ReadBy::All,
+        "`3`",
+        "Failed polls before falling back. Only with `fallback-replicas`.",
+    ),
+    key(
+        "scale-up-stabilization",
+        Workload,
+        Syntax::Seconds,
+        ReadBy::All,
+        "HPA's",
+        "Duration, at most `1h` (HPA behavior).",
+    ),
+    key(
+        "scale-down-stabilization",
+        Workload,
+        Syntax::Seconds,
+        ReadBy::All,
+        "HPA's",
+        "Duration, at most `1h` (HPA behavior).",
+    ),
+    key(
+        "hpa-name",
+        Workload,
+        Syntax::DnsLabel,
+        ReadBy::All,
+        "derived",
+        "Name of KEDA's HPA; set automatically when the Deployment name is longer than 54 characters.",
+    ),
+    key(
+        "metrics-port",
+        Workload,
+        Syntax::Port,
+        OTEL,
+        "`8000`; for KServe `prometheus.kserve.io/port`, else `8080`",
+        "Port the model server serves metrics on (the sidecar scrapes it).",
+    ),
+    key(
+        "metrics-path",
+        Workload,
+        Syntax::HttpPath,
+        OTEL,
+        "`/metrics` (or `prometheus.kserve.io/path`)",
+        "Path the sidecar scrapes.",
+    ),
+    key(
+        "scrape-interval",
+        Workload,
+        Syntax::Seconds,
+        OTEL,
+        "`5s`",
+        "How often the sidecar scrapes.",
+    ),
+    key(
+        "scaler-address",
+        Workload,
+        Syntax::GrpcAddress,
+        ReadBy::Only(&[Backend::Otel, Backend::External]),
+        "webhook's `--scaler-address` (`keda-otel-scaler.keda.svc:4318`)",
+        "`host:port` of the add-on's scaler (`otel`) or of your scaler (`external`, required there unless `--external-scaler-address` is set).",
+    ),
+    key(
+        "prometheus-address",
+        Workload,
+        Syntax::HttpUrl,
+        ReadBy::Only(&[Backend::Prometheus]),
+        "webhook's `--prometheus-address`",
+        "`prometheus` backend server URL.",
+    ),
+    key(
+        "scaler-metadata",
+        Workload,
+        Syntax::Free,
+        ReadBy::Only(&[Backend::External]),
+        "—",
+        "`external` backend: JSON object of strings passed to the scaler.",
+    ),
+    key(
+        "sidecar",
+        Workload,
+        Syntax::SidecarMode,
+        OTEL,
+        "`auto`",
+        "`auto` (native sidecar where the cluster supports it, see `--native-sidecars`), `native`, `container`, `none` (metrics reach the add-on some other way).",
+    ),
+    key(
+        "vllm-version",
+        Workload,
+        Syntax::Version,
+        METRICS,
+        "from the image tag",
+        "e.g. `0.11.0`; decides metric renames when the image tag does not say.",
+    ),
+    key(
+        "http-wake-service",
+        HttpWake,
+        Syntax::Free,
+        ReadBy::All,
+        "—",
+        "HTTP wake ([below](#scale-to-zero-that-wakes-up-http-wake)): the Service in the workload's namespace that fronts the model server. Its presence enables HTTP wake. A DNS label.",
+    ),
+    key(
+        "http-wake-port",
+        HttpWake,
+        Syntax::Port,
+        ReadBy::All,
+        "**required** with `http-wake-service`",
+        "That Service's port, 1–65535.",
+    ),
+    key(
+        "http-wake-hosts",
+        HttpWake,
+        Syntax::Free,
+        ReadBy::All,
+        "**required** with `http-wake-service`",
+        "Comma-separated host names the interceptor routes to this model (matched against the `Host` header, port ignored); `*.example.com` matches subdomains, `*` every host.",
+    ),
+    key(
+        "http-wake-path-prefixes",
+        HttpWake,
+        Syntax::Free,
+        ReadBy::All,
+        "every path",
+        "Comma-separated path prefixes, each starting with `/` (e.g. `/v1`).",
+    ),
+];
+
+/// The key named `name` (without the prefix).
+pub fn find(name: &str) -> Option<&'static Key> {
+    KEYS.iter().find(|k| k.name == name)
+}
+
+/// The keys of one group.
+pub fn of(group: Group) -> impl Iterator<Item = &'static Key> {
+    KEYS.iter().filter(move |k| k.group == group)
+}
+
+/// The closest known key, for "did you mean".
+pub fn closest(name: &str) -> Option<&'static str> {
+    KEYS.iter()
+        .map(|k| (strsim::levenshtein(name, k.name), k.name))
+        .filter(|(d, _)| *d <= 3)
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, k)| k)
+}
+
+/// Every key name, comma-separated, for messages.
+pub fn names() -> String {
+    KEYS.map(|k| k.name).join(", ")
+}
+
+/// The README's annotation table (Markdown), generated from [`KEYS`].
+pub fn markdown_table() -> String {
+    let mut out = String::from(
+        "| Annotation (`llm-autoscale.io/…`) | Default | Meaning |\n| --- | --- | --- |\n",
+    );
+    for k in &KEYS {
+        out.push_str(&format!("| `{}` | {} | {} |\n", k.name, k.default, k.doc));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_unique_and_syntaxes_accept_their_own_examples() {
+        let mut names: Vec<&str> = KEYS.iter().map(|k| k.name).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), KEYS.len());
+        assert!(Syntax::Backend.check("prometheus").is_ok());
+        assert!(Syntax::OperationOverTime.check("last_one").is_ok());
+        assert!(Syntax::Preset.check("kv-cache").is_ok());
+        assert!(
+            Syntax::Preset
+                .check("kv_cache")
+                .unwrap_err()
+                .fix
+                .contains("kv-cache")
+        );
+        assert!(Syntax::Count.check("-1").is_err());
+    }
+
+    #[test]
+    fn did_you_mean() {
+        assert_eq!(closest("max-replica"), Some("max-replicas"));
+        assert_eq!(closest("metrics-prot"), Some("metrics-port"));
+        assert_eq!(closest("completely-different"), None);
+    }
+}

@@ -1,0 +1,181 @@
+//! What the annotations mean once validated: the [`AutoscalingSpec`] and its parts.
+
+use std::collections::BTreeMap;
+
+use super::HttpWake;
+use crate::config::SidecarMode;
+use crate::keda::{MetricType, OperationOverTime};
+use crate::query::AddonQuery;
+use crate::workload::{Workload, WorkloadKind};
+
+/// Where the metrics go and who computes the scaling value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    /// Sidecar collector → KEDA OTel add-on; `external` trigger at its scaler.
+    Otel,
+    /// An existing Prometheus; `prometheus` trigger, no sidecar.
+    Prometheus,
+    /// Any KEDA external scaler with free-form metadata; no sidecar.
+    External,
+}
+
+impl Backend {
+    pub const ALL: [Backend; 3] = [Backend::Otel, Backend::Prometheus, Backend::External];
+
+    pub fn parse(s: &str) -> Option<Backend> {
+        Backend::ALL.into_iter().find(|b| b.as_str() == s)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Backend::Otel => "otel",
+            Backend::Prometheus => "prometheus",
+            Backend::External => "external",
+        }
+    }
+}
+
+/// The value a trigger is computed from.
+#[derive(Clone, Debug, PartialEq)]
+pub enum TriggerQuery {
+    /// An add-on `metricQuery`, already scoped to the Deployment and namespace.
+    Otel(AddonQuery),
+    /// A PromQL query.
+    Prometheus(String),
+    /// Free-form metadata for an external scaler.
+    External(BTreeMap<String, String>),
+}
+
+/// Where a trigger's value comes from, which decides whether it can wake a workload that has
+/// been scaled to zero.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TriggerSource {
+    /// This workload's own pods (its sidecar, or a query scoped to its pods): at zero replicas
+    /// there is no pod and so no data.
+    Workload,
+    /// Something that exists while this workload has no pods: a router, gateway or queue
+    /// metric, another service's Prometheus series, an external scaler.
+    Gateway,
+}
+
+impl TriggerSource {
+    pub const ALL: [(&'static str, TriggerSource); 2] = [
+        ("workload", TriggerSource::Workload),
+        ("gateway", TriggerSource::Gateway),
+    ];
+
+    pub fn parse(s: &str) -> Option<TriggerSource> {
+        Self::ALL.iter().find(|(n, _)| *n == s).map(|(_, t)| *t)
+    }
+}
+
+/// One trigger of the ScaledObject, validated.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TriggerSpec {
+    /// Unique identifier within the ScaledObject.
+    pub name: String,
+    pub query: TriggerQuery,
+    pub source: TriggerSource,
+    pub metric_type: MetricType,
+    /// Canonical decimal, `> 0` (absent for the external backend).
+    pub target: Option<String>,
+    pub activation_target: Option<String>,
+    /// `operationOverTime` (otel only).
+    pub operation_over_time: Option<OperationOverTime>,
+}
+
+/// What the sidecar scrapes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Scrape {
+    pub port: u16,
+    pub path: String,
+    pub interval_seconds: i32,
+}
+
+/// A validated autoscaling request.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AutoscalingSpec {
+    pub backend: Backend,
+    /// Name of the Deployment that scales (for an InferenceService, `<name>-predictor`).
+    pub target_deployment: String,
+    pub namespace: String,
+    pub triggers: Vec<TriggerSpec>,
+    pub min_replicas: i32,
+    pub max_replicas: i32,
+    pub polling_interval: Option<i32>,
+    pub cooldown_period: Option<i32>,
+    pub initial_cooldown_period: Option<i32>,
+    pub fallback: Option<Fallback>,
+    pub scale_up_stabilization: Option<i32>,
+    pub scale_down_stabilization: Option<i32>,
+    /// `advanced.horizontalPodAutoscalerConfig.name`, when set by the user.
+    pub hpa_name: Option<String>,
+    pub scrape: Scrape,
+    /// `scalerAddress` (otel and external backends).
+    pub scaler_address: String,
+    /// `serverAddress` (prometheus backend).
+    pub prometheus_address: String,
+    /// Resolved: never `Auto`; `None` for backends without a sidecar.
+    pub sidecar: SidecarMode,
+    /// Requests held by the KEDA HTTP add-on's interceptor wake the Deployment from zero.
+    pub http_wake: Option<HttpWake>,
+}
+
+impl AutoscalingSpec {
+    /// Metric names the sidecar must forward: the metrics of the triggers read from this
+    /// workload's pods. A `<histogram>_count`/`_sum` query also forwards `<histogram>`: the
+    /// collector's Prometheus receiver turns the `_bucket`/`_count`/`_sum` series into one
+    /// histogram of the base name, and the KEDA OTel add-on stores it back as `<name>_count`
+    /// and `<name>_sum` (kedify/otel-add-on receiver/receiver.go, storeCountAndSumDatapoints).
+    pub fn sidecar_metrics(&self) -> Vec<String> {
+        let mut names: Vec<String> = Vec::new();
+        for t in &self.triggers {
+            let TriggerQuery::Otel(q) = &t.query else {
+                continue;
+            };
+            if t.source != TriggerSource::Workload {
+                continue;
+            }
+            let base = histogram_base(&q.metric);
+            for name in std::iter::once(q.metric.as_str()).chain(base) {
+                if !names.iter().any(|n| n == name) {
+                    names.push(name.to_string());
+                }
+            }
+        }
+        names
+    }
+
+    /// Whether something can see demand while the workload has no pod: the KEDA HTTP add-on's
+    /// interceptor (HTTP wake), or a trigger whose source is not the workload's pods.
+    pub fn wakes_from_zero(&self) -> bool {
+        self.http_wake.is_some()
+            || self
+                .triggers
+                .iter()
+                .any(|t| t.source == TriggerSource::Gateway)
+    }
+}
+
+/// `vllm:e2e_request_latency_seconds_count` → `vllm:e2e_request_latency_seconds`.
+pub fn histogram_base(metric: &str) -> Option<&str> {
+    metric
+        .strip_suffix("_count")
+        .or_else(|| metric.strip_suffix("_sum"))
+        .filter(|b| !b.is_empty())
+}
+
+/// KEDA's fallback: replicas to run while the scaler fails.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Fallback {
+    pub replicas: i32,
+    pub failure_threshold: i32,
+}
+
+/// The Deployment an object's ScaledObject targets.
+pub fn target_deployment(w: &Workload) -> String {
+    match w.kind {
+        WorkloadKind::Deployment => w.name.clone(),
+        WorkloadKind::InferenceService => format!("{}-predictor", w.name),
+    }
+}

@@ -11,7 +11,10 @@ fn the_readme_annotation_table_is_the_keys_table() {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/README.md");
     let readme = std::fs::read_to_string(path).unwrap();
     let start = readme.find(START).expect("README marks the table's start") + START.len();
-    let end = start + readme[start..].find(END).expect("README marks the table's end");
+    let end = start
+        + readme[start..]
+            .find(END)
+            .expect("README marks the table's end");
     let table = keys::markdown_table();
     if std::env::var_os("UPDATE_GOLDEN").is_some() {
         let updated = format!("{}{table}{}", &readme[..start], &readme[end..]);
@@ -24,6 +27,10 @@ fn the_readme_annotation_table_is_the_keys_table() {
         "README.md's annotation table differs from the keys table: run UPDATE_GOLDEN=1 cargo test --test readme"
     );
     for k in keys::KEYS {
-        assert!(!k.doc.is_empty() && !k.default.is_empty(), "{} is undocumented", k.name);
+        assert!(
+            !k.doc.is_empty() && !k.default.is_empty(),
+            "{} is undocumented",
+            k.name
+        );
     }
 }

@@ -575,10 +575,20 @@ impl<'a> Resolver<'a> {
     /// they carry no deployment label of ours.)
     fn scope(&mut self, q: &mut AddonQuery) {
         let ctx = self.ctx;
-        for (label, value) in [
-            ("deployment", &ctx.deployment),
-            ("namespace", &ctx.namespace),
+        for (label, value, field) in [
+            ("deployment", &ctx.deployment, "metadata.name"),
+            ("namespace", &ctx.namespace, "metadata.namespace"),
         ] {
+            // The apiserver refuses such names, but a mutating webhook sees them first.
+            if !query::is_matchable_value(value) {
+                self.f.problem(Problem::new(
+                    field,
+                    Some(value),
+                    "the KEDA OTel add-on cannot match a label value with `,`, `=`, quotes or spaces at its ends",
+                    "use a Kubernetes name (lowercase letters, digits, - and .)",
+                ));
+                continue;
+            }
             if let Some(existing) = q.scope(label, value).filter(|e| e != value) {
                 self.f.warn(format!(
                     "{}: the query matches {label}={existing}, not this workload's {value}",

@@ -287,66 +287,8 @@ fn parse_labels(c: &mut Cursor<'_>) -> Result<Vec<(String, String)>, QueryError>
         return c.err("empty label selector `{}`: remove the braces or add key=value");
     }
     loop {
-        c.skip_ws();
         let key_start = c.pos;
-        let key = c.take_while(is_label_char);
-        if key.is_empty() {
-            if c.peek().is_none() {
-                return c.err_at(open, "unclosed `{`: missing `}`");
-            }
-            return c.err(format!(
-                "expected a label name, found {}",
-                c.describe_here()
-            ));
-        }
-        if !key.chars().next().is_some_and(is_label_start) {
-            return c.err_at(key_start, format!("`{key}` is not a label name"));
-        }
-        c.skip_ws();
-        match (c.peek(), c.peek2()) {
-            (Some('!'), Some('=')) => {
-                return c.err("`!=` is not supported by the KEDA OTel scaler (only exact `=` matches); select the series you want with `=`");
-            }
-            (Some('!'), Some('~')) | (Some('='), Some('~')) => {
-                return c.err("regular-expression matchers (`=~`, `!~`) are not supported by the KEDA OTel scaler; use exact `=` matches");
-            }
-            (Some('='), Some('=')) => {
-                return c.err("`==` is not a matcher: write a single `=`");
-            }
-            (Some('='), _) => c.pos += 1,
-            _ => {
-                return c.err(format!(
-                    "expected `=` after label `{key}`, found {}",
-                    c.describe_here()
-                ));
-            }
-        }
-        c.skip_ws();
-        let value = match c.peek() {
-            Some('"') => {
-                let quote = c.pos;
-                c.pos += 1;
-                let v = c.take_while(|ch| ch != '"');
-                if c.peek() != Some('"') {
-                    return c.err_at(quote, "unclosed `\"` in label value");
-                }
-                c.pos += 1;
-                v
-            }
-            Some('\'') => {
-                return c.err("single quotes are not understood by the KEDA OTel scaler: use `\"` or no quotes");
-            }
-            _ => {
-                let v = c.take_while(is_unquoted_value_char);
-                if v.is_empty() {
-                    return c.err(format!(
-                        "expected a value for label `{key}`, found {}",
-                        c.describe_here()
-                    ));
-                }
-                v
-            }
-        };
+        let (key, value) = parse_matcher(c, open)?;
         if labels.iter().any(|(k, _)| *k == key) {
             return c.err_at(key_start, format!("label `{key}` is matched twice"));
         }
@@ -367,7 +309,9 @@ fn parse_labels(c: &mut Cursor<'_>) -> Result<Vec<(String, String)>, QueryError>
             }
             None => return c.err_at(open, "unclosed `{`: missing `}`"),
             Some('=') => {
-                return c.err("unexpected `=` in a label value: quote the value (`k=\"a=b\"`)");
+                return c.err(
+                    "unexpected `=` in a label value: the add-on splits matchers on `=`, so a value cannot contain one",
+                );
             }
             Some(_) => {
                 return c.err(format!(
@@ -377,6 +321,96 @@ fn parse_labels(c: &mut Cursor<'_>) -> Result<Vec<(String, String)>, QueryError>
             }
         }
     }
+}
+
+/// One `key=value` matcher (`open`: where the selector's `{` is, for "unclosed").
+fn parse_matcher(c: &mut Cursor<'_>, open: usize) -> Result<(String, String), QueryError> {
+    c.skip_ws();
+    let key_start = c.pos;
+    let key = c.take_while(is_label_char);
+    if key.is_empty() {
+        if c.peek().is_none() {
+            return c.err_at(open, "unclosed `{`: missing `}`");
+        }
+        return c.err(format!(
+            "expected a label name, found {}",
+            c.describe_here()
+        ));
+    }
+    if !key.chars().next().is_some_and(is_label_start) {
+        return c.err_at(key_start, format!("`{key}` is not a label name"));
+    }
+    c.skip_ws();
+    match (c.peek(), c.peek2()) {
+        (Some('!'), Some('=')) => {
+            return c.err("`!=` is not supported by the KEDA OTel scaler (only exact `=` matches); select the series you want with `=`");
+        }
+        (Some('!'), Some('~')) | (Some('='), Some('~')) => {
+            return c.err("regular-expression matchers (`=~`, `!~`) are not supported by the KEDA OTel scaler; use exact `=` matches");
+        }
+        (Some('='), Some('=')) => {
+            return c.err("`==` is not a matcher: write a single `=`");
+        }
+        (Some('='), _) => c.pos += 1,
+        _ => {
+            return c.err(format!(
+                "expected `=` after label `{key}`, found {}",
+                c.describe_here()
+            ));
+        }
+    }
+    c.skip_ws();
+    let value = parse_value(c, &key)?;
+    Ok((key, value))
+}
+
+/// A label value, bare or in `"`. The add-on splits the selector on every `,` and `=` before
+/// it looks at quotes, then trims spaces and quotes from each side (kedify/otel-add-on
+/// metric/simple_parser.go, `ParseLabels`): a value with `,` or `=`, or with spaces at an
+/// end, cannot be matched, quoted or not.
+fn parse_value(c: &mut Cursor<'_>, key: &str) -> Result<String, QueryError> {
+    match c.peek() {
+        Some('"') => {
+            let quote = c.pos;
+            c.pos += 1;
+            let v = c.take_while(|ch| ch != '"');
+            if c.peek() != Some('"') {
+                return c.err_at(quote, "unclosed `\"` in label value");
+            }
+            if let Some(offset) = v.chars().position(|ch| matches!(ch, ',' | '=')) {
+                return c.err_at(
+                    quote + 1 + offset,
+                    "the add-on splits matchers on `,` and `=` even inside quotes: a label value cannot contain them",
+                );
+            }
+            if v.trim() != v {
+                return c.err_at(
+                    quote,
+                    "the add-on trims spaces from label values: this value would not match",
+                );
+            }
+            c.pos += 1;
+            Ok(v)
+        }
+        Some('\'') => {
+            c.err("single quotes are not understood by the KEDA OTel scaler: use `\"` or no quotes")
+        }
+        _ => {
+            let v = c.take_while(is_unquoted_value_char);
+            if v.is_empty() {
+                return c.err(format!(
+                    "expected a value for label `{key}`, found {}",
+                    c.describe_here()
+                ));
+            }
+            Ok(v)
+        }
+    }
+}
+
+/// Can the add-on match a label value (see [`parse_value`])?
+pub fn is_matchable_value(v: &str) -> bool {
+    !v.is_empty() && !v.contains([',', '=', '"', '\'']) && v.trim() == v
 }
 
 #[cfg(test)]
@@ -493,7 +527,22 @@ mod tests {
         assert!(err("x{a=}").message.contains("expected a value"));
         assert!(err("x{1a=b}").message.contains("not a label name"));
         assert!(err("9x").message.contains("expected a metric name"));
-        assert!(err("x{a=b=c}").message.contains("quote the value"));
+        assert!(err("x{a=b=c}").message.contains("cannot contain one"));
+    }
+
+    #[test]
+    fn values_the_add_on_would_split_or_trim_are_refused_even_quoted() {
+        // kedify/otel-add-on metric/simple_parser.go splits on `,` and `=` before quotes.
+        let e = err(r#"x{a="b,c"}"#);
+        assert_eq!(e.column, 7, "{e}");
+        assert!(e.message.contains("even inside quotes"), "{e}");
+        assert!(err(r#"x{a="b=c"}"#).message.contains("even inside quotes"));
+        assert!(err(r#"x{a=" b"}"#).message.contains("trims spaces"));
+        assert_eq!(ok(r#"x{a="b c"}"#).labels[0].1, "b c");
+        assert!(is_matchable_value("qwen-7b.v1") && is_matchable_value("a b"));
+        for v in ["", "a,b", "a=b", "a\"", " a", "it's"] {
+            assert!(!is_matchable_value(v), "{v:?}");
+        }
     }
 
     #[test]

@@ -10,7 +10,7 @@
 mod addon;
 mod promql;
 
-pub use addon::{AddonQuery, Aggregation, parse_addon_query};
+pub use addon::{AddonQuery, Aggregation, is_matchable_value, parse_addon_query};
 pub use promql::check_promql;
 
 /// A query that does not parse: the 1-based column (in characters; 0 when the parser gives

@@ -26,91 +26,78 @@ fn column_in(message: &str) -> Option<usize> {
     digits.parse().ok()
 }
 
+fn at<T>(index: usize, message: impl Into<String>) -> Result<T, QueryError> {
+    Err(QueryError {
+        column: index + 1,
+        message: message.into(),
+    })
+}
+
 fn check_promql_shape(src: &str) -> Result<(), QueryError> {
     let chars: Vec<char> = src.chars().collect();
     if chars.iter().all(|c| c.is_whitespace()) {
-        return Err(QueryError {
-            column: 1,
-            message: "the query is empty".into(),
-        });
+        return at(0, "the query is empty");
     }
     let mut stack: Vec<(char, usize)> = Vec::new();
     let mut i = 0;
     let mut saw_identifier = false;
     while let Some(&ch) = chars.get(i) {
         match ch {
-            '"' | '\'' | '`' => {
-                let start = i;
-                i += 1;
-                while let Some(&c) = chars.get(i).filter(|c| **c != ch) {
-                    if c == '\\' && ch != '`' {
-                        i += 1;
-                    }
-                    i += 1;
-                }
-                if i >= chars.len() {
-                    return Err(QueryError {
-                        column: start + 1,
-                        message: format!("unclosed string starting with {ch}"),
-                    });
-                }
-            }
+            '"' | '\'' | '`' => i = string_end(&chars, i)?,
             '(' | '[' | '{' => stack.push((ch, i)),
-            ')' | ']' | '}' => {
-                let want = match ch {
-                    ')' => '(',
-                    ']' => '[',
-                    _ => '{',
-                };
-                match stack.pop() {
-                    Some((open, _)) if open == want => {}
-                    Some((open, at)) => {
-                        return Err(QueryError {
-                            column: i + 1,
-                            message: format!(
-                                "`{ch}` does not match the `{open}` at column {}",
-                                at + 1
-                            ),
-                        });
-                    }
-                    None => {
-                        return Err(QueryError {
-                            column: i + 1,
-                            message: format!("unbalanced `{ch}`: it closes nothing"),
-                        });
-                    }
-                }
-            }
-            '#' => {
-                return Err(QueryError {
-                    column: i + 1,
-                    message: "comments are not allowed in a trigger query".into(),
-                });
-            }
-            ';' => {
-                return Err(QueryError {
-                    column: i + 1,
-                    message: "`;` is not PromQL".into(),
-                });
-            }
+            ')' | ']' | '}' => close(&mut stack, ch, i)?,
+            '#' => return at(i, "comments are not allowed in a trigger query"),
+            ';' => return at(i, "`;` is not PromQL"),
             c if is_name_start(c) => saw_identifier = true,
             _ => {}
         }
         i += 1;
     }
-    if let Some((open, at)) = stack.pop() {
-        return Err(QueryError {
-            column: at + 1,
-            message: format!("unclosed `{open}`"),
-        });
+    if let Some((open, index)) = stack.pop() {
+        return at(index, format!("unclosed `{open}`"));
     }
     if !saw_identifier {
-        return Err(QueryError {
-            column: 1,
-            message: "no metric name or function in the query".into(),
-        });
+        return at(0, "no metric name or function in the query");
     }
     Ok(())
+}
+
+/// The index of the quote closing the string that starts at `start`.
+fn string_end(chars: &[char], start: usize) -> Result<usize, QueryError> {
+    let Some(&quote) = chars.get(start) else {
+        return at(start, "expected a string");
+    };
+    let mut i = start + 1;
+    while let Some(&c) = chars.get(i).filter(|c| **c != quote) {
+        if c == '\\' && quote != '`' {
+            i += 1;
+        }
+        i += 1;
+    }
+    if i >= chars.len() {
+        return at(start, format!("unclosed string starting with {quote}"));
+    }
+    Ok(i)
+}
+
+/// Pops the bracket `ch` (at `index`) closes, or says why it does not match.
+fn close(stack: &mut Vec<(char, usize)>, ch: char, index: usize) -> Result<(), QueryError> {
+    let want = match ch {
+        ')' => '(',
+        ']' => '[',
+        _ => '{',
+    };
+    match stack.pop() {
+        Some((open, _)) if open == want => Ok(()),
+        Some((open, opened)) => at(
+            index,
+            format!(
+                "`{ch}` does not match the `{open}` at column {}",
+                opened + 1
+            ),
+        ),
+        None => at(index, format!("unbalanced `{ch}`: it closes nothing")),
+    }
 }
 
 #[cfg(test)]

@@ -209,29 +209,9 @@ fn ottl_string(s: &str) -> String {
 pub fn render(i: &CollectorInputs) -> CollectorConfig {
     let exporter_name = format!("{}/keda", i.exporter_type);
     let interval = format!("{}s", i.scrape_interval_seconds);
-    let drop_unless_chosen = i
-        .metrics
-        .iter()
-        .map(|m| format!("name != {}", ottl_string(m)))
-        .collect::<Vec<_>>()
-        .join(" and ");
-    let set = |attr: &str, value: String| format!("set(attributes[\"{attr}\"], {value})");
-    let mut pipelines = BTreeMap::new();
-    pipelines.insert(
-        "metrics",
-        Pipeline {
-            receivers: vec!["prometheus"],
-            processors: vec![
-                "memory_limiter",
-                "filter/llm-autoscale",
-                "transform/llm-autoscale",
-            ],
-            exporters: vec![exporter_name.clone()],
-        },
-    );
     let mut exporters = BTreeMap::new();
     exporters.insert(
-        exporter_name,
+        exporter_name.clone(),
         OtlpExporter {
             endpoint: i.otlp_endpoint.clone(),
             compression: "none",
@@ -262,54 +242,84 @@ pub fn render(i: &CollectorInputs) -> CollectorConfig {
                 },
             },
         },
-        processors: Processors {
-            memory_limiter: MemoryLimiter {
-                check_interval: "1s",
-                limit_mib: i.memory_limit_mib,
-                spike_limit_mib: (i.memory_limit_mib / 4).max(1),
+        processors: processors(i),
+        exporters,
+        service: service(i, exporter_name),
+    }
+}
+
+/// Memory limiter, then only the chosen metrics, then pod/deployment/namespace on every point.
+fn processors(i: &CollectorInputs) -> Processors {
+    let drop_unless_chosen = i
+        .metrics
+        .iter()
+        .map(|m| format!("name != {}", ottl_string(m)))
+        .collect::<Vec<_>>()
+        .join(" and ");
+    let set = |attr: &str, value: String| format!("set(attributes[\"{attr}\"], {value})");
+    Processors {
+        memory_limiter: MemoryLimiter {
+            check_interval: "1s",
+            limit_mib: i.memory_limit_mib,
+            spike_limit_mib: (i.memory_limit_mib / 4).max(1),
+        },
+        filter: Filter {
+            error_mode: "ignore",
+            metrics: FilterMetrics {
+                metric: vec![drop_unless_chosen],
             },
-            filter: Filter {
-                error_mode: "ignore",
-                metrics: FilterMetrics {
-                    metric: vec![drop_unless_chosen],
-                },
+        },
+        transform: Transform {
+            error_mode: "ignore",
+            metric_statements: vec![StatementGroup {
+                context: "datapoint",
+                statements: vec![
+                    set("pod", format!("\"${{env:{ENV_POD_NAME}}}\"")),
+                    set("deployment", ottl_string(&i.deployment)),
+                    set("namespace", format!("\"${{env:{ENV_POD_NAMESPACE}}}\"")),
+                ],
+            }],
+        },
+    }
+}
+
+/// The pipeline, and the collector's own logs and metrics (on the telemetry port).
+fn service(i: &CollectorInputs, exporter_name: String) -> Service {
+    let mut pipelines = BTreeMap::new();
+    pipelines.insert(
+        "metrics",
+        Pipeline {
+            receivers: vec!["prometheus"],
+            processors: vec![
+                "memory_limiter",
+                "filter/llm-autoscale",
+                "transform/llm-autoscale",
+            ],
+            exporters: vec![exporter_name],
+        },
+    );
+    Service {
+        extensions: vec!["health_check"],
+        telemetry: Telemetry {
+            logs: TelemetryLogs {
+                level: "warn",
+                encoding: "json",
             },
-            transform: Transform {
-                error_mode: "ignore",
-                metric_statements: vec![StatementGroup {
-                    context: "datapoint",
-                    statements: vec![
-                        set("pod", format!("\"${{env:{ENV_POD_NAME}}}\"")),
-                        set("deployment", ottl_string(&i.deployment)),
-                        set("namespace", format!("\"${{env:{ENV_POD_NAMESPACE}}}\"")),
-                    ],
+            metrics: TelemetryMetrics {
+                level: "basic",
+                readers: vec![MetricReader {
+                    pull: PullReader {
+                        exporter: PullExporter {
+                            prometheus: PrometheusPull {
+                                host: format!("${{env:{ENV_POD_IP}}}"),
+                                port: i.telemetry_port,
+                            },
+                        },
+                    },
                 }],
             },
         },
-        exporters,
-        service: Service {
-            extensions: vec!["health_check"],
-            telemetry: Telemetry {
-                logs: TelemetryLogs {
-                    level: "warn",
-                    encoding: "json",
-                },
-                metrics: TelemetryMetrics {
-                    level: "basic",
-                    readers: vec![MetricReader {
-                        pull: PullReader {
-                            exporter: PullExporter {
-                                prometheus: PrometheusPull {
-                                    host: format!("${{env:{ENV_POD_IP}}}"),
-                                    port: i.telemetry_port,
-                                },
-                            },
-                        },
-                    }],
-                },
-            },
-            pipelines,
-        },
+        pipelines,
     }
 }
 

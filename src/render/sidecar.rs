@@ -68,29 +68,6 @@ pub fn render(
     };
     let config_yaml = collector_config::to_yaml(&collector_config::render(&inputs))?;
 
-    let field_env = |name: &str, path: &str| EnvVar {
-        name: name.into(),
-        value_from: Some(EnvVarSource {
-            field_ref: Some(ObjectFieldSelector {
-                field_path: path.into(),
-                api_version: None,
-            }),
-            ..EnvVarSource::default()
-        }),
-        value: None,
-    };
-    let value_env = |name: &str, value: String| EnvVar {
-        name: name.into(),
-        value: Some(value),
-        value_from: None,
-    };
-    let quantities = |pairs: &[(&str, String)]| -> BTreeMap<String, Quantity> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), Quantity(v.clone())))
-            .collect()
-    };
-
     Ok(Container {
         name: SIDECAR_NAME.into(),
         image: Some(cfg.collector_image.clone()),
@@ -108,43 +85,84 @@ pub fn render(
             protocol: Some("TCP".into()),
             ..ContainerPort::default()
         }]),
-        resources: Some(ResourceRequirements {
-            requests: Some(quantities(&[
-                ("cpu", "20m".into()),
-                ("memory", "64Mi".into()),
-            ])),
-            limits: Some(quantities(&[("memory", format!("{limit_mib}Mi"))])),
-            ..ResourceRequirements::default()
-        }),
-        liveness_probe: Some(Probe {
-            http_get: Some(HTTPGetAction {
-                path: Some("/".into()),
-                port: IntOrString::Int(i32::from(health_port)),
-                ..HTTPGetAction::default()
-            }),
-            period_seconds: Some(30),
-            timeout_seconds: Some(5),
-            failure_threshold: Some(3),
-            ..Probe::default()
-        }),
-        security_context: Some(SecurityContext {
-            allow_privilege_escalation: Some(false),
-            read_only_root_filesystem: Some(true),
-            run_as_non_root: Some(true),
-            run_as_user: Some(10001),
-            // Compliant with the "restricted" Pod Security Standard.
-            seccomp_profile: Some(SeccompProfile {
-                type_: "RuntimeDefault".into(),
-                localhost_profile: None,
-            }),
-            capabilities: Some(Capabilities {
-                drop: Some(vec!["ALL".into()]),
-                add: None,
-            }),
-            ..SecurityContext::default()
-        }),
+        resources: Some(resources(limit_mib)),
+        liveness_probe: Some(liveness(health_port)),
+        security_context: Some(restricted()),
         ..Container::default()
     })
+}
+
+fn field_env(name: &str, path: &str) -> EnvVar {
+    EnvVar {
+        name: name.into(),
+        value_from: Some(EnvVarSource {
+            field_ref: Some(ObjectFieldSelector {
+                field_path: path.into(),
+                api_version: None,
+            }),
+            ..EnvVarSource::default()
+        }),
+        value: None,
+    }
+}
+
+fn value_env(name: &str, value: String) -> EnvVar {
+    EnvVar {
+        name: name.into(),
+        value: Some(value),
+        value_from: None,
+    }
+}
+
+fn resources(limit_mib: u32) -> ResourceRequirements {
+    let quantities = |pairs: &[(&str, String)]| -> BTreeMap<String, Quantity> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), Quantity(v.clone())))
+            .collect()
+    };
+    ResourceRequirements {
+        requests: Some(quantities(&[
+            ("cpu", "20m".into()),
+            ("memory", "64Mi".into()),
+        ])),
+        limits: Some(quantities(&[("memory", format!("{limit_mib}Mi"))])),
+        ..ResourceRequirements::default()
+    }
+}
+
+/// The collector's health_check extension on `health_port`.
+fn liveness(health_port: u16) -> Probe {
+    Probe {
+        http_get: Some(HTTPGetAction {
+            path: Some("/".into()),
+            port: IntOrString::Int(i32::from(health_port)),
+            ..HTTPGetAction::default()
+        }),
+        period_seconds: Some(30),
+        timeout_seconds: Some(5),
+        failure_threshold: Some(3),
+        ..Probe::default()
+    }
+}
+
+/// Compliant with the "restricted" Pod Security Standard.
+fn restricted() -> SecurityContext {
+    SecurityContext {
+        allow_privilege_escalation: Some(false),
+        read_only_root_filesystem: Some(true),
+        run_as_non_root: Some(true),
+        run_as_user: Some(10001),
+        seccomp_profile: Some(SeccompProfile {
+            type_: "RuntimeDefault".into(),
+            localhost_profile: None,
+        }),
+        capabilities: Some(Capabilities {
+            drop: Some(vec!["ALL".into()]),
+            add: None,
+        }),
+        ..SecurityContext::default()
+    }
 }
 
 #[cfg(test)]

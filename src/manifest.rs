@@ -84,86 +84,87 @@ pub fn to_yaml(docs: &[Value]) -> Result<String, RenderError> {
     Ok(out)
 }
 
-/// Mutates a whole manifest. On invalid annotations nothing is returned but every problem.
-pub fn mutate_manifest(text: &str, cfg: &WebhookConfig) -> Result<MutatedManifest, ManifestError> {
-    let docs = parse_documents(text)?;
-    let mut out_docs = Vec::new();
-    let mut scaled_objects = Vec::new();
-    let mut warnings = Vec::new();
-    let mut failures: Vec<(String, MutateError)> = Vec::new();
+/// What mutating the documents gave: the objects to append, warnings, and failures.
+#[derive(Default)]
+struct Collected {
+    rendered: Vec<Value>,
+    warnings: Vec<String>,
+    failures: Vec<(String, MutateError)>,
+}
 
-    let one = |doc: &Value,
-               scaled_objects: &mut Vec<Value>,
-               warnings: &mut Vec<String>,
-               failures: &mut Vec<(String, MutateError)>|
-     -> Option<Value> {
+impl Collected {
+    /// One document mutated (`None`: it was a managed output, replaced by a fresh one).
+    fn one(&mut self, doc: &Value, cfg: &WebhookConfig) -> Option<Value> {
         if is_managed_output(doc) {
             return None;
         }
+        let what = describe(doc);
         match mutate(doc, cfg) {
             Ok(m) => {
-                warnings.extend(m.warnings.iter().map(|w| format!("{}: {w}", describe(doc))));
+                let warnings = m.warnings.iter().map(|w| format!("{what}: {w}"));
+                self.warnings.extend(warnings);
                 let rendered = [
                     m.scaled_object.as_ref().map(serde_json::to_value),
                     m.interceptor_route.as_ref().map(serde_json::to_value),
                 ];
                 for r in rendered.into_iter().flatten() {
                     match r {
-                        Ok(v) => scaled_objects.push(v),
-                        Err(e) => failures
-                            .push((describe(doc), RenderError::new("rendered object", e).into())),
+                        Ok(v) => self.rendered.push(v),
+                        Err(e) => self
+                            .failures
+                            .push((what.clone(), RenderError::new("rendered object", e).into())),
                     }
                 }
                 Some(m.patched)
             }
             Err(e) => {
-                warnings.extend(
-                    e.warnings()
-                        .iter()
-                        .map(|w| format!("{}: {w}", describe(doc))),
-                );
-                failures.push((describe(doc), e));
+                let warnings = e.warnings().iter().map(|w| format!("{what}: {w}"));
+                self.warnings.extend(warnings);
+                self.failures.push((what, e));
                 Some(doc.clone())
             }
         }
-    };
-
-    for doc in &docs {
-        let is_list = doc.get("kind").and_then(Value::as_str) == Some("List")
-            && doc.get("items").is_some_and(Value::is_array);
-        if is_list {
-            let mut list = doc.clone();
-            let items: Vec<Value> = doc
-                .get("items")
-                .and_then(Value::as_array)
-                .cloned()
-                .unwrap_or_default()
-                .iter()
-                .filter_map(|i| one(i, &mut scaled_objects, &mut warnings, &mut failures))
-                .collect();
-            if let Some(fields) = list.as_object_mut() {
-                fields.insert("items".into(), Value::Array(items));
-            }
-            out_docs.push(list);
-        } else if let Some(d) = one(doc, &mut scaled_objects, &mut warnings, &mut failures) {
-            out_docs.push(d);
-        }
     }
-    if !failures.is_empty() {
-        let details = failures
+
+    /// A `List`'s items one by one; any other document as itself.
+    fn document(&mut self, doc: &Value, cfg: &WebhookConfig) -> Option<Value> {
+        let items = doc
+            .get("items")
+            .and_then(Value::as_array)
+            .filter(|_| doc.get("kind").and_then(Value::as_str) == Some("List"));
+        let Some(items) = items else {
+            return self.one(doc, cfg);
+        };
+        let items: Vec<Value> = items.iter().filter_map(|i| self.one(i, cfg)).collect();
+        let mut list = doc.clone();
+        if let Some(fields) = list.as_object_mut() {
+            fields.insert("items".into(), Value::Array(items));
+        }
+        Some(list)
+    }
+}
+
+/// Mutates a whole manifest. On invalid annotations nothing is returned but every problem.
+pub fn mutate_manifest(text: &str, cfg: &WebhookConfig) -> Result<MutatedManifest, ManifestError> {
+    let docs = parse_documents(text)?;
+    let mut c = Collected::default();
+    let mut out_docs: Vec<Value> = docs.iter().filter_map(|d| c.document(d, cfg)).collect();
+    if !c.failures.is_empty() {
+        let details = c
+            .failures
             .iter()
             .map(|(what, e)| format!("{what}: {e}"))
             .collect::<Vec<_>>()
             .join("\n");
         return Err(ManifestError::Invalid {
-            count: failures.len(),
+            count: c.failures.len(),
             details,
-            warnings,
+            warnings: c.warnings,
         });
     }
-    out_docs.extend(scaled_objects);
+    out_docs.extend(c.rendered);
     Ok(MutatedManifest {
         yaml: to_yaml(&out_docs)?,
-        warnings,
+        warnings: c.warnings,
     })
 }

@@ -30,6 +30,5 @@ pub mod query;
 pub mod reconcile;
 pub mod render;
 pub mod server;
-pub mod settings;
 pub mod version;
 pub mod workload;

@@ -17,10 +17,10 @@ use futures::FutureExt;
 use prometheus_client::registry::Registry;
 
 use llm_autoscale_webhook::certs::{self, Ca, CertBundle, ServingRequest};
+use llm_autoscale_webhook::config::loading::{ConfigArgs, LogFormat, ServeArgs};
 use llm_autoscale_webhook::manifest::{ManifestError, mutate_manifest};
 use llm_autoscale_webhook::reconcile::{self, ReconcilerSettings, metrics::ReconcileMetrics};
 use llm_autoscale_webhook::server;
-use llm_autoscale_webhook::settings::{ConfigArgs, LogFormat, ServeArgs};
 
 /// Kubernetes admission webhook: one annotation turns a vLLM Deployment or KServe
 /// InferenceService into a KEDA-autoscaled workload with an OpenTelemetry collector sidecar.

@@ -35,7 +35,7 @@ use tower_http::timeout::TimeoutLayer;
 
 use crate::admission::{self, Answer, BadReview};
 use crate::config::WebhookConfig;
-use crate::settings::{Settings, TlsSource};
+use crate::config::loading::{Settings, TlsSource};
 use metrics::Metrics;
 use tls::{PairFiles, ReloadingCert, TlsError};
 

@@ -6,8 +6,8 @@ use base64::Engine;
 use hyper::{Method, StatusCode};
 use llm_autoscale_webhook::certs::{self, ServingRequest};
 use llm_autoscale_webhook::config::WebhookConfig;
+use llm_autoscale_webhook::config::loading::{Settings, TlsSource};
 use llm_autoscale_webhook::server::{BODY_LIMIT, Server};
-use llm_autoscale_webhook::settings::{Settings, TlsSource};
 use prometheus_client::registry::Registry;
 use serde_json::json;
 

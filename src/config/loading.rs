@@ -1,4 +1,5 @@
-//! Command-line settings: built-in defaults < optional YAML file (`--config`) < environment
+//! Loading the configuration: command line, environment and file into the [`WebhookConfig`] and
+//! the server's own [`Settings`]; built-in defaults < optional YAML file (`--config`) < environment
 //! (`LLM_AUTOSCALE_*`) < flags.
 //!
 //! clap merges environment and flags (a flag wins over its variable); the config file sits

@@ -1,8 +1,11 @@
-//! The webhook's own configuration: defaults that annotations may override.
+//! The webhook's own configuration: the model here ([`WebhookConfig`], the defaults that
+//! annotations may override, and what the core is told), its loading in [`loading`].
 //!
 //! Loaded by the CLI from (lowest to highest precedence) built-in defaults, an optional YAML
 //! file, `LLM_AUTOSCALE_*` environment variables and flags. The core only ever sees the merged
 //! [`WebhookConfig`].
+
+pub mod loading;
 
 use serde::{Deserialize, Serialize};
 

@@ -399,8 +399,140 @@ fn addresses_ports_paths_durations() {
         ("metrics-port", "9000"),
     ]);
     assert_eq!(s.scrape.interval_seconds, 90);
-    assert_eq!(s.scale_down_stabilization, Some(900));
+    assert_eq!(
+        s.scale_down.and_then(|r| r.stabilization_window_seconds),
+        Some(900)
+    );
     assert_eq!(s.scrape.port, 9000);
+}
+
+#[test]
+fn hpa_policies_and_select_policy_per_direction() {
+    let (s, _) = spec(&[
+        (
+            "scale-up-policies",
+            r#"[{"type":"Percent","value":100,"periodSeconds":30},{"type":"Pods","value":5,"periodSeconds":15}]"#,
+        ),
+        ("scale-up-stabilization", "0"),
+        ("scale-down-select-policy", "Disabled"),
+    ]);
+    let up = s.scale_up.unwrap();
+    assert_eq!(up.stabilization_window_seconds, Some(0));
+    let policies = up.policies.unwrap();
+    assert_eq!(
+        (
+            policies[1].type_.as_str(),
+            policies[1].value,
+            policies[1].period_seconds
+        ),
+        ("Pods", 5, 15)
+    );
+    assert_eq!(
+        s.scale_down.unwrap().select_policy.as_deref(),
+        Some("Disabled")
+    );
+
+    // Every bad entry is reported, with the Kubernetes limits in the reason.
+    let p = problems(&[(
+        "scale-down-policies",
+        r#"[{"type":"Replicas","value":1,"periodSeconds":15},{"type":"Pods","value":0,"periodSeconds":15},{"type":"Pods","value":1,"periodSeconds":3600},{"type":"Pods","value":1}]"#,
+    )]);
+    assert_eq!(p.len(), 4, "{p:#?}");
+    assert!(p[0].contains("scale-down-policies[0]") && p[0].contains("Pods and Percent"));
+    assert!(p[1].contains("above 0"));
+    assert!(p[2].contains("1 to 1800"));
+    assert!(p[3].contains("missing field `periodSeconds`"), "{}", p[3]);
+    assert!(only_problem(&[("scale-up-select-policy", "max")]).contains("Max, Min, Disabled"));
+}
+
+#[test]
+fn idle_replicas_restore_and_fallback_behavior() {
+    let (s, _) = spec(&[
+        ("min-replicas", "2"),
+        ("idle-replica-count", "1"),
+        ("cooldown-period", "60"),
+        ("polling-interval", "15"),
+        ("restore-to-original-replica-count", "false"),
+        ("fallback-replicas", "2"),
+        ("fallback-behavior", "currentReplicasIfHigher"),
+    ]);
+    assert_eq!(s.idle_replicas, Some(1));
+    // With an idle count KEDA's loop scales, so the cooldown and polling interval count.
+    assert_eq!(
+        (s.cooldown_period, s.polling_interval),
+        (Some(60), Some(15))
+    );
+    assert_eq!(s.restore_to_original_replicas, Some(false));
+    assert_eq!(
+        s.fallback
+            .unwrap()
+            .behavior
+            .map(|b| b.as_str().to_string())
+            .as_deref(),
+        Some("currentReplicasIfHigher")
+    );
+    assert!(
+        only_problem(&[("min-replicas", "2"), ("idle-replica-count", "2")])
+            .contains("below min-replicas (2)")
+    );
+    assert!(
+        only_problem(&[
+            ("idle-replica-count", "0"),
+            ("min-replicas", "0"),
+            ROUTER_TRIGGER
+        ])
+        .contains("already goes to zero")
+    );
+    // Idle at zero is scale to zero: it needs a wake path too.
+    assert!(
+        only_problem(&[("min-replicas", "1"), ("idle-replica-count", "0")])
+            .contains("never wake up")
+    );
+    assert!(
+        only_problem(&[("fallback-behavior", "static")])
+            .contains("only reads it with llm-autoscale.io/fallback-replicas")
+    );
+    assert!(
+        only_problem(&[
+            ("fallback-replicas", "2"),
+            ("fallback-behavior", "scalingModifiers")
+        ])
+        .contains("unknown fallback behavior")
+    );
+    let old_keda = WebhookConfig {
+        keda_version: Version(2, 16, 0),
+        ..WebhookConfig::default()
+    };
+    let e = parse_with(
+        &[
+            ("enabled", "true"),
+            ("max-replicas", "4"),
+            ("fallback-replicas", "2"),
+            ("fallback-behavior", "currentReplicas"),
+        ],
+        &old_keda,
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("arrived in v2.17.0"), "{e}");
+}
+
+#[test]
+fn polling_interval_without_keda_loop_scaling_is_refused() {
+    // kedacore/keda v2.21.0 IsPollingIntervalRelevant: min 0, an idle count, or cached metrics.
+    let p = only_problem(&[("polling-interval", "10s")]);
+    assert!(p.contains("otherwise the HPA scales"), "{p}");
+}
+
+#[test]
+fn metric_type_overrides_the_aggregation() {
+    let (s, _) = spec(&[("preset", "queue-depth"), ("metric-type", "Value")]);
+    assert_eq!(s.triggers[0].metric_type.as_str(), "Value");
+    let (s, _) = spec(&[(
+        "triggers",
+        r#"[{"preset":"kv-cache","metricType":"AverageValue"}]"#,
+    )]);
+    assert_eq!(s.triggers[0].metric_type.as_str(), "AverageValue");
+    assert!(only_problem(&[("metric-type", "Utilization")]).contains("unknown metric type"));
 }
 
 /// A gateway trigger, so that scale to zero can wake up.
@@ -410,18 +542,16 @@ const ROUTER_TRIGGER: (&str, &str) = (
 );
 
 #[test]
-fn cooldowns_only_with_min_zero_polling_interval_always() {
-    // KEDA polls every pollingInterval at any replica count (kedacore/keda
-    // pkg/scaling/scale_handler.go startScaleLoop); cooldowns only delay the step to zero.
-    // Without scale to zero KEDA never reads a cooldown: refused, not ignored.
-    let p = only_problem(&[("cooldown-period", "5m"), ("polling-interval", "15")]);
+fn cooldowns_and_polling_interval_only_where_keda_scales() {
+    // KEDA's own loop decides only the steps to and from zero or the idle count; elsewhere
+    // the HPA scales (kedacore/keda v2.21.0 IsPollingIntervalRelevant; the cooldowns delay
+    // scaleToZeroOrIdle). Without it they are refused, not ignored.
+    let p = only_problem(&[("cooldown-period", "5m")]);
     assert!(
         p.contains("cooldown-period") && p.contains("only uses it when"),
         "{p}"
     );
     assert!(p.contains("fix: remove it"), "{p}");
-    let (s, _) = spec(&[("polling-interval", "15")]);
-    assert_eq!((s.cooldown_period, s.polling_interval), (None, Some(15)));
     let (s, w) = spec(&[
         ("min-replicas", "0"),
         ("cooldown-period", "5m"),

@@ -38,7 +38,7 @@ impl Reader<'_> {
     pub(super) fn http_wake(
         &mut self,
         cfg: &WebhookConfig,
-        min_replicas: i32,
+        scales_to_zero: bool,
         triggers: &[TriggerSpec],
     ) -> Option<HttpWake> {
         if keys::of(Group::HttpWake).all(|k| self.raw(k.name).is_none()) {
@@ -65,9 +65,9 @@ impl Reader<'_> {
                 "give the trigger another name",
             ));
         }
-        if min_replicas > 0 {
+        if !scales_to_zero {
             self.f.warn(format!(
-                "{PREFIX}http-wake-service with {PREFIX}min-replicas above 0: there is nothing to wake; the interceptor still routes the requests and the add-on's concurrency counts as a trigger"
+                "{PREFIX}http-wake-service with {PREFIX}min-replicas above 0 (and no idle-replica-count of 0): there is nothing to wake; the interceptor still routes the requests and the add-on's concurrency counts as a trigger"
             ));
         }
         Some(HttpWake {

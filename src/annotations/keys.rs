@@ -46,6 +46,9 @@ pub enum Syntax {
     Aggregation,
     OperationOverTime,
     Source,
+    MetricType,
+    FallbackBehavior,
+    SelectPolicy,
     /// Checked where it is read (queries, JSON, lists).
     Free,
 }
@@ -92,6 +95,18 @@ impl Syntax {
                 one_of(v, "operation", &OperationOverTime::ALL.map(|o| o.as_str()))
             }
             Syntax::Source => one_of(v, "source", &["workload", "gateway"]),
+            Syntax::MetricType => one_of(v, "metric type", &["AverageValue", "Value"]),
+            Syntax::FallbackBehavior => one_of(
+                v,
+                "fallback behavior",
+                &[
+                    "static",
+                    "currentReplicas",
+                    "currentReplicasIfHigher",
+                    "currentReplicasIfLower",
+                ],
+            ),
+            Syntax::SelectPolicy => one_of(v, "select policy", &super::behavior::SELECT_POLICIES),
             Syntax::Free => Ok(()),
         }
     }
@@ -153,7 +168,7 @@ const fn key(
 use Group::{HttpWake, Trigger, Workload};
 
 /// Every key, in the README's order.
-pub const KEYS: [Key; 33] = [
+pub const KEYS: [Key; 41] = [
     key(
         "enabled",
         Workload,
@@ -169,6 +184,14 @@ pub const KEYS: [Key; 33] = [
         ReadBy::All,
         "**required**",
         "The most replicas (GPUs) the model may use, ≥ 1.",
+    ),
+    key(
+        "idle-replica-count",
+        Workload,
+        Syntax::Count,
+        ReadBy::All,
+        "—",
+        "KEDA's `idleReplicaCount`: replicas while no trigger is active, below `min-replicas` (usually `0`: idle at zero, at least `min-replicas` once active). `0` needs a wake path, as scale to zero does.",
     ),
     key(
         "min-replicas",
@@ -254,6 +277,14 @@ pub const KEYS: [Key; 33] = [
         "Where the trigger's data comes from. `workload`: this workload's pods (the query is scoped to its `deployment`/`namespace`, or its pods in PromQL). `gateway`: something that exists at zero pods (a router, gateway or queue metric): the `query` (required) is used as written and the sidecar does not forward it.",
     ),
     key(
+        "metric-type",
+        Trigger,
+        Syntax::MetricType,
+        ReadBy::All,
+        "`AverageValue` for `sum`/`count`, `Value` for `avg`/`min`/`max`",
+        "The trigger's HPA `metricType`: `AverageValue` divides the value by the replicas before comparing it with `target`, `Value` compares it as it is (e.g. a metric that already is the desired replica count, or a fleet-wide latency).",
+    ),
+    key(
         "triggers",
         Workload,
         Syntax::Free,
@@ -267,7 +298,7 @@ pub const KEYS: [Key; 33] = [
         Syntax::Seconds,
         ReadBy::All,
         "KEDA's (30 s)",
-        "How often KEDA asks the scaler, at every replica count. Seconds or `30s`/`5m`/`1h`.",
+        "How often KEDA's own loop asks the scaler. It decides only the steps to and from zero (or `idle-replica-count`); otherwise the HPA scales and KEDA ignores it for scaling, so it is refused there. Seconds or `30s`/`5m`/`1h`.",
     ),
     key(
         "cooldown-period",
@@ -275,7 +306,7 @@ pub const KEYS: [Key; 33] = [
         Syntax::Seconds,
         ReadBy::All,
         "KEDA's",
-        "The wait before scaling to zero. Only with `min-replicas: \"0\"` (KEDA ignores it otherwise, so it is refused).",
+        "The wait before scaling to zero (or to `idle-replica-count`). Only with `min-replicas: \"0\"` or an idle count (KEDA ignores it otherwise, so it is refused).",
     ),
     key(
         "initial-cooldown-period",
@@ -283,7 +314,7 @@ pub const KEYS: [Key; 33] = [
         Syntax::Seconds,
         ReadBy::All,
         "KEDA's",
-        "The wait after creation before scaling to zero. Only with `min-replicas: \"0\"`, as `cooldown-period`.",
+        "The wait after creation before the first step to zero. As `cooldown-period`.",
     ),
     key(
         "fallback-replicas",
@@ -302,6 +333,14 @@ pub const KEYS: [Key; 33] = [
         "Failed polls before falling back. Only with `fallback-replicas`.",
     ),
     key(
+        "fallback-behavior",
+        Workload,
+        Syntax::FallbackBehavior,
+        ReadBy::All,
+        "`static`",
+        "KEDA ≥ 2.17: `static` (run `fallback-replicas`), `currentReplicas`, `currentReplicasIfHigher` or `currentReplicasIfLower` (compare the current count with `fallback-replicas`). Only with `fallback-replicas`.",
+    ),
+    key(
         "scale-up-stabilization",
         Workload,
         Syntax::Seconds,
@@ -316,6 +355,46 @@ pub const KEYS: [Key; 33] = [
         ReadBy::All,
         "HPA's",
         "Duration, at most `1h` (HPA behavior).",
+    ),
+    key(
+        "scale-up-policies",
+        Workload,
+        Syntax::Free,
+        ReadBy::All,
+        "HPA's (double, or +4 pods, per 15 s)",
+        "JSON list of HPA scale-up policies, e.g. `[{\"type\":\"Percent\",\"value\":100,\"periodSeconds\":30},{\"type\":\"Pods\",\"value\":5,\"periodSeconds\":15}]`: `type` `Pods` or `Percent`, `value` > 0, `periodSeconds` 1–1800.",
+    ),
+    key(
+        "scale-down-policies",
+        Workload,
+        Syntax::Free,
+        ReadBy::All,
+        "HPA's (all pods per 15 s)",
+        "As `scale-up-policies`, for scaling down.",
+    ),
+    key(
+        "scale-up-select-policy",
+        Workload,
+        Syntax::SelectPolicy,
+        ReadBy::All,
+        "`Max`",
+        "Which scale-up policy wins: `Max`, `Min`, or `Disabled` (never scale up).",
+    ),
+    key(
+        "scale-down-select-policy",
+        Workload,
+        Syntax::SelectPolicy,
+        ReadBy::All,
+        "`Max`",
+        "As `scale-up-select-policy`, for scaling down (`Disabled`: never scale down).",
+    ),
+    key(
+        "restore-to-original-replica-count",
+        Workload,
+        Syntax::Boolean,
+        ReadBy::All,
+        "`false`",
+        "KEDA's `advanced.restoreToOriginalReplicaCount`: when the ScaledObject is deleted (opt-out), put the Deployment back to its replica count from before KEDA scaled it.",
     ),
     key(
         "hpa-name",

@@ -8,6 +8,7 @@
 //! - `triggers.rs`: one trigger (single-metric keys or a `triggers` entry);
 //! - `http_wake.rs`: HTTP wake; `spec.rs`: the validated types.
 
+mod behavior;
 mod http_wake;
 pub mod keys;
 mod reader;

@@ -3,6 +3,7 @@
 
 use std::collections::BTreeSet;
 
+use super::behavior::Direction;
 use super::keys::{self, Group};
 use super::triggers::{
     TriggerContext, TriggerInput, parse_string_map, parse_trigger_list, resolve_trigger,
@@ -14,6 +15,7 @@ use super::{
 };
 use crate::config::{SidecarMode, WebhookConfig};
 use crate::keda::MetricType;
+use crate::keda::scaled_object::FallbackBehavior;
 use crate::presets::{self, Version};
 use crate::problem::{Findings, Invalid, Problem};
 use crate::workload::{Workload, WorkloadKind};
@@ -58,6 +60,16 @@ pub(super) struct Reader<'a> {
 struct Replicas {
     min: i32,
     max: i32,
+    idle: Option<i32>,
+}
+
+impl Replicas {
+    /// Whether KEDA's scale loop decides anything: with scale to zero or an idle count
+    /// (kedacore/keda v2.21.0 apis/keda/v1alpha1/scaledobject_types.go,
+    /// `IsPollingIntervalRelevant`; otherwise the HPA drives every step).
+    fn keda_loop_scales(&self) -> bool {
+        self.min == 0 || self.idle.is_some()
+    }
 }
 
 impl<'a> Reader<'a> {
@@ -139,7 +151,7 @@ impl<'a> Reader<'a> {
         let w = self.w;
         let target_deployment = target_deployment(w);
         let replicas = self.replicas();
-        let scale_to_zero = replicas.min == 0;
+        let loop_scales = replicas.keda_loop_scales();
         let (scaler_address, prometheus_address) = self.addresses(backend, cfg);
         let ctx = TriggerContext {
             backend,
@@ -154,18 +166,25 @@ impl<'a> Reader<'a> {
             namespace: w.namespace.clone(),
             min_replicas: replicas.min,
             max_replicas: replicas.max,
-            polling_interval: self.polling_interval(),
-            cooldown_period: self.zero_only("cooldown-period", scale_to_zero),
-            initial_cooldown_period: self.zero_only("initial-cooldown-period", scale_to_zero),
+            idle_replicas: replicas.idle,
+            restore_to_original_replicas: self
+                .get("restore-to-original-replica-count", values::boolean),
+            polling_interval: self.loop_only("polling-interval", loop_scales),
+            cooldown_period: self.loop_only("cooldown-period", loop_scales),
+            initial_cooldown_period: self.loop_only("initial-cooldown-period", loop_scales),
             fallback: self.fallback(&triggers, replicas.max, backend, cfg),
-            scale_up_stabilization: self.stabilization("scale-up-stabilization"),
-            scale_down_stabilization: self.stabilization("scale-down-stabilization"),
+            scale_up: self.scaling_rules(Direction::Up),
+            scale_down: self.scaling_rules(Direction::Down),
             hpa_name: self.get("hpa-name", values::dns_label),
             scrape: self.scrape(),
             scaler_address,
             prometheus_address,
             sidecar: self.sidecar(backend, cfg),
-            http_wake: self.http_wake(cfg, replicas.min, &triggers),
+            http_wake: self.http_wake(
+                cfg,
+                replicas.min == 0 || replicas.idle == Some(0),
+                &triggers,
+            ),
             triggers,
         };
         self.scale_to_zero_wakes(&spec);
@@ -200,34 +219,59 @@ impl<'a> Reader<'a> {
                 format!("write a number between 0 and {max}, or raise {PREFIX}max-replicas"),
             );
         }
-        Replicas { min, max }
+        let idle = self.idle_replicas(min);
+        Replicas { min, max, idle }
     }
 
-    fn polling_interval(&mut self) -> Option<i32> {
-        let v = self.get("polling-interval", values::seconds)?;
-        if v == 0 {
+    /// `idleReplicaCount`: below min-replicas (KEDA `CheckReplicaCountBoundsAreValid`, same
+    /// file); with min-replicas 0 it would change nothing.
+    fn idle_replicas(&mut self, min: i32) -> Option<i32> {
+        let idle = self.get("idle-replica-count", values::count)?;
+        if min == 0 {
             self.bad(
-                "polling-interval",
-                "must be at least 1 second",
-                "write \"30\" or \"30s\"",
+                "idle-replica-count",
+                format!(
+                    "with {PREFIX}min-replicas \"0\" the workload already goes to zero when idle"
+                ),
+                format!(
+                    "remove it, or raise {PREFIX}min-replicas to the replicas to run while active"
+                ),
             );
+            return None;
         }
-        Some(v)
+        if idle >= min {
+            self.bad(
+                "idle-replica-count",
+                format!("KEDA requires it below min-replicas ({min})"),
+                format!("write a number below {min}, usually \"0\""),
+            );
+            return None;
+        }
+        Some(idle)
     }
 
-    /// A cooldown: KEDA's scale loop polls every pollingInterval at any replica count; the
-    /// cooldowns only delay the step to zero (kedacore/keda pkg/scaling/scale_handler.go
-    /// startScaleLoop; pkg/scaling/executor/scale_scaledobjects.go scaleToZeroOrIdle), so
-    /// without scale to zero KEDA never reads them and they are refused.
-    fn zero_only(&mut self, short: &str, scale_to_zero: bool) -> Option<i32> {
+    /// The polling interval and the cooldowns act only through KEDA's own scale loop, which
+    /// decides only the steps to and from zero (or the idle count): kedacore/keda v2.21.0
+    /// `IsPollingIntervalRelevant` and the webhook's warnings that both are "not relevant"
+    /// otherwise (apis/keda/v1alpha1/scaledobject_webhook.go); the cooldowns delay
+    /// `scaleToZeroOrIdle` (pkg/scaling/executor/scale_scaledobjects.go). Elsewhere the HPA
+    /// drives every step, so they are refused.
+    fn loop_only(&mut self, short: &str, loop_scales: bool) -> Option<i32> {
         let v = self.get(short, values::seconds)?;
-        if !scale_to_zero {
+        if !loop_scales {
             self.bad(
                 short,
-                format!("KEDA only uses it when {PREFIX}min-replicas is \"0\""),
+                format!("KEDA only uses it when {PREFIX}min-replicas is \"0\" or {PREFIX}idle-replica-count is set; otherwise the HPA scales"),
                 format!("remove it, or set {PREFIX}min-replicas: \"0\" with a wake path"),
             );
             return None;
+        }
+        if short == "polling-interval" && v == 0 {
+            self.bad(
+                short,
+                "must be at least 1 second",
+                "write \"30\" or \"30s\"",
+            );
         }
         Some(v)
     }
@@ -275,7 +319,7 @@ impl<'a> Reader<'a> {
     fn scale_to_zero_wakes(&mut self, spec: &AutoscalingSpec) {
         // An HTTP wake that does not parse has its own problems reported already.
         let wake_attempted = keys::of(Group::HttpWake).any(|k| self.raw(k.name).is_some());
-        if spec.min_replicas != 0
+        if !spec.scales_to_zero()
             || spec.triggers.is_empty()
             || spec.wakes_from_zero()
             || wake_attempted
@@ -304,19 +348,6 @@ impl<'a> Reader<'a> {
             .images
             .iter()
             .find_map(|i| presets::version_from_image(i))
-    }
-
-    fn stabilization(&mut self, short: &str) -> Option<i32> {
-        let v = self.get(short, values::seconds)?;
-        if v > 3600 {
-            self.bad(
-                short,
-                "the HPA accepts at most 3600 seconds",
-                "write a duration up to \"1h\"",
-            );
-            return None;
-        }
-        Some(v)
     }
 
     fn scrape(&mut self) -> Scrape {
@@ -409,12 +440,16 @@ impl<'a> Reader<'a> {
     ) -> Option<Fallback> {
         let threshold = self.get("fallback-failure-threshold", values::count);
         let Some(replicas) = self.get("fallback-replicas", values::count) else {
-            if threshold.is_some() && self.raw("fallback-replicas").is_none() {
-                self.bad(
-                    "fallback-failure-threshold",
-                    format!("KEDA only reads it with {PREFIX}fallback-replicas"),
-                    format!("add {PREFIX}fallback-replicas, or remove it"),
-                );
+            if self.raw("fallback-replicas").is_none() {
+                for k in ["fallback-failure-threshold", "fallback-behavior"] {
+                    if self.raw(k).is_some() {
+                        self.bad(
+                            k,
+                            format!("KEDA only reads it with {PREFIX}fallback-replicas"),
+                            format!("add {PREFIX}fallback-replicas, or remove it"),
+                        );
+                    }
+                }
             }
             return None;
         };
@@ -439,7 +474,35 @@ impl<'a> Reader<'a> {
         Some(Fallback {
             replicas,
             failure_threshold: threshold.unwrap_or(3),
+            behavior: self.fallback_behavior(cfg),
         })
+    }
+
+    /// `fallback.behavior`, as far as the configured KEDA knows it (`scalingModifiers` needs a
+    /// formula this product does not render).
+    fn fallback_behavior(&mut self, cfg: &WebhookConfig) -> Option<FallbackBehavior> {
+        let b = self.get("fallback-behavior", |v| {
+            match FallbackBehavior::from(v.to_string()) {
+                FallbackBehavior::Other(_) => Err(Refusal {
+                    reason: "unknown fallback behavior".into(),
+                    fix: "write static, currentReplicas, currentReplicasIfHigher or currentReplicasIfLower".into(),
+                }),
+                b => Ok(b),
+            }
+        })?;
+        if cfg.keda_version < crate::keda::FALLBACK_BEHAVIOR_SINCE {
+            self.bad(
+                "fallback-behavior",
+                format!(
+                    "KEDA {} has no fallback behavior (it arrived in {})",
+                    cfg.keda_version,
+                    crate::keda::FALLBACK_BEHAVIOR_SINCE
+                ),
+                "remove it, or upgrade KEDA and set --keda-version",
+            );
+            return None;
+        }
+        Some(b)
     }
 
     /// Before KEDA 2.18 fallback needed an AverageValue trigger; from 2.18 any non-cpu/memory
@@ -557,7 +620,9 @@ impl<'a> Reader<'a> {
             query: TriggerQuery::External(metadata),
             // The scaler runs on its own; what it reads is its business.
             source: TriggerSource::Gateway,
-            metric_type: MetricType::AverageValue,
+            metric_type: self
+                .get("metric-type", super::triggers::metric_type_of)
+                .unwrap_or(MetricType::AverageValue),
             target: None,
             activation_target: None,
             operation_over_time: None,

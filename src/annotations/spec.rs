@@ -4,6 +4,9 @@ use std::collections::BTreeMap;
 
 use super::HttpWake;
 use crate::config::SidecarMode;
+use k8s_openapi::api::autoscaling::v2::HPAScalingRules;
+
+use crate::keda::scaled_object::FallbackBehavior;
 use crate::keda::{MetricType, OperationOverTime};
 use crate::query::AddonQuery;
 use crate::workload::{Workload, WorkloadKind};
@@ -102,12 +105,18 @@ pub struct AutoscalingSpec {
     pub triggers: Vec<TriggerSpec>,
     pub min_replicas: i32,
     pub max_replicas: i32,
+    /// KEDA's `idleReplicaCount`: the replicas while no trigger is active (below min).
+    pub idle_replicas: Option<i32>,
+    /// KEDA's `advanced.restoreToOriginalReplicaCount`.
+    pub restore_to_original_replicas: Option<bool>,
     pub polling_interval: Option<i32>,
     pub cooldown_period: Option<i32>,
     pub initial_cooldown_period: Option<i32>,
     pub fallback: Option<Fallback>,
-    pub scale_up_stabilization: Option<i32>,
-    pub scale_down_stabilization: Option<i32>,
+    /// The HPA's scale-up rules (stabilization, policies, select policy), when any is set.
+    pub scale_up: Option<HPAScalingRules>,
+    /// The HPA's scale-down rules.
+    pub scale_down: Option<HPAScalingRules>,
     /// `advanced.horizontalPodAutoscalerConfig.name`, when set by the user.
     pub hpa_name: Option<String>,
     pub scrape: Scrape,
@@ -146,6 +155,12 @@ impl AutoscalingSpec {
         names
     }
 
+    /// Whether KEDA may take the workload to zero pods: `min-replicas` 0, or an idle replica
+    /// count of 0.
+    pub fn scales_to_zero(&self) -> bool {
+        self.min_replicas == 0 || self.idle_replicas == Some(0)
+    }
+
     /// Whether something can see demand while the workload has no pod: the KEDA HTTP add-on's
     /// interceptor (HTTP wake), or a trigger whose source is not the workload's pods.
     pub fn wakes_from_zero(&self) -> bool {
@@ -166,10 +181,12 @@ pub fn histogram_base(metric: &str) -> Option<&str> {
 }
 
 /// KEDA's fallback: replicas to run while the scaler fails.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Fallback {
     pub replicas: i32,
     pub failure_threshold: i32,
+    /// `None`: KEDA's default, `static`.
+    pub behavior: Option<FallbackBehavior>,
 }
 
 /// The Deployment an object's ScaledObject targets.

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use serde_json::Value;
 
 use super::{Backend, PREFIX, TriggerQuery, TriggerSource, TriggerSpec};
-use crate::keda::OperationOverTime;
+use crate::keda::{MetricType, OperationOverTime};
 use crate::presets::{self, Version};
 use crate::problem::{Findings, Problem};
 use crate::query::{self, AddonQuery, Aggregation};
@@ -90,6 +90,8 @@ struct Entry {
     #[serde(alias = "activationTarget")]
     activation_target: Option<Text>,
     source: Option<Text>,
+    #[serde(alias = "metricType")]
+    metric_type: Option<Text>,
 }
 
 impl Entry {
@@ -104,6 +106,7 @@ impl Entry {
             ("operation-over-time", self.operation_over_time),
             ("activation-target", self.activation_target),
             ("source", self.source),
+            ("metric-type", self.metric_type),
         ]
         .into_iter()
         .filter_map(|(k, v)| Some((k.to_string(), v?.into_string())))
@@ -226,7 +229,7 @@ pub(super) fn resolve_trigger(
         name,
         query,
         source,
-        metric_type: aggregation.metric_type(),
+        metric_type: r.metric_type().unwrap_or_else(|| aggregation.metric_type()),
         target,
         activation_target,
         operation_over_time,
@@ -522,6 +525,13 @@ impl<'a> Resolver<'a> {
         parsed
     }
 
+    /// `metric-type`: overrides the one the aggregation implies.
+    fn metric_type(&mut self) -> Option<MetricType> {
+        metric_type_of(self.get("metric-type")?)
+            .map_err(|r| self.problem("metric-type", r.reason, r.fix))
+            .ok()
+    }
+
     fn name(&mut self, preset: Option<&presets::Preset>, metric: &str) -> String {
         match self.get("name") {
             Some(n) if values::is_identifier(n) => n.to_string(),
@@ -596,6 +606,17 @@ impl<'a> Resolver<'a> {
                 ));
             }
         }
+    }
+}
+
+/// A trigger's `metricType` as written (`Utilization` is for cpu/memory triggers only).
+pub(super) fn metric_type_of(v: &str) -> Result<MetricType, Refusal> {
+    match MetricType::from(v.to_string()) {
+        m @ (MetricType::AverageValue | MetricType::Value) => Ok(m),
+        _ => Err(Refusal {
+            reason: "unknown metric type".into(),
+            fix: "write AverageValue (the value is divided by the replicas) or Value (compared as it is)".into(),
+        }),
     }
 }
 

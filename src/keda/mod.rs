@@ -21,3 +21,6 @@ pub const OLDEST_SUPPORTED: Version = Version(2, 14, 0);
 /// before it only with `AverageValue` triggers (kedacore/keda CHANGELOG.md v2.18.0, #6655;
 /// `CheckFallbackValid` in apis/keda/v1alpha1/scaledobject_types.go).
 pub const FALLBACK_ON_VALUE_SINCE: Version = Version(2, 18, 0);
+/// `fallback.behavior` (currentReplicas, currentReplicasIfHigher, ...) arrived in this release
+/// (kedacore/keda CHANGELOG.md v2.17.0, #6450).
+pub const FALLBACK_BEHAVIOR_SINCE: Version = Version(2, 17, 0);

@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::autoscaling::v2::{HPAScalingRules, HorizontalPodAutoscalerBehavior};
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscalerBehavior;
 
 use super::interceptor_route;
 use crate::annotations::{AutoscalingSpec, HTTP_WAKE_TRIGGER, TriggerQuery, TriggerSpec};
@@ -34,13 +34,13 @@ pub fn render(spec: &AutoscalingSpec, extra_labels: &BTreeMap<String, String>) -
             polling_interval: spec.polling_interval,
             cooldown_period: spec.cooldown_period,
             initial_cooldown_period: spec.initial_cooldown_period,
-            idle_replica_count: None,
+            idle_replica_count: spec.idle_replicas,
             min_replica_count: Some(spec.min_replicas),
             max_replica_count: Some(spec.max_replicas),
-            fallback: spec.fallback.map(|f| Fallback {
+            fallback: spec.fallback.as_ref().map(|f| Fallback {
                 failure_threshold: f.failure_threshold,
                 replicas: f.replicas,
-                behavior: None,
+                behavior: f.behavior.clone(),
             }),
             advanced: advanced(spec, hpa_name),
             triggers: spec
@@ -53,26 +53,23 @@ pub fn render(spec: &AutoscalingSpec, extra_labels: &BTreeMap<String, String>) -
     }
 }
 
-/// `advanced.horizontalPodAutoscalerConfig`: the HPA's name when KEDA's default would not fit,
-/// and the stabilization windows; `None` when there is neither.
+/// `advanced`: the HPA's name when KEDA's default would not fit, its scaling behaviour, and
+/// `restoreToOriginalReplicaCount`; `None` when there is none of them.
 fn advanced(spec: &AutoscalingSpec, hpa_name: Option<String>) -> Option<Advanced> {
-    let rules = |seconds: Option<i32>| {
-        seconds.map(|s| HPAScalingRules {
-            stabilization_window_seconds: Some(s),
-            ..HPAScalingRules::default()
-        })
-    };
-    let behavior = (spec.scale_up_stabilization.is_some()
-        || spec.scale_down_stabilization.is_some())
-    .then(|| HorizontalPodAutoscalerBehavior {
-        scale_up: rules(spec.scale_up_stabilization),
-        scale_down: rules(spec.scale_down_stabilization),
+    let behavior = (spec.scale_up.is_some() || spec.scale_down.is_some()).then(|| {
+        HorizontalPodAutoscalerBehavior {
+            scale_up: spec.scale_up.clone(),
+            scale_down: spec.scale_down.clone(),
+        }
     });
-    (hpa_name.is_some() || behavior.is_some()).then(|| Advanced {
-        horizontal_pod_autoscaler_config: Some(HpaConfig {
-            name: hpa_name,
-            behavior,
-        }),
+    let hpa = (hpa_name.is_some() || behavior.is_some()).then_some(HpaConfig {
+        name: hpa_name,
+        behavior,
+    });
+    let restore = spec.restore_to_original_replicas;
+    (hpa.is_some() || restore.is_some()).then_some(Advanced {
+        horizontal_pod_autoscaler_config: hpa,
+        restore_to_original_replica_count: restore,
         ..Advanced::default()
     })
 }

@@ -613,7 +613,12 @@ fn fallback_on_otel_warns_that_missing_data_reads_zero() {
             .any(|w| w.contains("answers 0") && w.contains("METRIC_STORE_ERROR_IF_NOT_FOUND")),
         "{w:?}"
     );
-    let (_, w) = spec(&[("backend", "prometheus"), ("fallback-replicas", "2")]);
+    // Prometheus: an empty result is the same trap unless ignoreNullValues is false.
+    let (_, w) = spec(&[
+        ("backend", "prometheus"),
+        ("fallback-replicas", "2"),
+        ("ignore-null-values", "false"),
+    ]);
     assert!(w.is_empty(), "{w:?}");
 }
 
@@ -956,4 +961,49 @@ fn built_promql_queries_parse_as_promql() {
     }
     let p = only_problem(&[("backend", "prometheus"), ("query", "sum(x) by")]);
     assert!(p.contains("not valid PromQL"), "{p}");
+}
+
+#[test]
+fn prometheus_connection_keys() {
+    let prom = [("backend", "prometheus"), ("preset", "queue-depth")];
+    let with = |extra: &[(&'static str, &'static str)]| {
+        let mut a = prom.to_vec();
+        a.extend_from_slice(extra);
+        a
+    };
+    let (s, _) = spec(&with(&[
+        (
+            "prometheus-auth",
+            "ClusterTriggerAuthentication/shared-prom",
+        ),
+        ("prometheus-auth-modes", "bearer, tls"),
+        ("prometheus-unsafe-ssl", "true"),
+    ]));
+    let auth = s.prometheus.auth.unwrap();
+    assert_eq!(
+        (auth.kind.as_str(), auth.name.as_str()),
+        ("ClusterTriggerAuthentication", "shared-prom")
+    );
+    assert_eq!(s.prometheus.auth_modes.as_deref(), Some("bearer,tls"));
+    assert_eq!(s.prometheus.unsafe_ssl, Some(true));
+    assert!(only_problem(&with(&[("prometheus-auth", "Secret/x")])).contains("not a kind KEDA"));
+    assert!(
+        only_problem(&with(&[("prometheus-auth-modes", "bearer,basic")]))
+            .contains("exclude each other")
+    );
+    assert!(only_problem(&with(&[("prometheus-auth-modes", "token")])).contains("\"token\""));
+    assert!(
+        only_problem(&with(&[("prometheus-headers", r#"{"X-A":"a,b"}"#)]))
+            .contains("splits headers on , and =")
+    );
+    // Only the prometheus backend reads them.
+    assert!(only_problem(&[("prometheus-auth", "x")]).contains("never reads it"));
+    // Fallback on prometheus says what an empty result does.
+    let (_, w) = spec(&with(&[("fallback-replicas", "2")]));
+    assert!(w.iter().any(|w| w.contains("ignore-null-values")), "{w:?}");
+    let (_, w) = spec(&with(&[
+        ("fallback-replicas", "2"),
+        ("ignore-null-values", "false"),
+    ]));
+    assert!(!w.iter().any(|w| w.contains("ignore-null-values")), "{w:?}");
 }

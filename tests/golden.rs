@@ -197,3 +197,60 @@ fn the_interceptor_route_schema_check_can_fail() {
     route["spec"]["target"]["port"] = 70000.into();
     assert!(!schema.errors(&route).is_empty(), "ports stop at 65535");
 }
+
+/// The ScaledObject `manifest` renders from tests/fixtures/input/`name`.yaml.
+fn rendered_scaled_object(name: &str) -> ScaledObject {
+    let text =
+        std::fs::read_to_string(fixtures().join("input").join(format!("{name}.yaml"))).unwrap();
+    let out = mutate_manifest(&text, &WebhookConfig::default()).unwrap();
+    let doc = parse_documents(&out.yaml)
+        .unwrap()
+        .into_iter()
+        .find(|d| d["kind"] == "ScaledObject")
+        .unwrap();
+    serde_json::from_value(doc).unwrap()
+}
+
+/// Dynamo's ScaledObject (tests/fixtures/dynamo/, from its metrics-keda scaler's README) from
+/// annotations, field by field. Deliberate differences: the trigger is `external-push` (the
+/// scaler implements StreamIsActive; `scaler-push: "false"` gives `external`), metricType is
+/// written out (KEDA's default, AverageValue), and pollingInterval/cooldownPeriod are left out:
+/// at minReplicaCount 1 KEDA does not use them for scaling (kedacore/keda v2.21.0
+/// `IsPollingIntervalRelevant`), so the webhook refuses them.
+#[test]
+fn dynamo_external_scaler_from_annotations() {
+    let text =
+        std::fs::read_to_string(fixtures().join("dynamo/keda-external-scaler-scaledobject.yaml"))
+            .unwrap();
+    let theirs: ScaledObject =
+        serde_json::from_value(parse_documents(&text).unwrap().remove(0)).unwrap();
+    let ours = rendered_scaled_object("dynamo-external-push");
+    assert_eq!(
+        ours.spec.scale_target_ref.name,
+        theirs.spec.scale_target_ref.name
+    );
+    assert_eq!(
+        (ours.spec.min_replica_count, ours.spec.max_replica_count),
+        (theirs.spec.min_replica_count, theirs.spec.max_replica_count)
+    );
+    assert_eq!(ours.spec.triggers.len(), 1);
+    assert_eq!(
+        ours.spec.triggers[0].metadata,
+        theirs.spec.triggers[0].metadata
+    );
+    assert_eq!(ours.spec.triggers[0].kind.as_str(), "external-push");
+    assert_eq!(theirs.spec.triggers[0].kind.as_str(), "external");
+    assert_eq!(
+        ours.spec.triggers[0].effective_metric_type(),
+        theirs.spec.triggers[0].effective_metric_type()
+    );
+    assert_eq!(
+        (theirs.spec.polling_interval, theirs.spec.cooldown_period),
+        (Some(15), Some(30))
+    );
+    assert_eq!(
+        (ours.spec.polling_interval, ours.spec.cooldown_period),
+        (None, None)
+    );
+    assert!(ours.spec.fallback.is_none() && ours.spec.advanced.is_none());
+}

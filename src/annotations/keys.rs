@@ -168,7 +168,7 @@ const fn key(
 use Group::{HttpWake, Trigger, Workload};
 
 /// Every key, in the README's order.
-pub const KEYS: [Key; 41] = [
+pub const KEYS: [Key; 47] = [
     key(
         "enabled",
         Workload,
@@ -445,12 +445,60 @@ pub const KEYS: [Key; 41] = [
         "`prometheus` backend server URL.",
     ),
     key(
+        "prometheus-unsafe-ssl",
+        Workload,
+        Syntax::Boolean,
+        ReadBy::Only(&[Backend::Prometheus]),
+        "`false`",
+        "KEDA's `unsafeSsl`: skip verifying the Prometheus server's certificate (a self-signed one). Prefer a CA in a TriggerAuthentication (`prometheus-auth`, `authModes: tls`).",
+    ),
+    key(
+        "prometheus-auth",
+        Workload,
+        Syntax::Free,
+        ReadBy::Only(&[Backend::Prometheus]),
+        "—",
+        "The TriggerAuthentication (in the workload's namespace) holding the credentials, or `ClusterTriggerAuthentication/<name>`: becomes the trigger's `authenticationRef`. Secrets never go in annotations.",
+    ),
+    key(
+        "prometheus-auth-modes",
+        Workload,
+        Syntax::Free,
+        ReadBy::Only(&[Backend::Prometheus]),
+        "—",
+        "KEDA's `authModes`: comma-separated `apiKey`, `basic`, `tls`, `bearer`, `custom`, `oauth` (only one of `bearer`, `basic`, `oauth`).",
+    ),
+    key(
+        "prometheus-headers",
+        Workload,
+        Syntax::Free,
+        ReadBy::Only(&[Backend::Prometheus]),
+        "—",
+        "JSON object of extra HTTP headers (KEDA's `customHeaders`), e.g. `{\"X-Scope-OrgID\":\"tenant-a\"}`; names and values without `,` or `=`.",
+    ),
+    key(
+        "ignore-null-values",
+        Workload,
+        Syntax::Boolean,
+        ReadBy::Only(&[Backend::Prometheus]),
+        "KEDA's, `true`",
+        "`false`: an empty query result (a lost scrape target, a series that is gone) is an error, so `fallback-replicas` applies; with KEDA's default `true` it reads as 0 and only an unreachable Prometheus falls back.",
+    ),
+    key(
         "scaler-metadata",
         Workload,
         Syntax::Free,
         ReadBy::Only(&[Backend::External]),
         "—",
         "`external` backend: JSON object of strings passed to the scaler.",
+    ),
+    key(
+        "scaler-push",
+        Workload,
+        Syntax::Boolean,
+        ReadBy::Only(&[Backend::External]),
+        "`false`",
+        "`true`: the trigger is `external-push`, for scalers that stream activity (`StreamIsActive`) so that KEDA wakes the workload as soon as the scaler says so.",
     ),
     key(
         "sidecar",

@@ -11,12 +11,14 @@
 mod behavior;
 mod http_wake;
 pub mod keys;
+mod prometheus;
 mod reader;
 mod spec;
 mod triggers;
 pub mod values;
 
 pub use http_wake::{HTTP_WAKE_TRIGGER, HttpWake};
+pub use prometheus::{AuthRef, PrometheusOptions, custom_headers};
 pub use spec::{
     AutoscalingSpec, Backend, Fallback, Scrape, TriggerQuery, TriggerSource, TriggerSpec,
     histogram_base, target_deployment,

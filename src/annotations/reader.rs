@@ -179,6 +179,8 @@ impl<'a> Reader<'a> {
             scrape: self.scrape(),
             scaler_address,
             prometheus_address,
+            prometheus: self.prometheus_options(backend),
+            external_push: self.get("scaler-push", values::boolean).unwrap_or(false),
             sidecar: self.sidecar(backend, cfg),
             http_wake: self.http_wake(
                 cfg,
@@ -461,6 +463,11 @@ impl<'a> Reader<'a> {
             );
         }
         self.fallback_trigger_rule(triggers, cfg);
+        if backend == Backend::Prometheus && self.raw("ignore-null-values").is_none() {
+            self.f.warn(format!(
+                "{PREFIX}fallback-replicas: KEDA's prometheus scaler reads an empty result (a lost scrape target, a series that is gone) as 0 unless ignoreNullValues is false (kedacore/keda pkg/scalers/prometheus_scaler.go, default true), so it falls back only when Prometheus itself fails; set {PREFIX}ignore-null-values: \"false\" to fall back on an empty result too"
+            ));
+        }
         if backend == Backend::Otel {
             self.f.warn(format!(
                 "{PREFIX}fallback-replicas: the KEDA OTel add-on answers 0 for a metric it has no data for, so KEDA falls back only when the add-on itself fails; to fall back when the sidecars stop reporting, run the add-on with METRIC_STORE_ERROR_IF_NOT_FOUND=true (Helm: settings.metricStore.errIfNotFound), a global switch that also errors for triggers whose metric legitimately has no data"

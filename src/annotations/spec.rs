@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use super::HttpWake;
+use super::{HttpWake, PrometheusOptions};
 use crate::config::SidecarMode;
 use k8s_openapi::api::autoscaling::v2::HPAScalingRules;
 
@@ -124,6 +124,10 @@ pub struct AutoscalingSpec {
     pub scaler_address: String,
     /// `serverAddress` (prometheus backend).
     pub prometheus_address: String,
+    /// TLS, authentication, headers and empty results of the prometheus backend.
+    pub prometheus: PrometheusOptions,
+    /// The external backend's scaler streams activity (`external-push`).
+    pub external_push: bool,
     /// Resolved: never `Auto`; `None` for backends without a sidecar.
     pub sidecar: SidecarMode,
     /// Requests held by the KEDA HTTP add-on's interceptor wake the Deployment from zero.

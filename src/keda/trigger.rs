@@ -177,6 +177,19 @@ pub struct Trigger {
     pub metric_type: Option<MetricType>,
     #[serde(default)]
     pub metadata: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authentication_ref: Option<AuthenticationRef>,
+}
+
+/// `authenticationRef`: the TriggerAuthentication (or ClusterTriggerAuthentication) holding
+/// the trigger's credentials (apis/keda/v1alpha1/scaletriggers_types.go, `AuthenticationRef`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AuthenticationRef {
+    pub name: String,
+    /// `TriggerAuthentication` (KEDA's default when absent) or `ClusterTriggerAuthentication`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
 }
 
 impl Trigger {

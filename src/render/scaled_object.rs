@@ -9,13 +9,14 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscalerBehavior;
 
 use super::interceptor_route;
+use crate::annotations::custom_headers;
 use crate::annotations::{AutoscalingSpec, HTTP_WAKE_TRIGGER, TriggerQuery, TriggerSpec};
 use crate::keda::names::{self, MAX_NAME, bounded_name, managed_metadata};
 use crate::keda::scaled_object::{
     API_VERSION, Advanced, Fallback, HpaConfig, KIND, ScaleTargetRef, ScaledObject,
     ScaledObjectSpec,
 };
-use crate::keda::trigger::{Trigger, TriggerKind};
+use crate::keda::trigger::{AuthenticationRef, Trigger, TriggerKind};
 
 /// Renders the ScaledObject. `extra_labels` are copied onto it (e.g. KServe's isvc label).
 pub fn render(spec: &AutoscalingSpec, extra_labels: &BTreeMap<String, String>) -> ScaledObject {
@@ -93,6 +94,7 @@ fn http_wake_trigger(spec: &AutoscalingSpec) -> Option<Trigger> {
         name: HTTP_WAKE_TRIGGER.into(),
         metric_type: None,
         metadata,
+        authentication_ref: None,
     })
 }
 
@@ -122,6 +124,12 @@ fn trigger(spec: &AutoscalingSpec, t: &TriggerSpec) -> Trigger {
             put("query", Some(q));
             put("threshold", t.target.as_ref());
             put("activationThreshold", t.activation_target.as_ref());
+            let p = &spec.prometheus;
+            let text = |b: Option<bool>| b.map(|b| b.to_string());
+            put("unsafeSsl", text(p.unsafe_ssl).as_ref());
+            put("ignoreNullValues", text(p.ignore_null_values).as_ref());
+            put("authModes", p.auth_modes.as_ref());
+            put("customHeaders", custom_headers(&p.headers).as_ref());
             TriggerKind::Prometheus
         }
         TriggerQuery::External(extra) => {
@@ -129,13 +137,25 @@ fn trigger(spec: &AutoscalingSpec, t: &TriggerSpec) -> Trigger {
                 put(k, Some(v));
             }
             put("scalerAddress", Some(&spec.scaler_address));
-            TriggerKind::External
+            if spec.external_push {
+                TriggerKind::ExternalPush
+            } else {
+                TriggerKind::External
+            }
         }
+    };
+    let authentication_ref = match &t.query {
+        TriggerQuery::Prometheus(_) => spec.prometheus.auth.as_ref().map(|a| AuthenticationRef {
+            name: a.name.clone(),
+            kind: (a.kind != "TriggerAuthentication").then(|| a.kind.clone()),
+        }),
+        _ => None,
     };
     Trigger {
         kind,
         name: t.name.clone(),
         metric_type: Some(t.metric_type.clone()),
         metadata,
+        authentication_ref,
     }
 }

@@ -1007,3 +1007,28 @@ fn prometheus_connection_keys() {
     ]));
     assert!(!w.iter().any(|w| w.contains("ignore-null-values")), "{w:?}");
 }
+
+#[test]
+fn wva_backend_reads_its_own_keys_and_the_release_decides_the_metric() {
+    let wva = [("backend", "wva"), ("wva-accelerator-type", "H100")];
+    let (s, w) = spec(&wva);
+    assert!(w.is_empty(), "{w:?}");
+    assert_eq!(s.min_replicas, 0);
+    match &s.triggers[0].query {
+        TriggerQuery::Prometheus(q) => assert_eq!(
+            q,
+            r#"wva_desired_replicas{variant_name="llama",exported_namespace="llm",accelerator_type="H100"}"#
+        ),
+        other => panic!("{other:?}"),
+    }
+    // A user's own setting wins over the integration's default.
+    let (s, _) = spec(&[("backend", "wva"), ("fallback-replicas", "1")]);
+    assert_eq!(s.fallback.unwrap().replicas, 1);
+    // With min-replicas above 0 KEDA's loop decides nothing: no polling or cooldown defaults.
+    let (s, _) = spec(&[("backend", "wva"), ("min-replicas", "1")]);
+    assert_eq!((s.polling_interval, s.cooldown_period), (None, None));
+    let p = only_problem(&[("backend", "wva"), ("wva-variant-id", "a/b-A100-1")]);
+    assert!(p.contains("no variant_id label"), "{p}");
+    assert!(only_problem(&[("backend", "wva"), ("preset", "kv-cache")]).contains("never reads it"));
+    assert!(only_problem(&[("wva-version", "0.5.1")]).contains("read by the wva backend"));
+}

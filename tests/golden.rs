@@ -254,3 +254,79 @@ fn dynamo_external_scaler_from_annotations() {
     );
     assert!(ours.spec.fallback.is_none() && ours.spec.advanced.is_none());
 }
+
+/// The llm-d WVA ScaledObjects (tests/fixtures/wva/, from its integration documents) from
+/// annotations, field by field. Deliberate differences: the name is the Deployment's (the
+/// documents add `-scaler`) and the labels are ours; minReplicaCount is written out (0, KEDA's
+/// default); `metricType` is on the trigger, where KEDA reads it (the documents put it in
+/// `metadata`, where the prometheus scaler ignores it: kedacore/keda
+/// pkg/scalers/prometheus_scaler.go `prometheusMetadata`); the query is on one line; and
+/// `ignoreNullValues: "false"`, so that a dead WVA controller (its series gone) falls back
+/// instead of reading 0 and taking the variant to zero.
+#[test]
+fn wva_scaled_objects_from_annotations() {
+    for (input, document) in [
+        (
+            "wva-inferno-desired-replicas",
+            "keda-scaled-object-vllme-inferno.yaml",
+        ),
+        ("wva-desired-replicas", "keda-scaled-object-vllme.yaml"),
+    ] {
+        let text = std::fs::read_to_string(fixtures().join("wva").join(document)).unwrap();
+        let theirs: ScaledObject =
+            serde_json::from_value(parse_documents(&text).unwrap().remove(0)).unwrap();
+        let ours = rendered_scaled_object(input);
+        let (o, t) = (&ours.spec, &theirs.spec);
+        assert_eq!(o.scale_target_ref.name, t.scale_target_ref.name, "{input}");
+        assert_eq!(
+            (
+                o.polling_interval,
+                o.cooldown_period,
+                o.initial_cooldown_period
+            ),
+            (
+                t.polling_interval,
+                t.cooldown_period,
+                t.initial_cooldown_period
+            ),
+            "{input}"
+        );
+        assert_eq!(
+            (o.min_replica_count, t.min_replica_count),
+            (Some(0), None),
+            "{input}"
+        );
+        assert_eq!(o.max_replica_count, t.max_replica_count, "{input}");
+        assert_eq!(o.fallback, t.fallback, "{input}");
+        assert_eq!(o.advanced, t.advanced, "{input}");
+        let (ot, tt) = (&o.triggers[0], &t.triggers[0]);
+        assert_eq!(
+            (o.triggers.len(), &ot.kind, &ot.name),
+            (1, &tt.kind, &tt.name),
+            "{input}"
+        );
+        let squeeze =
+            |q: Option<&str>| q.unwrap_or_default().split_whitespace().collect::<String>();
+        assert_eq!(
+            squeeze(ot.meta("query")),
+            squeeze(tt.meta("query")),
+            "{input}"
+        );
+        assert_eq!(
+            ot.metric_type.as_ref().map(|m| m.as_str()),
+            tt.meta("metricType"),
+            "{input}"
+        );
+        let without = |t: &llm_autoscale_webhook::keda::Trigger, drop: &[&str]| {
+            let mut m = t.metadata.clone();
+            m.retain(|k, _| !drop.contains(&k.as_str()));
+            m
+        };
+        assert_eq!(
+            without(ot, &["query", "ignoreNullValues"]),
+            without(tt, &["query", "metricType"]),
+            "{input}"
+        );
+        assert_eq!(ot.meta("ignoreNullValues"), Some("false"));
+    }
+}

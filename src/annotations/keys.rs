@@ -168,7 +168,7 @@ const fn key(
 use Group::{HttpWake, Trigger, Workload};
 
 /// Every key, in the README's order.
-pub const KEYS: [Key; 47] = [
+pub const KEYS: [Key; 50] = [
     key(
         "enabled",
         Workload,
@@ -207,7 +207,7 @@ pub const KEYS: [Key; 47] = [
         Syntax::Backend,
         ReadBy::All,
         "`otel`",
-        "`otel`: sidecar → KEDA OTel add-on, `external` trigger at its scaler. `prometheus`: an existing Prometheus, no sidecar. `external`: any KEDA external scaler, no sidecar.",
+        "`otel`: sidecar → KEDA OTel add-on, `external` trigger at its scaler. `prometheus`: an existing Prometheus, no sidecar. `external`: any KEDA external scaler, no sidecar. `wva`: the llm-d workload-variant-autoscaler's desired replicas from Prometheus (see [llm-d WVA](#llm-d-workload-variant-autoscaler-wva)).",
     ),
     key(
         "preset",
@@ -263,7 +263,7 @@ pub const KEYS: [Key; 47] = [
             "activation-target",
             Trigger,
             Syntax::Decimal,
-            ReadBy::Only(&[Backend::Prometheus]),
+            ReadBy::Only(&[Backend::Prometheus, Backend::Wva]),
             "—",
             "`prometheus`: `activationThreshold` (the value above which a workload at zero wakes). Refused on `otel`: the add-on never reads it (active means value > 0).",
         )
@@ -440,7 +440,7 @@ pub const KEYS: [Key; 47] = [
         "prometheus-address",
         Workload,
         Syntax::HttpUrl,
-        ReadBy::Only(&[Backend::Prometheus]),
+        ReadBy::Only(&[Backend::Prometheus, Backend::Wva]),
         "webhook's `--prometheus-address`",
         "`prometheus` backend server URL.",
     ),
@@ -448,7 +448,7 @@ pub const KEYS: [Key; 47] = [
         "prometheus-unsafe-ssl",
         Workload,
         Syntax::Boolean,
-        ReadBy::Only(&[Backend::Prometheus]),
+        ReadBy::Only(&[Backend::Prometheus, Backend::Wva]),
         "`false`",
         "KEDA's `unsafeSsl`: skip verifying the Prometheus server's certificate (a self-signed one). Prefer a CA in a TriggerAuthentication (`prometheus-auth`, `authModes: tls`).",
     ),
@@ -456,7 +456,7 @@ pub const KEYS: [Key; 47] = [
         "prometheus-auth",
         Workload,
         Syntax::Free,
-        ReadBy::Only(&[Backend::Prometheus]),
+        ReadBy::Only(&[Backend::Prometheus, Backend::Wva]),
         "—",
         "The TriggerAuthentication (in the workload's namespace) holding the credentials, or `ClusterTriggerAuthentication/<name>`: becomes the trigger's `authenticationRef`. Secrets never go in annotations.",
     ),
@@ -464,7 +464,7 @@ pub const KEYS: [Key; 47] = [
         "prometheus-auth-modes",
         Workload,
         Syntax::Free,
-        ReadBy::Only(&[Backend::Prometheus]),
+        ReadBy::Only(&[Backend::Prometheus, Backend::Wva]),
         "—",
         "KEDA's `authModes`: comma-separated `apiKey`, `basic`, `tls`, `bearer`, `custom`, `oauth` (only one of `bearer`, `basic`, `oauth`).",
     ),
@@ -472,7 +472,7 @@ pub const KEYS: [Key; 47] = [
         "prometheus-headers",
         Workload,
         Syntax::Free,
-        ReadBy::Only(&[Backend::Prometheus]),
+        ReadBy::Only(&[Backend::Prometheus, Backend::Wva]),
         "—",
         "JSON object of extra HTTP headers (KEDA's `customHeaders`), e.g. `{\"X-Scope-OrgID\":\"tenant-a\"}`; names and values without `,` or `=`.",
     ),
@@ -480,9 +480,33 @@ pub const KEYS: [Key; 47] = [
         "ignore-null-values",
         Workload,
         Syntax::Boolean,
-        ReadBy::Only(&[Backend::Prometheus]),
+        ReadBy::Only(&[Backend::Prometheus, Backend::Wva]),
         "KEDA's, `true`",
         "`false`: an empty query result (a lost scrape target, a series that is gone) is an error, so `fallback-replicas` applies; with KEDA's default `true` it reads as 0 and only an unreachable Prometheus falls back.",
+    ),
+    key(
+        "wva-version",
+        Workload,
+        Syntax::Version,
+        ReadBy::Only(&[Backend::Wva]),
+        "`0.5.1` (the current release)",
+        "The WVA release: from 0.5.0 it publishes `wva_desired_replicas`, before it `inferno_desired_replicas`.",
+    ),
+    key(
+        "wva-accelerator-type",
+        Workload,
+        Syntax::Free,
+        ReadBy::Only(&[Backend::Wva]),
+        "—",
+        "The variant's `accelerator_type` label (e.g. `A100`), matched in the query.",
+    ),
+    key(
+        "wva-variant-id",
+        Workload,
+        Syntax::Free,
+        ReadBy::Only(&[Backend::Wva]),
+        "—",
+        "The variant's `variant_id` label, for WVA builds before 0.5.0 whose series carry it (the first integration document's); refused from 0.5.0, whose series have none.",
     ),
     key(
         "scaler-metadata",

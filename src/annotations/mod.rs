@@ -16,6 +16,7 @@ mod reader;
 mod spec;
 mod triggers;
 pub mod values;
+mod wva;
 
 pub use http_wake::{HTTP_WAKE_TRIGGER, HttpWake};
 pub use prometheus::{AuthRef, PrometheusOptions, custom_headers};

@@ -38,7 +38,7 @@ const EXCLUSIVE_AUTH_MODES: [&str; 3] = ["bearer", "basic", "oauth"];
 
 impl Reader<'_> {
     pub(super) fn prometheus_options(&mut self, backend: Backend) -> PrometheusOptions {
-        if backend != Backend::Prometheus {
+        if !matches!(backend, Backend::Prometheus | Backend::Wva) {
             return PrometheusOptions::default();
         }
         PrometheusOptions {

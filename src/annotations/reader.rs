@@ -150,7 +150,7 @@ impl<'a> Reader<'a> {
     fn spec(&mut self, backend: Backend, cfg: &WebhookConfig) -> AutoscalingSpec {
         let w = self.w;
         let target_deployment = target_deployment(w);
-        let replicas = self.replicas();
+        let replicas = self.replicas(backend);
         let loop_scales = replicas.keda_loop_scales();
         let (scaler_address, prometheus_address) = self.addresses(backend, cfg);
         let ctx = TriggerContext {
@@ -189,12 +189,20 @@ impl<'a> Reader<'a> {
             ),
             triggers,
         };
+        let mut spec = spec;
+        if backend == Backend::Wva {
+            super::wva::apply_defaults(&mut spec);
+        }
         self.scale_to_zero_wakes(&spec);
         spec
     }
 
-    fn replicas(&mut self) -> Replicas {
-        let min = self.get("min-replicas", values::count).unwrap_or(1);
+    fn replicas(&mut self, backend: Backend) -> Replicas {
+        // WVA scales variants to zero itself; its integration leaves KEDA's default, 0.
+        let default_min = if backend == Backend::Wva { 0 } else { 1 };
+        let min = self
+            .get("min-replicas", values::count)
+            .unwrap_or(default_min);
         let max = match self.raw("max-replicas") {
             None => {
                 self.f.problem(Problem::new(
@@ -282,7 +290,7 @@ impl<'a> Reader<'a> {
     /// already refused either on a backend that does not read it.
     fn addresses(&mut self, backend: Backend, cfg: &WebhookConfig) -> (String, String) {
         match backend {
-            Backend::Prometheus => (
+            Backend::Prometheus | Backend::Wva => (
                 String::new(),
                 self.get("prometheus-address", values::http_url)
                     .unwrap_or_else(|| cfg.prometheus_address.clone()),
@@ -548,6 +556,11 @@ impl<'a> Reader<'a> {
             inputs
         } else if ctx.backend == Backend::External {
             return vec![self.external_trigger()];
+        } else if ctx.backend == Backend::Wva {
+            return self
+                .wva_trigger(&ctx.deployment, &ctx.namespace)
+                .into_iter()
+                .collect();
         } else {
             let mut input = TriggerInput::single();
             for k in keys::of(Group::Trigger) {

@@ -20,10 +20,17 @@ pub enum Backend {
     Prometheus,
     /// Any KEDA external scaler with free-form metadata; no sidecar.
     External,
+    /// The llm-d workload-variant-autoscaler's desired replicas, read from Prometheus.
+    Wva,
 }
 
 impl Backend {
-    pub const ALL: [Backend; 3] = [Backend::Otel, Backend::Prometheus, Backend::External];
+    pub const ALL: [Backend; 4] = [
+        Backend::Otel,
+        Backend::Prometheus,
+        Backend::External,
+        Backend::Wva,
+    ];
 
     pub fn parse(s: &str) -> Option<Backend> {
         Backend::ALL.into_iter().find(|b| b.as_str() == s)
@@ -34,6 +41,7 @@ impl Backend {
             Backend::Otel => "otel",
             Backend::Prometheus => "prometheus",
             Backend::External => "external",
+            Backend::Wva => "wva",
         }
     }
 }

@@ -352,7 +352,7 @@ impl<'a> Resolver<'a> {
                     "write a PromQL query returning one value, e.g. sum(vllm:num_requests_waiting{namespace=\"ns\"})",
                 ),
             },
-            Backend::External => {}
+            Backend::External | Backend::Wva => {}
         }
         if let Some(parsed) = &written.otel {
             self.query_agrees(parsed);
@@ -469,7 +469,7 @@ impl<'a> Resolver<'a> {
             Backend::Prometheus if query.is_some_and(|q| !q.contains("vllm:")) => {
                 TriggerSource::Gateway
             }
-            Backend::External => TriggerSource::Gateway,
+            Backend::External | Backend::Wva => TriggerSource::Gateway,
             _ => TriggerSource::Workload,
         };
         let Some(v) = self.get("source") else {
@@ -576,7 +576,7 @@ impl<'a> Resolver<'a> {
                     &ctx.namespace,
                 )
             })),
-            Backend::External => TriggerQuery::External(BTreeMap::new()),
+            Backend::External | Backend::Wva => TriggerQuery::External(BTreeMap::new()),
         }
     }
 

@@ -14,6 +14,7 @@
 # load average next to them, and compare runs made under the same load.
 #
 # Usage: scripts/bench-admission.sh [SECONDS per run, default 10] [CONNECTIONS..., default 64 4]
+# BENCH_BIN=path: run that webhook binary instead of building this tree's (to compare builds).
 # Needs wrk (Debian: apt-get install wrk; installed here when missing and running as root).
 set -euo pipefail
 
@@ -34,9 +35,12 @@ if ! command -v wrk >/dev/null; then
     fi
 fi
 
-echo "building (release)..." >&2
-cargo build -q --release --bin llm-autoscale-webhook
-BIN=target/release/llm-autoscale-webhook
+BIN="${BENCH_BIN:-}"
+if [ -z "$BIN" ]; then
+    echo "building (release)..." >&2
+    cargo build -q --release --bin llm-autoscale-webhook
+    BIN=target/release/llm-autoscale-webhook
+fi
 
 WORK="$(mktemp -d)"
 SERVER_PID=""
@@ -104,7 +108,7 @@ run() {
     echo "$out"
 }
 
-echo "webhook $(git rev-parse --short HEAD 2>/dev/null || echo '?'), $(nproc) cores, wrk -t$THREADS, ${DURATION}s per run"
+echo "webhook ${BENCH_BIN:-$(git rev-parse --short HEAD 2>/dev/null || echo '?')}, $(nproc) cores, wrk -t$THREADS, ${DURATION}s per run"
 echo "resident memory after start: $(rss_kib) KiB"
 printf '%-5s %-17s %10s %7s %8s %8s %8s %9s %9s %6s %9s %9s  %s\n' \
     conns route req/s ratio p50_ms p90_ms p99_ms p99.9_ms max_ms errors rss_KiB peak_KiB "load(1,5,15)"

@@ -87,11 +87,13 @@ fn container_outlines(key: &str, member: &Value) -> Option<(String, Value)> {
     Some((key.to_string(), outline))
 }
 
-/// The copy the mutation changes, and the same as it was: the object, or
-/// ([`Copy::Changed`]) its pod template's metadata and the container `lists` named.
+/// The copy the mutation changes, stripped of the `previous` injection, and the same as it
+/// was: the object (`view`), or ([`Copy::Changed`]) its pod template's metadata and the
+/// container `lists` named.
 fn copy_to_change(
     object: &Value,
     view: Value,
+    previous: Option<&InjectionStatus>,
     lists: &[Option<&str>],
     copy: Copy,
 ) -> (Value, Option<Value>) {
@@ -107,8 +109,7 @@ fn copy_to_change(
             paths.extend(lists.iter().map(|p| p.as_slice()));
             let before = partial_copy::members(object, &paths);
             let mut new = before.clone();
-            let previous = InjectionStatus::read(&before);
-            strip_previous_injection(&mut new, previous.as_ref());
+            strip_previous_injection(&mut new, previous);
             (new, Some(before))
         }
     }
@@ -131,7 +132,8 @@ fn apply(object: &Value, cfg: &WebhookConfig, copy: Copy) -> Result<Applied, Mut
     let spec = match spec {
         Some(spec) if spec.sidecar != SidecarMode::None => spec,
         spec => {
-            let (new, before) = copy_to_change(object, view, &[stripped_from], copy);
+            let (new, before) =
+                copy_to_change(object, view, previous.as_ref(), &[stripped_from], copy);
             return Ok(Applied {
                 new,
                 before,
@@ -170,7 +172,13 @@ fn apply(object: &Value, cfg: &WebhookConfig, copy: Copy) -> Result<Applied, Mut
             && has_container_in(object, list, sidecar::SIDECAR_NAME)
     });
     let list = injected.as_ref().map(|(list, _)| *list);
-    let (mut new, before) = copy_to_change(object, view, &[stripped_from, list], copy);
+    let (mut new, before) = copy_to_change(
+        object,
+        view,
+        previous.as_ref(),
+        &[stripped_from, list],
+        copy,
+    );
     if let Some((list, container)) = injected {
         push_container(&mut new, list, container);
     }

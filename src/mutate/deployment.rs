@@ -131,38 +131,24 @@ fn apply(object: &Value, cfg: &WebhookConfig, copy: Copy) -> Result<Applied, Mut
     let (spec, mut warnings) = annotations::parse(&workload, cfg)?;
     let spec = match spec {
         Some(spec) if spec.sidecar != SidecarMode::None => spec,
+        // Not opted in (any more), or no sidecar: the strip is the whole change.
         spec => {
             let (new, before) =
                 copy_to_change(object, view, previous.as_ref(), &[stripped_from], copy);
+            let (already_current, sidecar_inputs) = (false, None);
             return Ok(Applied {
                 new,
                 before,
-                already_current: false,
+                already_current,
                 warnings,
                 spec,
-                sidecar_inputs: None,
+                sidecar_inputs,
             });
         }
     };
 
     let inputs = sidecar_inputs(&workload, cfg)?;
-    let (status, injected) = if has_container(&view, sidecar::SIDECAR_NAME) {
-        warnings.push(format!(
-            "the pod declares its own {} container: it is kept as the collector and nothing is injected",
-            sidecar::SIDECAR_NAME
-        ));
-        let status = InjectionStatus {
-            version: 1,
-            container: sidecar::SIDECAR_NAME.into(),
-            placement: Placement::UserOverride,
-            hash: String::new(),
-            inputs: String::new(),
-        };
-        (status, None)
-    } else {
-        let (status, list, container) = render_sidecar(&spec, cfg, &workload, &inputs)?;
-        (status, Some((list, container)))
-    };
+    let (status, injected) = injection(&view, &spec, cfg, &workload, &inputs, &mut warnings)?;
     // Same container as the stored one: keep the stored container as the apiserver
     // defaulted it (imagePullPolicy, terminationMessagePath, ...) and the stored status
     // (an older webhook's, perhaps), so an UPDATE that changes nothing gets an empty
@@ -196,6 +182,40 @@ fn apply(object: &Value, cfg: &WebhookConfig, copy: Copy) -> Result<Applied, Mut
         spec: Some(spec),
         sidecar_inputs: Some(inputs),
     })
+}
+
+/// What goes into the pod: the status, and the rendered sidecar with the list it goes in
+/// (`None` when the pod declares its own sidecar container, kept as an override).
+type Injection = (InjectionStatus, Option<(&'static str, Value)>);
+
+fn injection(
+    view: &Value,
+    spec: &AutoscalingSpec,
+    cfg: &WebhookConfig,
+    workload: &Workload,
+    inputs: &str,
+    warnings: &mut Vec<String>,
+) -> Result<Injection, MutateError> {
+    if has_container(view, sidecar::SIDECAR_NAME) {
+        warnings.push(format!(
+            "the pod declares its own {} container: it is kept as the collector and nothing is injected",
+            sidecar::SIDECAR_NAME
+        ));
+        return Ok((user_override(), None));
+    }
+    let (status, list, container) = render_sidecar(spec, cfg, workload, inputs)?;
+    Ok((status, Some((list, container))))
+}
+
+/// The status of a pod that declares its own sidecar container: nothing injected.
+fn user_override() -> InjectionStatus {
+    InjectionStatus {
+        version: 1,
+        container: sidecar::SIDECAR_NAME.into(),
+        placement: Placement::UserOverride,
+        hash: String::new(),
+        inputs: String::new(),
+    }
 }
 
 /// The sidecar for `spec`, the list it goes in and its status.

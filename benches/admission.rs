@@ -2,10 +2,12 @@
 //!
 //! - `admission/pure`: decode the AdmissionReview, mutate, encode the answer (no I/O), for
 //!   the annotated vLLM Deployment of `examples/vllm-deployment.yaml`;
+//! - `admission/pure_env_1000`: the same Deployment with 1,000 environment variables on its
+//!   model server (a 1,000-times larger object for the same added sidecar);
 //! - `admission/core_mutate`: only `mutate::mutate` on the already decoded object (the rest
 //!   of `admission/pure` is AdmissionReview decoding and encoding);
 //! - `https/mutate`: the same review as a full HTTPS round trip to the real server, over one
-//!   kept-alive rustls connection;
+//!   kept-alive rustls connection (`https/mutate_env_1000`: the large Deployment);
 //! - `https/healthz`: a no-op route on the same server and connection (transport only);
 //! - `https/healthz_new_connection`: the no-op route with a TCP + TLS handshake each time.
 //!
@@ -16,36 +18,27 @@ use std::hint::black_box;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use llm_autoscale_webhook::admission::mutate_review;
 use llm_autoscale_webhook::config::WebhookConfig;
-use llm_autoscale_webhook::manifest::parse_documents;
 use llm_autoscale_webhook::mutate::mutate;
 
-#[allow(dead_code)]
-#[path = "../tests/server/harness.rs"]
-mod harness;
+mod common;
 
-fn example() -> serde_json::Value {
-    let text = std::fs::read_to_string("examples/vllm-deployment.yaml")
-        .expect("examples/vllm-deployment.yaml");
-    parse_documents(&text)
-        .expect("example parses")
-        .into_iter()
-        .next()
-        .expect("one document")
-}
-
-fn review_body() -> Vec<u8> {
-    serde_json::to_vec(&harness::review(&example(), "CREATE", false, "bench")).expect("encode")
-}
+use common::{example, harness, review_body, with_env_vars};
 
 fn pure(c: &mut Criterion) {
     let cfg = WebhookConfig::default();
-    let body = review_body();
-    let answer = mutate_review(&body, &cfg).expect("valid review");
-    assert_eq!(answer.summary.decision, "patched");
+    let body = review_body(&example());
+    let large = review_body(&with_env_vars(1000));
+    for b in [&body, &large] {
+        let answer = mutate_review(b, &cfg).expect("valid review");
+        assert_eq!(answer.summary.decision, "patched");
+    }
     let mut group = c.benchmark_group("admission");
     group.throughput(Throughput::Elements(1));
     group.bench_function("pure", |b| {
         b.iter(|| mutate_review(black_box(&body), black_box(&cfg)).map(|a| a.body.len()))
+    });
+    group.bench_function("pure_env_1000", |b| {
+        b.iter(|| mutate_review(black_box(&large), black_box(&cfg)).map(|a| a.body.len()))
     });
     let object = example();
     group.bench_function("core_mutate", |b| {
@@ -67,7 +60,8 @@ fn https(c: &mut Criterion) {
         .expect("runtime");
     let server = rt.block_on(harness::TestServer::start(WebhookConfig::default()));
     let mut client = rt.block_on(server.client());
-    let body = hyper::body::Bytes::from(review_body());
+    let body = hyper::body::Bytes::from(review_body(&example()));
+    let large = hyper::body::Bytes::from(review_body(&with_env_vars(1000)));
 
     let reply = rt
         .block_on(client.post("/mutate", body.clone()))
@@ -81,6 +75,14 @@ fn https(c: &mut Criterion) {
         b.iter(|| {
             let reply = rt
                 .block_on(client.post("/mutate", body.clone()))
+                .expect("mutate");
+            black_box(reply.body.len())
+        })
+    });
+    group.bench_function("mutate_env_1000", |b| {
+        b.iter(|| {
+            let reply = rt
+                .block_on(client.post("/mutate", large.clone()))
                 .expect("mutate");
             black_box(reply.body.len())
         })

@@ -9,6 +9,7 @@
 
 use std::collections::BTreeSet;
 
+use serde::Deserialize;
 use serde_json::Value;
 
 use super::FALLBACK_ON_VALUE_SINCE;
@@ -24,7 +25,7 @@ use crate::version::Version;
 /// problems in triggers read by the KEDA OTel add-on. An object that does not read as a
 /// ScaledObject has passed the CRD's schema, so it is KEDA's to judge: nothing is denied.
 pub fn validate_json(so: &Value, otel_scaler_address: &str) -> Vec<Problem> {
-    match serde_json::from_value::<ScaledObject>(so.clone()) {
+    match ScaledObject::deserialize(so) {
         Ok(so) => validate(&so, otel_scaler_address),
         Err(e) => {
             tracing::warn!(error = %e, "a ScaledObject that does not read as one: left to KEDA");

@@ -2,11 +2,13 @@
 
 use std::collections::BTreeMap;
 
+use serde::Serialize;
 use serde_json::Value;
 
 use super::injection_status::{self, InjectionStatus, Placement};
-use super::{MutateError, Mutation, set_annotation};
-use crate::annotations::{self, STATUS};
+use super::partial_copy;
+use super::{AdmissionPatch, MutateError, Mutation, set_annotation};
+use crate::annotations::{self, AutoscalingSpec, STATUS};
 use crate::config::{SidecarMode, WebhookConfig};
 use crate::render::{RenderError, interceptor_route, scaled_object, sidecar};
 use crate::workload::{KSERVE_ISVC_LABEL, Workload, WorkloadKind};
@@ -14,70 +16,248 @@ use crate::workload::{KSERVE_ISVC_LABEL, Workload, WorkloadKind};
 const POD_SPEC: &str = "/spec/template/spec";
 const TEMPLATE_ANNOTATIONS: &str = "/spec/template/metadata/annotations";
 
-pub(super) fn mutate(object: &Value, cfg: &WebhookConfig) -> Result<Mutation, MutateError> {
+/// How much of the object a mutation copies.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Copy {
+    /// All of it: the caller wants the patched object.
+    Whole,
+    /// The pod template's metadata and the container lists that change: enough for the patch.
+    Changed,
+}
+
+/// A Deployment taken through the mutation, before the caller builds what it needs from it.
+struct Applied {
+    /// The object ([`Copy::Changed`]: the parts of it that change) stripped of a previous
+    /// injection, with the sidecar and its status added.
+    new: Value,
+    /// [`Copy::Changed`]: the same parts as they were.
+    before: Option<Value>,
+    /// The stored sidecar is exactly what would be injected now: nothing is to change.
+    already_current: bool,
+    warnings: Vec<String>,
+    /// `None`: not opted in (any more); the strip is the whole mutation.
+    spec: Option<AutoscalingSpec>,
+    /// Hash of what the sidecar was rendered from (`None`: no sidecar rendered).
+    sidecar_inputs: Option<String>,
+}
+
+/// What the mutation reads, stripped of a previous injection: the whole object, or
+/// ([`Copy::Changed`]) its metadata, its pod template's metadata and an outline of every
+/// container in the pod spec, which is all [`Workload::from_object`] and the sidecar checks
+/// read.
+fn stripped_view(object: &Value, previous: Option<&InjectionStatus>, copy: Copy) -> Value {
+    let mut view = match copy {
+        Copy::Whole => object.clone(),
+        Copy::Changed => {
+            let mut view = partial_copy::members(
+                object,
+                &[
+                    &["metadata", "name"],
+                    &["metadata", "namespace"],
+                    &["metadata", "annotations"],
+                    &["metadata", "labels"],
+                    &["spec", "template", "metadata"],
+                ],
+            );
+            if let Some(pod) = object.pointer(POD_SPEC).and_then(Value::as_object) {
+                if let Some(outline) = super::ensure_object(&mut view, POD_SPEC) {
+                    outline.extend(pod.iter().filter_map(|(k, v)| container_outlines(k, v)));
+                }
+            }
+            view
+        }
+    };
+    strip_previous_injection(&mut view, previous);
+    view
+}
+
+/// The outline of a pod-spec member that holds containers ([`workload`](crate::workload)
+/// reads the container lists and any object with an image or ports).
+fn container_outlines(key: &str, member: &Value) -> Option<(String, Value)> {
+    let outline = match member {
+        Value::Array(list) if matches!(key, "containers" | "initContainers") => {
+            Value::Array(list.iter().map(partial_copy::container_outline).collect())
+        }
+        Value::Object(m) if m.contains_key("image") || m.contains_key("ports") => {
+            partial_copy::container_outline(member)
+        }
+        _ if matches!(key, "containers" | "initContainers") => member.clone(),
+        _ => return None,
+    };
+    Some((key.to_string(), outline))
+}
+
+/// The copy the mutation changes, stripped of the `previous` injection, and the same as it
+/// was: the object (`view`), or ([`Copy::Changed`]) its pod template's metadata and the
+/// container `lists` named.
+fn copy_to_change(
+    object: &Value,
+    view: Value,
+    previous: Option<&InjectionStatus>,
+    lists: &[Option<&str>],
+    copy: Copy,
+) -> (Value, Option<Value>) {
+    match copy {
+        Copy::Whole => (view, None),
+        Copy::Changed => {
+            let lists: Vec<[&str; 4]> = lists
+                .iter()
+                .flatten()
+                .map(|l| ["spec", "template", "spec", *l])
+                .collect();
+            let mut paths: Vec<&[&str]> = vec![&["spec", "template", "metadata"]];
+            paths.extend(lists.iter().map(|p| p.as_slice()));
+            let before = partial_copy::members(object, &paths);
+            let mut new = before.clone();
+            strip_previous_injection(&mut new, previous);
+            (new, Some(before))
+        }
+    }
+}
+
+/// The list a previous injection put the sidecar in, if the status says so.
+fn injected_list(status: Option<&InjectionStatus>) -> Option<&'static str> {
+    status
+        .filter(|s| s.container == sidecar::SIDECAR_NAME)
+        .and_then(|s| s.placement.list())
+}
+
+/// Strips a previous injection and injects the sidecar again, on a copy of `object`.
+fn apply(object: &Value, cfg: &WebhookConfig, copy: Copy) -> Result<Applied, MutateError> {
     let previous = InjectionStatus::read(object);
-    let mut new = object.clone();
-    strip_previous_injection(&mut new);
-    let workload = Workload::from_object(WorkloadKind::Deployment, &new);
+    let stripped_from = injected_list(previous.as_ref());
+    let view = stripped_view(object, previous.as_ref(), copy);
+    let workload = Workload::from_object(WorkloadKind::Deployment, &view);
     let (spec, mut warnings) = annotations::parse(&workload, cfg)?;
-    let Some(spec) = spec else {
-        // Not opted in (any more): the strip above is the whole mutation.
-        return Ok(Mutation::between(object, new, warnings, None));
+    let spec = match spec {
+        Some(spec) if spec.sidecar != SidecarMode::None => spec,
+        // Not opted in (any more), or no sidecar: the strip is the whole change.
+        spec => {
+            let (new, before) =
+                copy_to_change(object, view, previous.as_ref(), &[stripped_from], copy);
+            let (already_current, sidecar_inputs) = (false, None);
+            return Ok(Applied {
+                new,
+                before,
+                already_current,
+                warnings,
+                spec,
+                sidecar_inputs,
+            });
+        }
     };
 
-    // Set when the stored sidecar is exactly what would be injected now.
-    let mut already_current = false;
-    let inputs = sidecar_inputs(&workload, cfg);
-    if spec.sidecar != SidecarMode::None {
-        let status = if has_container(&new, sidecar::SIDECAR_NAME) {
-            warnings.push(format!(
-                "the pod declares its own {} container: it is kept as the collector and nothing is injected",
-                sidecar::SIDECAR_NAME
-            ));
-            InjectionStatus {
-                version: 1,
-                container: sidecar::SIDECAR_NAME.into(),
-                placement: Placement::UserOverride,
-                hash: String::new(),
-                inputs: String::new(),
-            }
-        } else {
-            let mut container = sidecar::render(&spec, cfg, &workload.declared_ports)?;
-            let placement = if spec.sidecar == SidecarMode::Native {
-                container.restart_policy = Some("Always".into());
-                Placement::Native
-            } else {
-                Placement::Container
-            };
-            let list = placement.list().unwrap_or("containers");
-            let container = serde_json::to_value(&container)
-                .map_err(|e| RenderError::new("sidecar container", e))?;
-            let status = InjectionStatus {
-                version: 1,
-                container: sidecar::SIDECAR_NAME.into(),
-                placement,
-                hash: injection_status::hash_of(&container),
-                inputs: inputs.clone(),
-            };
-            // Same container as the stored one: keep the stored container as the apiserver
-            // defaulted it (imagePullPolicy, terminationMessagePath, ...) and the stored status
-            // (an older webhook's, perhaps), so an UPDATE that changes nothing gets an empty
-            // patch and an upgrade of the webhook restarts only the pods whose sidecar changes.
-            already_current = previous.as_ref().is_some_and(|p| p.same_container(&status))
-                && has_container_in(object, list, sidecar::SIDECAR_NAME);
-            push_container(&mut new, list, container);
-            status
-        };
-        set_annotation(
-            &mut new,
-            TEMPLATE_ANNOTATIONS,
-            STATUS,
-            &status.to_annotation()?,
-        );
+    let inputs = sidecar_inputs(&workload, cfg)?;
+    let (status, injected) = injection(&view, &spec, cfg, &workload, &inputs, &mut warnings)?;
+    // Same container as the stored one: keep the stored container as the apiserver
+    // defaulted it (imagePullPolicy, terminationMessagePath, ...) and the stored status
+    // (an older webhook's, perhaps), so an UPDATE that changes nothing gets an empty
+    // patch and an upgrade of the webhook restarts only the pods whose sidecar changes.
+    let already_current = injected.as_ref().is_some_and(|(list, _)| {
+        previous.as_ref().is_some_and(|p| p.same_container(&status))
+            && has_container_in(object, list, sidecar::SIDECAR_NAME)
+    });
+    let list = injected.as_ref().map(|(list, _)| *list);
+    let (mut new, before) = copy_to_change(
+        object,
+        view,
+        previous.as_ref(),
+        &[stripped_from, list],
+        copy,
+    );
+    if let Some((list, container)) = injected {
+        push_container(&mut new, list, container);
     }
+    set_annotation(
+        &mut new,
+        TEMPLATE_ANNOTATIONS,
+        STATUS,
+        &status.to_annotation()?,
+    );
+    Ok(Applied {
+        new,
+        before,
+        already_current,
+        warnings,
+        spec: Some(spec),
+        sidecar_inputs: Some(inputs),
+    })
+}
 
+/// What goes into the pod: the status, and the rendered sidecar with the list it goes in
+/// (`None` when the pod declares its own sidecar container, kept as an override).
+type Injection = (InjectionStatus, Option<(&'static str, Value)>);
+
+fn injection(
+    view: &Value,
+    spec: &AutoscalingSpec,
+    cfg: &WebhookConfig,
+    workload: &Workload,
+    inputs: &str,
+    warnings: &mut Vec<String>,
+) -> Result<Injection, MutateError> {
+    if has_container(view, sidecar::SIDECAR_NAME) {
+        warnings.push(format!(
+            "the pod declares its own {} container: it is kept as the collector and nothing is injected",
+            sidecar::SIDECAR_NAME
+        ));
+        return Ok((user_override(), None));
+    }
+    let (status, list, container) = render_sidecar(spec, cfg, workload, inputs)?;
+    Ok((status, Some((list, container))))
+}
+
+/// The status of a pod that declares its own sidecar container: nothing injected.
+fn user_override() -> InjectionStatus {
+    InjectionStatus {
+        version: 1,
+        container: sidecar::SIDECAR_NAME.into(),
+        placement: Placement::UserOverride,
+        hash: String::new(),
+        inputs: String::new(),
+    }
+}
+
+/// The sidecar for `spec`, the list it goes in and its status.
+fn render_sidecar(
+    spec: &AutoscalingSpec,
+    cfg: &WebhookConfig,
+    workload: &Workload,
+    inputs: &str,
+) -> Result<(InjectionStatus, &'static str, Value), MutateError> {
+    let mut container = sidecar::render(spec, cfg, &workload.declared_ports)?;
+    let placement = if spec.sidecar == SidecarMode::Native {
+        container.restart_policy = Some("Always".into());
+        Placement::Native
+    } else {
+        Placement::Container
+    };
+    let list = placement.list().unwrap_or("containers");
+    let container =
+        serde_json::to_value(&container).map_err(|e| RenderError::new("sidecar container", e))?;
+    let status = InjectionStatus {
+        version: 1,
+        container: sidecar::SIDECAR_NAME.into(),
+        placement,
+        hash: injection_status::hash_of(&container),
+        inputs: inputs.to_string(),
+    };
+    Ok((status, list, container))
+}
+
+pub(super) fn mutate(object: &Value, cfg: &WebhookConfig) -> Result<Mutation, MutateError> {
+    let applied = apply(object, cfg, Copy::Whole)?;
+    let Some(spec) = applied.spec else {
+        return Ok(Mutation::between(
+            object,
+            applied.new,
+            applied.warnings,
+            None,
+        ));
+    };
     let mut labels = BTreeMap::new();
-    if let Some(isvc) = new
+    if let Some(isvc) = applied
+        .new
         .pointer("/metadata/labels")
         .and_then(|l| l.get(KSERVE_ISVC_LABEL))
         .and_then(Value::as_str)
@@ -85,38 +265,65 @@ pub(super) fn mutate(object: &Value, cfg: &WebhookConfig) -> Result<Mutation, Mu
         labels.insert(KSERVE_ISVC_LABEL.to_string(), isvc.to_string());
     }
     let so = scaled_object::render(&spec, &labels);
-    let patched = if already_current { object.clone() } else { new };
     let route = interceptor_route::render(&spec, &labels);
-    let mut m =
-        Mutation::between(object, patched, warnings, Some(so)).with_interceptor_route(route);
-    m.sidecar_inputs = (spec.sidecar != SidecarMode::None).then_some(inputs);
+    let patched = if applied.already_current {
+        object.clone()
+    } else {
+        applied.new
+    };
+    let mut m = Mutation::between(object, patched, applied.warnings, Some(so))
+        .with_interceptor_route(route);
+    m.sidecar_inputs = applied.sidecar_inputs;
     Ok(m)
 }
 
-/// Hash of everything the sidecar is rendered from: the configuring annotations, the images
-/// (the vLLM version), the declared ports (collisions) and the webhook's configuration.
-pub(super) fn sidecar_inputs(w: &Workload, cfg: &WebhookConfig) -> String {
-    let annotations: BTreeMap<&String, &String> = w
-        .annotations
-        .iter()
-        .filter(|(k, _)| k.as_str() != STATUS)
-        .collect();
-    injection_status::hash_of(&serde_json::json!({
-        "annotations": annotations,
-        "images": w.images,
-        "ports": w.declared_ports,
-        "config": cfg,
-    }))
+/// The patch and warnings only (see [`super::admission_patch`]).
+pub(super) fn admission_patch(
+    object: &Value,
+    cfg: &WebhookConfig,
+) -> Result<AdmissionPatch, MutateError> {
+    let applied = apply(object, cfg, Copy::Changed)?;
+    let patch = if applied.already_current {
+        json_patch::Patch(Vec::new())
+    } else {
+        json_patch::diff(applied.before.as_ref().unwrap_or(object), &applied.new)
+    };
+    Ok(AdmissionPatch {
+        patch,
+        warnings: applied.warnings,
+    })
+}
+
+/// Everything the sidecar is rendered from: the configuring annotations, the images (the
+/// vLLM version), the declared ports (collisions) and the webhook's configuration.
+#[derive(Serialize)]
+struct SidecarInputs<'a> {
+    annotations: BTreeMap<&'a String, &'a String>,
+    images: &'a [String],
+    ports: &'a [u16],
+    config: &'a WebhookConfig,
+}
+
+/// Hash of [`SidecarInputs`].
+pub(super) fn sidecar_inputs(w: &Workload, cfg: &WebhookConfig) -> Result<String, RenderError> {
+    let inputs = SidecarInputs {
+        annotations: w
+            .annotations
+            .iter()
+            .filter(|(k, _)| k.as_str() != STATUS)
+            .collect(),
+        images: &w.images,
+        ports: &w.declared_ports,
+        config: cfg,
+    };
+    injection_status::hash_json(&inputs).map_err(|e| RenderError::new("sidecar inputs", e))
 }
 
 /// Removes what the status annotation says was injected, and the annotation itself.
 /// Lists and maps left empty by the removal are removed too. Only ever the sidecar container:
 /// a status naming another container or an unknown place removes nothing.
-fn strip_previous_injection(object: &mut Value) {
-    let injected = InjectionStatus::read(object)
-        .filter(|s| s.container == sidecar::SIDECAR_NAME)
-        .and_then(|s| s.placement.list());
-    if let Some(list_name) = injected {
+fn strip_previous_injection(object: &mut Value, status: Option<&InjectionStatus>) {
+    if let Some(list_name) = injected_list(status) {
         if let Some(pod) = object.pointer_mut(POD_SPEC).and_then(Value::as_object_mut) {
             let emptied = match pod.get_mut(list_name).and_then(Value::as_array_mut) {
                 Some(list) => {

@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
-use super::{MutateError, Mutation, set_annotation};
-use crate::annotations;
+use super::{AdmissionPatch, MutateError, Mutation, set_annotation};
+use crate::annotations::{self, AutoscalingSpec};
 use crate::config::WebhookConfig;
 use crate::problem::{Invalid, Problem};
 use crate::render::{interceptor_route, scaled_object};
@@ -60,9 +60,44 @@ impl DeploymentMode {
 
 pub(super) fn mutate(object: &Value, cfg: &WebhookConfig) -> Result<Mutation, MutateError> {
     let workload = Workload::from_object(WorkloadKind::InferenceService, object);
-    let (spec, mut warnings) = annotations::parse(&workload, cfg)?;
-    let Some(spec) = spec else {
+    let Some((spec, new, warnings)) = apply(object, &workload, cfg)? else {
         return Ok(Mutation::untouched(object));
+    };
+    let mut labels = BTreeMap::new();
+    labels.insert(KSERVE_ISVC_LABEL.to_string(), workload.name.clone());
+    let so = scaled_object::render(&spec, &labels);
+    let route = interceptor_route::render(&spec, &labels);
+    Ok(Mutation::between(object, new, warnings, Some(so)).with_interceptor_route(route))
+}
+
+/// The patch and warnings only (see [`super::admission_patch`]).
+pub(super) fn admission_patch(
+    object: &Value,
+    cfg: &WebhookConfig,
+) -> Result<AdmissionPatch, MutateError> {
+    let workload = Workload::from_object(WorkloadKind::InferenceService, object);
+    let Some((_, new, warnings)) = apply(object, &workload, cfg)? else {
+        return Ok(AdmissionPatch {
+            patch: json_patch::Patch(Vec::new()),
+            warnings: Vec::new(),
+        });
+    };
+    Ok(AdmissionPatch {
+        patch: json_patch::diff(object, &new),
+        warnings,
+    })
+}
+
+/// Validates and switches the autoscaler class: the spec, the object after the switch and the
+/// warnings; `None` when the object is not opted in.
+fn apply(
+    object: &Value,
+    workload: &Workload,
+    cfg: &WebhookConfig,
+) -> Result<Option<(AutoscalingSpec, Value, Vec<String>)>, MutateError> {
+    let (spec, mut warnings) = annotations::parse(workload, cfg)?;
+    let Some(spec) = spec else {
+        return Ok(None);
     };
     let annotation = |k: &str| workload.annotations.get(k).map(String::as_str);
 
@@ -104,9 +139,5 @@ pub(super) fn mutate(object: &Value, cfg: &WebhookConfig) -> Result<Mutation, Mu
         AUTOSCALER_CLASS,
         "external",
     );
-    let mut labels = BTreeMap::new();
-    labels.insert(KSERVE_ISVC_LABEL.to_string(), workload.name.clone());
-    let so = scaled_object::render(&spec, &labels);
-    let route = interceptor_route::render(&spec, &labels);
-    Ok(Mutation::between(object, new, warnings, Some(so)).with_interceptor_route(route))
+    Ok(Some((spec, new, warnings)))
 }

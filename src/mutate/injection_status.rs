@@ -77,10 +77,18 @@ impl InjectionStatus {
 
 /// First 16 hex digits of the SHA-256 of a JSON value's compact serialisation.
 pub fn hash_of(value: &serde_json::Value) -> String {
-    // A `Value`'s compact text (its Display) cannot fail: its map keys are strings.
-    Sha256::digest(value.to_string().as_bytes())
+    // A `Value` always serialises (its map keys are strings), so the fallback is never used.
+    hash_json(value).unwrap_or_default()
+}
+
+/// First 16 hex digits of the SHA-256 of `value`'s compact JSON, hashed as it is written.
+pub fn hash_json(value: &impl Serialize) -> Result<String, serde_json::Error> {
+    let mut hasher = Sha256::new();
+    serde_json::to_writer(&mut hasher, value)?;
+    Ok(hasher
+        .finalize()
         .iter()
         .take(8)
         .map(|b| format!("{b:02x}"))
-        .collect()
+        .collect())
 }

@@ -7,6 +7,7 @@
 mod deployment;
 mod inference_service;
 pub mod injection_status;
+mod partial_copy;
 
 use serde_json::Value;
 
@@ -67,6 +68,15 @@ impl Mutation {
     }
 }
 
+/// What admission answers with: the patch and the warnings, without the patched object,
+/// the ScaledObject or the InterceptorRoute (those are the reconciler's and the CLI's).
+#[derive(Clone, Debug, PartialEq)]
+pub struct AdmissionPatch {
+    /// RFC 6902 operations, the same as [`Mutation::patch`].
+    pub patch: json_patch::Patch,
+    pub warnings: Vec<String>,
+}
+
 /// Why an object cannot be mutated.
 #[derive(Debug, thiserror::Error)]
 pub enum MutateError {
@@ -97,6 +107,21 @@ pub fn mutate(object: &Value, config: &WebhookConfig) -> Result<Mutation, Mutate
     }
 }
 
+/// The patch and warnings of [`mutate`] for the same object, computing only those.
+pub fn admission_patch(
+    object: &Value,
+    config: &WebhookConfig,
+) -> Result<AdmissionPatch, MutateError> {
+    match WorkloadKind::of(object) {
+        Some(WorkloadKind::Deployment) => deployment::admission_patch(object, config),
+        Some(WorkloadKind::InferenceService) => inference_service::admission_patch(object, config),
+        None => Ok(AdmissionPatch {
+            patch: json_patch::Patch(Vec::new()),
+            warnings: Vec::new(),
+        }),
+    }
+}
+
 /// Sets `map[key] = value` on the object at `pointer`, creating the map if needed.
 fn set_annotation(object: &mut Value, pointer: &str, key: &str, value: &str) {
     if let Some(map) = ensure_object(object, pointer) {
@@ -118,4 +143,162 @@ fn ensure_object<'a>(
             .or_insert_with(|| Value::Object(serde_json::Map::new()));
     }
     cur.as_object_mut()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::SidecarMode;
+    use crate::manifest::parse_documents;
+    use serde_json::json;
+
+    /// Every object of the fixtures and examples, List items included.
+    fn fixture_objects() -> Vec<Value> {
+        let mut objects = Vec::new();
+        for dir in [
+            "tests/fixtures/input",
+            "tests/fixtures/golden",
+            "tests/fixtures/invalid",
+            "tests/fixtures/upgrade/rendered-by-0.1.0",
+            "examples",
+        ] {
+            let mut paths: Vec<_> = std::fs::read_dir(dir)
+                .unwrap()
+                .map(|e| e.unwrap().path())
+                .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+                .collect();
+            paths.sort();
+            for p in paths {
+                for doc in parse_documents(&std::fs::read_to_string(&p).unwrap()).unwrap() {
+                    match doc.get("items").and_then(Value::as_array) {
+                        Some(items) => objects.extend(items.iter().cloned()),
+                        None => objects.push(doc),
+                    }
+                }
+            }
+        }
+        objects
+    }
+
+    fn configs() -> Vec<WebhookConfig> {
+        let native = WebhookConfig::default();
+        let container = WebhookConfig {
+            native_sidecars: false,
+            ..WebhookConfig::default()
+        };
+        let none = WebhookConfig {
+            sidecar_mode: SidecarMode::None,
+            ..WebhookConfig::default()
+        };
+        vec![native, container, none]
+    }
+
+    /// `admission_patch` answers exactly what `mutate` does: the same operations, in the
+    /// same order, with the same text, and the same warnings or errors.
+    fn assert_same(object: &Value, cfg: &WebhookConfig) {
+        match (mutate(object, cfg), admission_patch(object, cfg)) {
+            (Ok(m), Ok(a)) => {
+                assert_eq!(
+                    serde_json::to_string(&a.patch).unwrap(),
+                    serde_json::to_string(&m.patch).unwrap(),
+                    "patch of {object}"
+                );
+                assert_eq!(a.warnings, m.warnings, "warnings of {object}");
+            }
+            (Err(full), Err(admitted)) => {
+                assert_eq!(admitted.to_string(), full.to_string());
+                assert_eq!(admitted.warnings(), full.warnings());
+            }
+            (full, admitted) => panic!("{object}: mutate {full:?}, admission {admitted:?}"),
+        }
+    }
+
+    #[test]
+    fn admission_patches_are_the_mutation_patches() {
+        let configs = configs();
+        let mut checked = 0;
+        for object in fixture_objects() {
+            // The object as written, and as each configuration left it (so every strip,
+            // placement change and already-current sidecar is met).
+            let mut states = vec![object.clone()];
+            for cfg in &configs {
+                if let Ok(m) = mutate(&object, cfg) {
+                    states.push(m.patched);
+                }
+            }
+            for state in &states {
+                for cfg in &configs {
+                    assert_same(state, cfg);
+                    checked += 1;
+                }
+            }
+        }
+        assert!(checked > 200, "only {checked} cases");
+    }
+
+    #[test]
+    fn admission_patches_are_the_mutation_patches_for_odd_shapes() {
+        let status = |placement: &str| {
+            json!({"version": 1, "container": "llm-autoscale-collector", "placement": placement})
+                .to_string()
+        };
+        let sidecar = json!({"name": "llm-autoscale-collector", "image": "old"});
+        let opted_in = json!({
+            "llm-autoscale.io/enabled": "true",
+            "llm-autoscale.io/max-replicas": "2"
+        });
+        let deployment = |template: Value| {
+            json!({
+                "apiVersion": "apps/v1", "kind": "Deployment",
+                "metadata": {"name": "m", "namespace": "llm", "annotations": opted_in.clone()},
+                "spec": {"replicas": 1, "template": template, "strategy": {}}
+            })
+        };
+        let vllm = json!({"name": "vllm", "image": "vllm/vllm-openai:v0.11.0",
+            "env": [{"name": "A", "value": "1"}], "ports": [{"containerPort": 8000}]});
+        let cases = vec![
+            deployment(json!("not an object")),
+            deployment(json!({"spec": "not an object"})),
+            deployment(json!({"spec": {"containers": "not a list"}})),
+            deployment(json!({"spec": {"containers": [vllm.clone()]}})),
+            // The emptied list is removed with other pod-spec fields after it.
+            deployment(json!({
+                "metadata": {"annotations": {"llm-autoscale.io/status": status("initContainers")}},
+                "spec": {"initContainers": [sidecar.clone()], "containers": [vllm.clone()],
+                         "volumes": [], "nodeSelector": {"a": "b"}}
+            })),
+            deployment(json!({
+                "metadata": {"annotations": {"llm-autoscale.io/status": status("containers")},
+                             "labels": {"x": "y"}},
+                "spec": {"containers": [sidecar.clone(), vllm.clone(), sidecar.clone()],
+                         "volumes": []}
+            })),
+            deployment(json!({
+                "metadata": {"annotations": {"llm-autoscale.io/status": status("containers")}},
+                "spec": {"containers": [sidecar.clone()], "initContainers": [vllm.clone()]}
+            })),
+            // A status the webhook did not write removes nothing.
+            deployment(json!({
+                "metadata": {"annotations": {"llm-autoscale.io/status": "{\"placement\":\"volumes\",\"container\":\"data\"}"}},
+                "spec": {"containers": [vllm.clone()], "volumes": [{"name": "data"}]}
+            })),
+            // An object with an image or ports in the pod spec counts as a container.
+            deployment(json!({
+                "spec": {"containers": [vllm.clone()],
+                         "extra": {"image": "other", "ports": [{"containerPort": 8888}]}}
+            })),
+            json!({"apiVersion": "apps/v1", "kind": "Deployment",
+                   "metadata": {"name": "m", "annotations": opted_in.clone()}}),
+        ];
+        for case in &cases {
+            for cfg in &configs() {
+                assert_same(case, cfg);
+                if let Ok(m) = mutate(case, cfg) {
+                    for again in &configs() {
+                        assert_same(&m.patched, again);
+                    }
+                }
+            }
+        }
+    }
 }

@@ -1,0 +1,188 @@
+//! What the reconciler watches and keeps in memory, and where one reconcile reads its
+//! Deployment from. Pure: selectors, the trimming applied before objects enter a store, and
+//! the decision taken from a Deployment's metadata alone.
+//!
+//! Three watches, so that memory grows with the opted-in workloads, not with the cluster:
+//!
+//! - Deployments labelled [`MANAGED_LABEL`] (the webhook sets it on every Deployment it admits
+//!   opted in): in full, by label selector.
+//! - Every Deployment, metadata only (`PartialObjectMeta`, which kube-client asks for as
+//!   `PartialObjectMetadata`: `kube-client` `src/api/core_methods.rs`, `metadata_api`), trimmed
+//!   by [`trim_metadata`] to the name, namespace, uid, the managed label and this product's
+//!   annotations. This is what catches Deployments the webhook never saw: created before it
+//!   was installed, or while it was unreachable (`failurePolicy: Ignore`).
+//! - ScaledObjects labelled `app.kubernetes.io/managed-by: llm-autoscale-webhook`: the ones
+//!   this product made, read from the store instead of a GET per reconcile.
+//!
+//! What the metadata watch cannot see: the pod template. A Deployment whose opt-in sits only
+//! on `spec.template.metadata.annotations` (where KServe copies an InferenceService's
+//! annotations) and that the webhook never admitted carries nothing in its metadata that says
+//! so; it is reconciled from the first admission on (KServe updates its predictor Deployments
+//! whenever the InferenceService changes). An opt-in on `metadata.annotations` is seen, and so
+//! is a Deployment that lost the label while a ScaledObject managed for it still exists (the
+//! opt-out).
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+
+use crate::annotations::PREFIX;
+use crate::render::scaled_object::{MANAGED_BY, MANAGED_BY_LABEL};
+use crate::workload::{MANAGED_LABEL, MANAGED_LABEL_VALUE};
+
+/// The annotation whose presence on a Deployment's metadata means "opted in" (its value is
+/// judged by the full parse, once the Deployment is read).
+const ENABLED: &str = "llm-autoscale.io/enabled";
+
+/// Label selector of the Deployments watched in full.
+pub fn labelled_deployments() -> String {
+    format!("{MANAGED_LABEL}={MANAGED_LABEL_VALUE}")
+}
+
+/// Label selector of the ScaledObjects this product manages.
+pub fn managed_scaled_objects() -> String {
+    format!("{MANAGED_BY_LABEL}={MANAGED_BY}")
+}
+
+/// Where one reconcile gets the full Deployment it plans for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Source {
+    /// Labelled by the webhook: from the store of labelled Deployments.
+    Store,
+    /// Not labelled, but its metadata opts in (never admitted by the webhook), or a
+    /// ScaledObject managed for it still exists (opted out): read it from the API.
+    Read,
+    /// Neither: nothing to do, and no request.
+    Nothing,
+}
+
+/// Decides from the (trimmed) metadata and whether a ScaledObject managed for this
+/// Deployment is in the store.
+pub fn source_of(meta: &ObjectMeta, has_managed_scaled_object: bool) -> Source {
+    let labelled = meta
+        .labels
+        .as_ref()
+        .and_then(|l| l.get(MANAGED_LABEL))
+        .is_some_and(|v| v == MANAGED_LABEL_VALUE);
+    let opted_in = meta
+        .annotations
+        .as_ref()
+        .is_some_and(|a| a.contains_key(ENABLED));
+    if labelled {
+        Source::Store
+    } else if opted_in || has_managed_scaled_object {
+        Source::Read
+    } else {
+        Source::Nothing
+    }
+}
+
+/// What the metadata store keeps of a Deployment: name, namespace, uid, resourceVersion, the
+/// managed label and the `llm-autoscale.io/` annotations. Everything else (managedFields,
+/// other labels and annotations such as kubectl's last-applied-configuration, owners) would
+/// cost memory per Deployment of the cluster and is never read.
+pub fn trim_metadata(meta: &mut ObjectMeta) {
+    let keep_label = meta
+        .labels
+        .as_ref()
+        .and_then(|l| l.get(MANAGED_LABEL))
+        .map(|v| BTreeMap::from([(MANAGED_LABEL.to_string(), v.clone())]));
+    let keep_annotations: Option<BTreeMap<String, String>> =
+        meta.annotations.as_ref().and_then(|a| {
+            let ours: BTreeMap<String, String> = a
+                .iter()
+                .filter(|(k, _)| k.starts_with(PREFIX))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            (!ours.is_empty()).then_some(ours)
+        });
+    *meta = ObjectMeta {
+        name: meta.name.take(),
+        namespace: meta.namespace.take(),
+        uid: meta.uid.take(),
+        resource_version: meta.resource_version.take(),
+        labels: keep_label,
+        annotations: keep_annotations,
+        ..ObjectMeta::default()
+    };
+}
+
+/// What the stores of full objects (labelled Deployments, managed ScaledObjects) drop:
+/// managedFields, which the reconciler never reads and which can be as large as the object.
+pub fn trim_managed_fields(meta: &mut ObjectMeta) {
+    meta.managed_fields = None;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn meta(labels: &[(&str, &str)], annotations: &[(&str, &str)]) -> ObjectMeta {
+        let map = |kv: &[(&str, &str)]| {
+            (!kv.is_empty()).then(|| {
+                kv.iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect::<BTreeMap<_, _>>()
+            })
+        };
+        ObjectMeta {
+            name: Some("m".into()),
+            namespace: Some("llm".into()),
+            uid: Some("u-1".into()),
+            resource_version: Some("7".into()),
+            labels: map(labels),
+            annotations: map(annotations),
+            ..ObjectMeta::default()
+        }
+    }
+
+    #[test]
+    fn labelled_deployments_come_from_the_store() {
+        let m = meta(&[(MANAGED_LABEL, "true")], &[]);
+        assert_eq!(source_of(&m, false), Source::Store);
+        assert_eq!(source_of(&m, true), Source::Store);
+    }
+
+    #[test]
+    fn unlabelled_ones_are_read_only_when_opted_in_or_still_owning_a_scaled_object() {
+        let never_admitted = meta(&[], &[(ENABLED, "true")]);
+        assert_eq!(source_of(&never_admitted, false), Source::Read);
+        let opted_out = meta(&[("app", "x")], &[]);
+        assert_eq!(source_of(&opted_out, true), Source::Read);
+        assert_eq!(source_of(&opted_out, false), Source::Nothing);
+        // Another value of the label is not the webhook's.
+        let other = meta(&[(MANAGED_LABEL, "false")], &[]);
+        assert_eq!(source_of(&other, false), Source::Nothing);
+        // A disabled opt-in is still read: the full parse decides (and deletes what exists).
+        let disabled = meta(&[], &[(ENABLED, "false")]);
+        assert_eq!(source_of(&disabled, false), Source::Read);
+    }
+
+    #[test]
+    fn the_metadata_store_keeps_only_what_is_read() {
+        let mut m = meta(
+            &[(MANAGED_LABEL, "true"), ("app", "x")],
+            &[
+                (ENABLED, "true"),
+                (
+                    "kubectl.kubernetes.io/last-applied-configuration",
+                    "{\"a\": 1}",
+                ),
+            ],
+        );
+        m.generation = Some(3);
+        m.managed_fields = Some(vec![Default::default()]);
+        m.finalizers = Some(vec!["f".into()]);
+        trim_metadata(&mut m);
+        assert_eq!(
+            m,
+            meta(&[(MANAGED_LABEL, "true")], &[(ENABLED, "true")]),
+            "only name, namespace, uid, resourceVersion, our label and annotations"
+        );
+        let mut bare = meta(&[("app", "x")], &[("other", "y")]);
+        trim_metadata(&mut bare);
+        assert_eq!(bare.labels, None);
+        assert_eq!(bare.annotations, None);
+        assert_eq!(source_of(&m, false), Source::Store);
+    }
+}

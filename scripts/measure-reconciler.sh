@@ -24,7 +24,7 @@
 #   default binary: target/debug/llm-autoscale-webhook (built by `cargo build`)
 # Environment: TOTAL (10000), OPTED (100), IDLE_SECONDS (60), MUTATE (the binary whose
 # `mutate` renders the opted-in Deployments; default target/debug/llm-autoscale-webhook),
-# KEEP=1 keeps the work directory.
+# KEEP=1 keeps the work directory, HOLD=1 keeps the cluster running at the end.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -280,3 +280,7 @@ start_reconciler phase3-cold
 secs=$(wait_until "the ScaledObjects" count_so "$OPTED")
 echo "phase 3 ($TOTAL Deployments): cold start to $OPTED ScaledObjects: ${secs} s"
 stop_reconciler
+if [[ "${HOLD:-0}" == 1 ]]; then
+  echo "holding the cluster: KUBECONFIG=$WORK/reconciler.kubeconfig (admin: $WORK/admin.kubeconfig); Ctrl-C ends"
+  sleep infinity
+fi

@@ -17,7 +17,7 @@ use std::time::Duration;
 use futures::{FutureExt, StreamExt};
 use k8s_openapi::api::apps::v1::Deployment;
 use kube::api::{DeleteParams, Patch, PatchParams};
-use kube::core::{ApiResource, DynamicObject, GroupVersionKind, PartialObjectMeta};
+use kube::core::{ApiResource, DynamicObject, GroupVersionKind};
 use kube::runtime::controller::{Action as Requeue, Config, Controller};
 use kube::runtime::events::{Event, EventType, Recorder};
 use kube::runtime::reflector::{self, ObjectRef, Store};
@@ -29,7 +29,7 @@ use super::metrics::ReconcileMetrics;
 use super::plan::{
     self, Action, FIELD_MANAGER, Holder, InferenceServiceId, KserveOwner, SidecarState,
 };
-use super::watches::{self, Source};
+use super::watches::{self, DeploymentMeta, Source};
 use crate::config::WebhookConfig;
 use crate::render::scaled_object::bounded_name;
 
@@ -117,13 +117,12 @@ pub async fn run(shared: Arc<Shared>, stop: impl Future<Output = ()> + Send + Sy
     let client = shared.client.clone();
     let ar = scaled_object_resource();
 
-    let (metadata, metadata_writer) = reflector::store::<PartialObjectMeta<Deployment>>();
+    let (metadata, metadata_writer) = reflector::store::<DeploymentMeta>();
     let all_metadata = watcher(
-        Api::<PartialObjectMeta<Deployment>>::all(client.clone()),
+        Api::<DeploymentMeta>::all(client.clone()),
         watcher::Config::default(),
     )
     .default_backoff()
-    .modify(|m| watches::trim_metadata(&mut m.metadata))
     .reflect(metadata_writer)
     .applied_objects();
 
@@ -170,11 +169,7 @@ pub async fn run(shared: Arc<Shared>, stop: impl Future<Output = ()> + Send + Sy
         .await;
 }
 
-fn error_policy(
-    _d: Arc<PartialObjectMeta<Deployment>>,
-    err: &ReconcileError,
-    ctx: Arc<Context>,
-) -> Requeue {
+fn error_policy(_d: Arc<DeploymentMeta>, err: &ReconcileError, ctx: Arc<Context>) -> Requeue {
     ctx.metrics.record_result("error");
     tracing::warn!(error = %err, "reconcile failed; retrying");
     Requeue::requeue(Duration::from_secs(15))
@@ -237,7 +232,7 @@ async fn kserve_owner(
 /// One Deployment, known by its metadata: where its full object comes from is decided by
 /// [`watches::source_of`]; most Deployments of a cluster cost no request at all.
 async fn reconcile(
-    meta: Arc<PartialObjectMeta<Deployment>>,
+    meta: Arc<DeploymentMeta>,
     ctx: Arc<Context>,
 ) -> Result<Requeue, ReconcileError> {
     if !ctx.stores_ready() {

@@ -22,7 +22,9 @@
 #
 # Usage: scripts/measure-reconciler.sh [RECONCILER_BINARY]
 #   default binary: target/debug/llm-autoscale-webhook (built by `cargo build`)
-# Environment: TOTAL (10000), OPTED (100), IDLE_SECONDS (60), MUTATE (the binary whose
+# Environment: TOTAL (10000), OPTED (100), IDLE_SECONDS (60; over 300 it includes the
+# reconciler's periodic resync of every opted-in Deployment), PHASE1_IDLE_SECONDS
+# (IDLE_SECONDS), MUTATE (the binary whose
 # `mutate` renders the opted-in Deployments; default target/debug/llm-autoscale-webhook),
 # KEEP=1 keeps the work directory, HOLD=1 keeps the cluster running at the end.
 set -euo pipefail
@@ -35,6 +37,7 @@ MUTATE="${MUTATE:-$ROOT/target/debug/llm-autoscale-webhook}"
 TOTAL="${TOTAL:-10000}"
 OPTED="${OPTED:-100}"
 IDLE_SECONDS="${IDLE_SECONDS:-60}"
+PHASE1_IDLE_SECONDS="${PHASE1_IDLE_SECONDS:-$IDLE_SECONDS}"
 NAMESPACES=10
 SA_USER="system:serviceaccount:llm-autoscale-system:llm-autoscale-webhook"
 
@@ -217,15 +220,15 @@ requests_between() { # from to → "total" and a breakdown
     | [.auditID, .verb, (.objectRef.resource // .requestURI)] | @tsv' "$WORK/audit.log" |
     sort -u -k1,1 | cut -f2,3 | sort | uniq -c | sort -rn
 }
-idle_period() { # label
+idle_period() { # label seconds
   local from to
   from=$(now_utc)
-  sleep "$IDLE_SECONDS"
+  sleep "$2"
   to=$(now_utc)
   local breakdown total
   breakdown=$(requests_between "$from" "$to")
   total=$(awk '{s += $1} END {print s + 0}' <<<"$breakdown")
-  echo "$1: requests in ${IDLE_SECONDS} s idle: $total ($(awk -v t="$total" -v s="$IDLE_SECONDS" 'BEGIN {printf "%.1f", t * 60 / s}') per minute)"
+  echo "$1: requests in $2 s idle: $total ($(awk -v t="$total" -v s="$2" 'BEGIN {printf "%.1f", t * 60 / s}') per minute)"
   sed 's/^/    /' <<<"$breakdown"
 }
 
@@ -237,7 +240,7 @@ start_reconciler phase1
 secs=$(wait_until "the ScaledObjects" count_so "$OPTED")
 echo "phase 1 ($OPTED Deployments): cold start to $OPTED ScaledObjects: ${secs} s"
 sleep 10
-idle_period "phase 1 ($OPTED Deployments)"
+idle_period "phase 1 ($OPTED Deployments)" "$PHASE1_IDLE_SECONDS"
 RSS_SMALL=$(rss_kib)
 echo "phase 1 ($OPTED Deployments): VmRSS ${RSS_SMALL} KiB (VmHWM $(hwm_kib) KiB)"
 stop_reconciler
@@ -261,7 +264,7 @@ done
 echo "cluster: $(k get deployments -A --no-headers | wc -l) Deployments"
 start_reconciler phase2
 sleep 20
-idle_period "phase 2 ($TOTAL Deployments)"
+idle_period "phase 2 ($TOTAL Deployments)" "$IDLE_SECONDS"
 RSS_LARGE=$(rss_kib)
 echo "phase 2 ($TOTAL Deployments): VmRSS ${RSS_LARGE} KiB (VmHWM $(hwm_kib) KiB)"
 echo "per plain Deployment: $(awk -v l="$RSS_LARGE" -v s="$RSS_SMALL" -v n="$PLAIN" 'BEGIN {printf "%.0f", (l - s) * 1024 / n}') bytes of VmRSS"

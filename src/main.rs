@@ -255,8 +255,11 @@ fn serve(args: &ServeArgs) -> anyhow::Result<ExitCode> {
             ))
         });
         let served = server::run(&settings, registry, shutdown).await;
+        // It saw the same signal: it finishes its running reconciles and releases its lease.
         if let Some(r) = reconciler {
-            r.abort();
+            if let Err(e) = r.await {
+                tracing::warn!(error = %e, "reconciler task failed");
+            }
         }
         served
     })?;

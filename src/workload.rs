@@ -6,6 +6,12 @@ use serde_json::Value;
 
 /// Label KServe puts on the Deployments it creates for an InferenceService.
 pub const KSERVE_ISVC_LABEL: &str = "serving.kserve.io/inferenceservice";
+/// Label the webhook sets on every Deployment it admits opted in (and removes from one it
+/// admits opted out): the reconciler watches these in full by label selector, the others by
+/// metadata only.
+pub const MANAGED_LABEL: &str = "llm-autoscale.io/managed";
+/// The value of [`MANAGED_LABEL`].
+pub const MANAGED_LABEL_VALUE: &str = "true";
 
 /// Which kind of object this is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -11,7 +11,9 @@ use super::{AdmissionPatch, MutateError, Mutation, set_annotation};
 use crate::annotations::{self, AutoscalingSpec, STATUS};
 use crate::config::{SidecarMode, WebhookConfig};
 use crate::render::{RenderError, interceptor_route, scaled_object, sidecar};
-use crate::workload::{KSERVE_ISVC_LABEL, Workload, WorkloadKind};
+use crate::workload::{
+    KSERVE_ISVC_LABEL, MANAGED_LABEL, MANAGED_LABEL_VALUE, Workload, WorkloadKind,
+};
 
 const POD_SPEC: &str = "/spec/template/spec";
 const TEMPLATE_ANNOTATIONS: &str = "/spec/template/metadata/annotations";
@@ -246,8 +248,10 @@ fn render_sidecar(
 }
 
 pub(super) fn mutate(object: &Value, cfg: &WebhookConfig) -> Result<Mutation, MutateError> {
-    let applied = apply(object, cfg, Copy::Whole)?;
+    let mut applied = apply(object, cfg, Copy::Whole)?;
     let Some(spec) = applied.spec else {
+        // Not opted in (any more): the strip and the label's removal are the mutation.
+        mark_managed(&mut applied.new, false);
         return Ok(Mutation::between(
             object,
             applied.new,
@@ -266,11 +270,12 @@ pub(super) fn mutate(object: &Value, cfg: &WebhookConfig) -> Result<Mutation, Mu
     }
     let so = scaled_object::render(&spec, &labels);
     let route = interceptor_route::render(&spec, &labels);
-    let patched = if applied.already_current {
+    let mut patched = if applied.already_current {
         object.clone()
     } else {
         applied.new
     };
+    mark_managed(&mut patched, true);
     let mut m = Mutation::between(object, patched, applied.warnings, Some(so))
         .with_interceptor_route(route);
     m.sidecar_inputs = applied.sidecar_inputs;
@@ -283,15 +288,54 @@ pub(super) fn admission_patch(
     cfg: &WebhookConfig,
 ) -> Result<AdmissionPatch, MutateError> {
     let applied = apply(object, cfg, Copy::Changed)?;
-    let patch = if applied.already_current {
-        json_patch::Patch(Vec::new())
-    } else {
-        json_patch::diff(applied.before.as_ref().unwrap_or(object), &applied.new)
-    };
+    // The copies hold the pod template only; the label is on the Deployment's metadata,
+    // which comes first in a Deployment (as in the whole object's diff).
+    let mut patch = managed_label_patch(object, applied.spec.is_some());
+    if !applied.already_current {
+        let template = json_patch::diff(applied.before.as_ref().unwrap_or(object), &applied.new);
+        patch.0.extend(template.0);
+    }
     Ok(AdmissionPatch {
         patch,
         warnings: applied.warnings,
     })
+}
+
+/// Sets (opted in) or removes the label that lets the reconciler watch the Deployments this
+/// webhook admitted opted in, in full, by label selector. Metadata only: neither the
+/// generation nor the pods change with it.
+fn mark_managed(object: &mut Value, opted_in: bool) {
+    if opted_in {
+        super::set_annotation(
+            object,
+            "/metadata/labels",
+            MANAGED_LABEL,
+            MANAGED_LABEL_VALUE,
+        );
+        return;
+    }
+    let Some(meta) = object.get_mut("metadata").and_then(Value::as_object_mut) else {
+        return;
+    };
+    let emptied = match meta.get_mut("labels").and_then(Value::as_object_mut) {
+        Some(labels) => labels.remove(MANAGED_LABEL).is_some() && labels.is_empty(),
+        None => false,
+    };
+    if emptied {
+        meta.remove("labels");
+    }
+}
+
+/// The operations that set or remove the managed label on `object` (none when it is as it
+/// should be). Every Deployment has metadata (the apiserver requires a name).
+fn managed_label_patch(object: &Value, opted_in: bool) -> json_patch::Patch {
+    let mut before = serde_json::json!({ "metadata": {} });
+    if let Some(labels) = object.pointer("/metadata/labels") {
+        before["metadata"]["labels"] = labels.clone();
+    }
+    let mut after = before.clone();
+    mark_managed(&mut after, opted_in);
+    json_patch::diff(&before, &after)
 }
 
 /// Everything the sidecar is rendered from: the configuring annotations, the images (the
@@ -388,5 +432,49 @@ fn push_container(object: &mut Value, list: &str, container: Value) {
         if let Some(a) = entry.as_array_mut() {
             a.push(container);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn deployment(annotations: Value, labels: Value) -> Value {
+        json!({
+            "apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "m", "namespace": "llm", "labels": labels, "annotations": annotations},
+            "spec": {"selector": {"matchLabels": {"a": "b"}}, "template": {
+                "metadata": {"labels": {"a": "b"}},
+                "spec": {"containers": [{"name": "vllm", "image": "vllm/vllm-openai:v0.11.0"}]}}}
+        })
+    }
+
+    #[test]
+    fn opted_in_deployments_are_labelled_and_opted_out_ones_lose_the_label() {
+        let cfg = WebhookConfig::default();
+        let opted_in = deployment(
+            json!({"llm-autoscale.io/enabled": "true", "llm-autoscale.io/max-replicas": "4"}),
+            json!({"app": "m"}),
+        );
+        let labelled = mutate(&opted_in, &cfg).unwrap().patched;
+        assert_eq!(labelled["metadata"]["labels"][MANAGED_LABEL], "true");
+        assert_eq!(labelled["metadata"]["labels"]["app"], "m");
+        assert!(mutate(&labelled, &cfg).unwrap().patch.0.is_empty());
+
+        let mut opted_out = labelled.clone();
+        opted_out["metadata"]["annotations"] = json!({});
+        let m = mutate(&opted_out, &cfg).unwrap();
+        assert_eq!(m.patched["metadata"]["labels"], json!({"app": "m"}));
+
+        // A labels map that held only ours goes with it.
+        let mut only_ours = opted_out;
+        only_ours["metadata"]["labels"] = json!({MANAGED_LABEL: "true"});
+        let m = mutate(&only_ours, &cfg).unwrap();
+        assert!(m.patched["metadata"].get("labels").is_none());
+        // Never labelled, not opted in: untouched.
+        let plain = deployment(json!({}), json!({"app": "m"}));
+        assert!(mutate(&plain, &cfg).unwrap().patch.0.is_empty());
     }
 }

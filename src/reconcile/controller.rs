@@ -1,24 +1,43 @@
 //! The kube-runtime controller: Deployments (and the ScaledObjects they own) → apply, repair,
 //! delete, and report; with HTTP wake the same for their InterceptorRoutes, and KServe's
-//! leftover ScaledObject removed. Thin: every decision comes from [`super::plan`].
+//! leftover ScaledObject removed. Thin: every decision comes from [`super::plan`] and
+//! [`super::watches`], which also says what is watched and kept.
+//!
+//! The controller's own objects are the Deployments' trimmed metadata (every Deployment of
+//! the cluster); a reconcile takes the full Deployment from the store of labelled ones, or
+//! reads it when its metadata calls for it, and the ScaledObjects from the store of managed
+//! ones. At most [`CONCURRENCY`] reconciles run at once, and a stop lets the running ones
+//! finish (kube-runtime `src/controller/mod.rs`: `Config::concurrency`,
+//! `Controller::graceful_shutdown_on`).
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use k8s_openapi::api::apps::v1::Deployment;
 use kube::api::{DeleteParams, Patch, PatchParams};
 use kube::core::{ApiResource, DynamicObject, GroupVersionKind};
-use kube::runtime::controller::{Action as Requeue, Controller};
+use kube::runtime::controller::{Action as Requeue, Config, Controller};
 use kube::runtime::events::{Event, EventType, Recorder};
-use kube::runtime::watcher;
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, Resource, ResourceExt};
 use serde_json::Value;
 
 use super::metrics::ReconcileMetrics;
-use super::plan::{self, Action, FIELD_MANAGER, Holder, InferenceServiceId, KserveOwner};
+use super::plan::{
+    self, Action, FIELD_MANAGER, Holder, InferenceServiceId, KserveOwner, SidecarState,
+};
+use super::watches::{self, DeploymentMeta, Source};
 use crate::config::WebhookConfig;
-use crate::keda::{MANAGED_BY, MANAGED_BY_LABEL};
+use crate::keda::names::{MAX_NAME, bounded_name};
+
+/// Reconciles running at once, at most.
+pub const CONCURRENCY: u16 = 8;
+/// Until the next reconcile of an opted-in Deployment (drift is repaired sooner: the managed
+/// ScaledObjects are watched).
+const RESYNC: Duration = Duration::from_secs(300);
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReconcileError {
@@ -28,11 +47,44 @@ pub enum ReconcileError {
     Json(#[from] serde_json::Error),
 }
 
-pub struct Context {
+/// What lives as long as the process: the client, configuration, event recorder, metrics.
+pub struct Shared {
     pub client: Client,
     pub config: WebhookConfig,
     pub recorder: Recorder,
     pub metrics: ReconcileMetrics,
+}
+
+/// What one run of the controller (one term as leader) reads: [`Shared`] and its stores.
+pub struct Context {
+    shared: Arc<Shared>,
+    /// Deployments labelled by the webhook, in full (without managedFields).
+    deployments: Store<Deployment>,
+    /// ScaledObjects labelled as managed by this product.
+    scaled_objects: Store<DynamicObject>,
+}
+
+impl std::ops::Deref for Context {
+    type Target = Shared;
+    fn deref(&self) -> &Shared {
+        &self.shared
+    }
+}
+
+impl Context {
+    /// Both stores have been filled once (the metadata store is awaited by the controller).
+    fn stores_ready(&self) -> bool {
+        let ready =
+            |f: Option<Result<(), reflector::store::WriterDropped>>| matches!(f, Some(Ok(())));
+        ready(self.deployments.wait_until_ready().now_or_never())
+            && ready(self.scaled_objects.wait_until_ready().now_or_never())
+    }
+
+    /// The managed ScaledObject of this name, from the store.
+    fn managed_scaled_object(&self, ns: &str, name: &str) -> Option<Arc<DynamicObject>> {
+        self.scaled_objects
+            .get(&ObjectRef::new_with(name, scaled_object_resource()).within(ns))
+    }
 }
 
 pub fn scaled_object_resource() -> ApiResource {
@@ -60,14 +112,54 @@ fn inference_service_resource() -> ApiResource {
     ))
 }
 
-/// Runs the controller until the future is dropped.
-pub async fn run(ctx: Arc<Context>) {
-    let deployments: Api<Deployment> = Api::all(ctx.client.clone());
+/// Runs the controller until `stop` completes and the reconciles running then have finished.
+pub async fn run(shared: Arc<Shared>, stop: impl Future<Output = ()> + Send + Sync + 'static) {
+    let client = shared.client.clone();
     let ar = scaled_object_resource();
-    let scaled_objects: Api<DynamicObject> = Api::all_with(ctx.client.clone(), &ar);
-    let managed = watcher::Config::default().labels(&format!("{MANAGED_BY_LABEL}={MANAGED_BY}"));
-    Controller::new(deployments, watcher::Config::default())
-        .owns_with(scaled_objects, ar, managed)
+
+    let (metadata, metadata_writer) = reflector::store::<DeploymentMeta>();
+    let all_metadata = watcher(
+        Api::<DeploymentMeta>::all(client.clone()),
+        watcher::Config::default(),
+    )
+    .default_backoff()
+    .reflect(metadata_writer)
+    .applied_objects();
+
+    let (deployments, deployments_writer) = reflector::store::<Deployment>();
+    let labelled = watcher(
+        Api::<Deployment>::all(client.clone()),
+        watcher::Config::default().labels(&watches::labelled_deployments()),
+    )
+    .default_backoff()
+    .modify(|d| watches::trim_managed_fields(&mut d.metadata))
+    .reflect(deployments_writer)
+    // Deleted too: a Deployment that loses the label leaves this watch.
+    .touched_objects();
+
+    let so_writer = reflector::store::Writer::<DynamicObject>::new(ar.clone());
+    let scaled_objects = so_writer.as_reader();
+    let managed = watcher(
+        Api::<DynamicObject>::all_with(client, &ar),
+        watcher::Config::default().labels(&watches::managed_scaled_objects()),
+    )
+    .default_backoff()
+    .modify(|so| watches::trim_managed_fields(&mut so.metadata))
+    .reflect(so_writer)
+    .touched_objects();
+
+    let ctx = Arc::new(Context {
+        shared,
+        deployments,
+        scaled_objects,
+    });
+    Controller::for_stream(all_metadata, metadata)
+        .owns_stream_with(managed, ar)
+        .watches_stream(labelled, |d: Deployment| {
+            Some(ObjectRef::new(&d.name_any()).within(&d.namespace().unwrap_or_default()))
+        })
+        .with_config(Config::default().concurrency(CONCURRENCY))
+        .graceful_shutdown_on(stop)
         .run(reconcile, error_policy, ctx)
         .for_each(|res| async move {
             if let Err(e) = res {
@@ -77,7 +169,7 @@ pub async fn run(ctx: Arc<Context>) {
         .await;
 }
 
-fn error_policy(_d: Arc<Deployment>, err: &ReconcileError, ctx: Arc<Context>) -> Requeue {
+fn error_policy(_d: Arc<DeploymentMeta>, err: &ReconcileError, ctx: Arc<Context>) -> Requeue {
     ctx.metrics.record_result("error");
     tracing::warn!(error = %err, "reconcile failed; retrying");
     Requeue::requeue(Duration::from_secs(15))
@@ -137,23 +229,60 @@ async fn kserve_owner(
     }
 }
 
-async fn reconcile(d: Arc<Deployment>, ctx: Arc<Context>) -> Result<Requeue, ReconcileError> {
+/// One Deployment, known by its metadata: where its full object comes from is decided by
+/// [`watches::source_of`]; most Deployments of a cluster cost no request at all.
+async fn reconcile(
+    meta: Arc<DeploymentMeta>,
+    ctx: Arc<Context>,
+) -> Result<Requeue, ReconcileError> {
+    if !ctx.stores_ready() {
+        return Ok(Requeue::requeue(Duration::from_secs(2)));
+    }
+    let ns = meta.namespace().unwrap_or_default();
+    let name = meta.name_any();
+    let uid = meta.uid().unwrap_or_default();
+    let owns_scaled_object = match ctx.managed_scaled_object(&ns, &bounded_name(&name, MAX_NAME)) {
+        Some(so) => plan::is_managed_for(&serde_json::to_value(so.as_ref())?, &uid),
+        None => false,
+    };
+    let deployment = match watches::source_of(&meta.metadata, owns_scaled_object) {
+        Source::Store => match ctx.deployments.get(&ObjectRef::new(&name).within(&ns)) {
+            Some(d) => d,
+            // Not delivered by its watch yet; when it is, that triggers a reconcile.
+            None => return Ok(Requeue::await_change()),
+        },
+        Source::Read => {
+            let api: Api<Deployment> = Api::namespaced(ctx.client.clone(), &ns);
+            match api.get_opt(&name).await? {
+                Some(d) => Arc::new(d),
+                None => return Ok(Requeue::await_change()),
+            }
+        }
+        Source::Nothing => {
+            ctx.metrics
+                .record_sidecar(&ns, &name, SidecarState::NotExpected);
+            return Ok(Requeue::await_change());
+        }
+    };
+    reconcile_deployment(&deployment, &ctx).await
+}
+
+async fn reconcile_deployment(d: &Deployment, ctx: &Context) -> Result<Requeue, ReconcileError> {
     let ns = d.namespace().unwrap_or_default();
     let name = d.name_any();
     let uid = d.uid().unwrap_or_default();
-    let json = serde_json::to_value(d.as_ref())?;
-    let (kserve, isvc) = kserve_owner(&ctx, &ns, &json).await?;
+    let json = serde_json::to_value(d)?;
+    let (kserve, isvc) = kserve_owner(ctx, &ns, &json).await?;
     let p = plan::plan(&json, &kserve, &ctx.config);
 
     ctx.metrics.record_sidecar(&ns, &name, p.sidecar);
-    let sidecar_note = p.sidecar.event();
-    if let Some((reason, note)) = sidecar_note {
-        publish(&ctx, &d, EventType::Warning, reason, note.to_string()).await;
+    if let Some((reason, note)) = p.sidecar.event() {
+        publish(ctx, d, EventType::Warning, reason, note.to_string()).await;
     }
     if let Some(msg) = &p.invalid {
         publish(
-            &ctx,
-            &d,
+            ctx,
+            d,
             EventType::Warning,
             "InvalidAnnotations",
             msg.clone(),
@@ -166,52 +295,44 @@ async fn reconcile(d: Arc<Deployment>, ctx: Arc<Context>) -> Result<Requeue, Rec
     match p.action {
         Action::Apply(so) => {
             let so_name = name_of(&so);
-            let before = so_api.get_opt(so_name).await?;
+            // The store holds the managed ones; anything else of that name (KServe's, someone
+            // else's) or nothing is only ever looked up before a first apply.
+            let before = match ctx.managed_scaled_object(&ns, so_name) {
+                Some(stored) => Some(stored.as_ref().clone()),
+                None => so_api.get_opt(so_name).await?,
+            };
             let stored = before.as_ref().map(serde_json::to_value).transpose()?;
             if plan::route_needs_reconcile(&p.route, stored.as_ref()) {
-                reconcile_route(&ctx, &d, &ns, &uid, &p.route).await?;
+                reconcile_route(ctx, d, &ns, &uid, &p.route).await?;
             }
             let target = ScaledObjectTarget {
                 uid: &uid,
                 kserve: &kserve,
                 isvc: isvc.as_ref(),
             };
-            return apply_scaled_object(&ctx, &d, &so_api, &so, before, target).await;
+            return apply_scaled_object(ctx, d, &so_api, &so, before, target).await;
         }
         Action::DeleteManaged(so_name) => {
-            if let Some(existing) = so_api.get_opt(&so_name).await? {
-                let existing_json = serde_json::to_value(&existing)?;
+            if let Some(existing) = ctx.managed_scaled_object(&ns, &so_name) {
+                let existing_json = serde_json::to_value(existing.as_ref())?;
                 if plan::is_managed_for(&existing_json, &uid) {
                     // The route first: once the ScaledObject is gone this branch is not
                     // reached again for a Deployment that opted out.
                     if plan::route_needs_reconcile(&p.route, Some(&existing_json)) {
-                        reconcile_route(&ctx, &d, &ns, &uid, &p.route).await?;
+                        reconcile_route(ctx, d, &ns, &uid, &p.route).await?;
                     }
-                    so_api.delete(&so_name, &DeleteParams::default()).await?;
-                    publish(
-                        &ctx,
-                        &d,
-                        EventType::Normal,
-                        "ScaledObjectDeleted",
-                        format!(
-                            "ScaledObject {so_name} deleted: the llm-autoscale opt-in was removed"
-                        ),
-                    )
-                    .await;
-                    tracing::info!(namespace = %ns, deployment = %name, scaled_object = %so_name, "deleted ScaledObject");
-                    ctx.metrics.record_result("deleted");
+                    delete_scaled_object(ctx, d, &so_api, &so_name).await?;
                 }
             }
             // Not opted in: nothing to repair periodically. A change of the Deployment, or of
-            // a ScaledObject it owns, wakes this up again; a timer would GET once per
-            // Deployment of the cluster every few minutes.
+            // a ScaledObject it owns, wakes this up again.
             return Ok(Requeue::await_change());
         }
         Action::Skip(reason) => {
             if p.invalid.is_none() {
                 publish(
-                    &ctx,
-                    &d,
+                    ctx,
+                    d,
                     EventType::Warning,
                     "Skipped",
                     format!("no ScaledObject: {reason}"),
@@ -221,7 +342,27 @@ async fn reconcile(d: Arc<Deployment>, ctx: Arc<Context>) -> Result<Requeue, Rec
             ctx.metrics.record_result("skipped");
         }
     }
-    Ok(Requeue::requeue(Duration::from_secs(300)))
+    Ok(Requeue::requeue(RESYNC))
+}
+
+/// Deletes the managed ScaledObject of a Deployment that opted out; one already gone (the
+/// store lags behind a delete) is not an error.
+async fn delete_scaled_object(
+    ctx: &Context,
+    d: &Deployment,
+    api: &Api<DynamicObject>,
+    so_name: &str,
+) -> Result<(), ReconcileError> {
+    match api.delete(so_name, &DeleteParams::default()).await {
+        Ok(_) => {}
+        Err(kube::Error::Api(e)) if e.code == 404 => return Ok(()),
+        Err(e) => return Err(e.into()),
+    }
+    let note = format!("ScaledObject {so_name} deleted: the llm-autoscale opt-in was removed");
+    publish(ctx, d, EventType::Normal, "ScaledObjectDeleted", note).await;
+    tracing::info!(namespace = %d.namespace().unwrap_or_default(), deployment = %d.name_any(), scaled_object = %so_name, "deleted ScaledObject");
+    ctx.metrics.record_result("deleted");
+    Ok(())
 }
 
 /// Deletes KServe's ScaledObject left from autoscalerClass `keda` (see [`plan::holder_of`]).
@@ -294,11 +435,15 @@ async fn apply_route(
     let name = name_of(route);
     let before = api.get_opt(name).await?;
     if let Some(existing) = &before {
-        if !plan::is_managed_for(&serde_json::to_value(existing)?, uid) {
+        let existing = serde_json::to_value(existing)?;
+        if !plan::is_managed_for(&existing, uid) {
             let note = format!(
                 "an InterceptorRoute named {name} that llm-autoscale does not manage already exists: delete it, or remove the llm-autoscale.io/http-wake-* annotations"
             );
             publish(ctx, d, EventType::Warning, "InterceptorRouteConflict", note).await;
+            return Ok(());
+        }
+        if plan::is_applied(route, &existing) {
             return Ok(());
         }
     }
@@ -366,6 +511,10 @@ async fn apply_scaled_object(
     if let Some(existing) = &before {
         let existing_json = serde_json::to_value(existing)?;
         match plan::holder_of(&existing_json, target.uid, target.kserve, target.isvc) {
+            Holder::Us if plan::is_applied(so, &existing_json) => {
+                ctx.metrics.record_result("up-to-date");
+                return Ok(Requeue::requeue(RESYNC));
+            }
             Holder::Us => {}
             Holder::KserveLeftover => {
                 remove_kserve_leftover(ctx, d, api, existing).await?;
@@ -378,7 +527,7 @@ async fn apply_scaled_object(
                 );
                 publish(ctx, d, EventType::Warning, "ScaledObjectConflict", note).await;
                 ctx.metrics.record_result("conflict");
-                return Ok(Requeue::requeue(Duration::from_secs(300)));
+                return Ok(Requeue::requeue(RESYNC));
             }
         }
     }
@@ -395,7 +544,7 @@ async fn apply_scaled_object(
                 tracing::info!(namespace = %d.namespace().unwrap_or_default(), deployment = %d.name_any(), scaled_object = %so_name, "applied ScaledObject");
             }
             ctx.metrics.record_result("applied");
-            Ok(Requeue::requeue(Duration::from_secs(300)))
+            Ok(Requeue::requeue(RESYNC))
         }
         Err(kube::Error::Api(e)) if (400..500).contains(&e.code) => {
             // Refused by the apiserver or an admission webhook (e.g. KEDA's): say why.

@@ -3,23 +3,28 @@
 //! drift is repaired, it goes when the opt-in goes, and Deployments whose sidecar is missing
 //! or stale are reported (Events and the `llm_autoscale_sidecar_missing` metric).
 //!
-//! Several replicas may run; a Lease elects the one that reconciles. Without a cluster the
-//! reconciler keeps retrying while the webhook serves.
+//! Several replicas may run; a Lease elects the one that reconciles, which stops before its
+//! lease could expire ([`leader`]). Without a cluster the reconciler keeps retrying while the
+//! webhook serves. On shutdown the controller finishes the reconciles it started and the lease
+//! is released.
 
 pub mod controller;
 pub mod leader;
 pub mod metrics;
 pub mod plan;
+pub mod watches;
 
 use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use futures::FutureExt;
 use kube::Client;
 use kube::runtime::events::{Recorder, Reporter};
+use tokio::sync::watch;
 
 use crate::config::WebhookConfig;
-use leader::{LEASE_DURATION, LeaseLock, RENEW_PERIOD};
+use leader::{Attempt, LeaseLock, RENEW_DEADLINE, RETRY_PERIOD, STOP_GRACE, Verdict};
 use metrics::ReconcileMetrics;
 
 /// Where the reconciler's Lease lives and who this replica is.
@@ -66,32 +71,62 @@ async fn connect() -> Client {
     }
 }
 
-/// Runs until `shutdown` completes.
+/// Runs until `shutdown` completes; then the controller stops taking work, lets running
+/// reconciles finish (within [`leader::STOP_GRACE`]) and releases the lease.
 pub async fn run(
     config: WebhookConfig,
     settings: ReconcilerSettings,
     metrics: ReconcileMetrics,
     shutdown: impl Future<Output = ()>,
 ) {
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let lead = lead_and_reconcile(config, settings, metrics.clone(), stop_rx);
+    tokio::pin!(lead);
     tokio::select! {
-        () = lead_and_reconcile(config, settings, metrics.clone()) => {}
-        () = shutdown => {}
+        () = &mut lead => {}
+        () = shutdown => {
+            let _ = stop_tx.send(true);
+            // Connecting, or stopping the controller and releasing the lease.
+            let bound = STOP_GRACE + RENEW_DEADLINE;
+            if tokio::time::timeout(bound, lead).await.is_err() {
+                tracing::warn!("reconciler: not stopped within {bound:?}; leaving");
+            }
+        }
     }
     metrics.leader.set(0);
+}
+
+/// Completes once `stop` says so (or its sender is gone).
+async fn stopped(stop: &mut watch::Receiver<bool>) {
+    let _ = stop.wait_for(|s| *s).await;
+}
+
+/// How a term as leader ended.
+enum TermEnd {
+    /// Gave up leadership (renew deadline, or someone else holds the lease).
+    Lost,
+    /// The controller stopped by itself.
+    ControllerExited,
+    /// The process is shutting down.
+    Shutdown,
 }
 
 async fn lead_and_reconcile(
     config: WebhookConfig,
     settings: ReconcilerSettings,
     metrics: ReconcileMetrics,
+    mut stop: watch::Receiver<bool>,
 ) {
-    let client = connect().await;
-    let lock = LeaseLock {
-        api: kube::Api::namespaced(client.clone(), &settings.lease_namespace),
-        name: settings.lease_name.clone(),
-        identity: settings.identity.clone(),
+    let client = tokio::select! {
+        c = connect() => c,
+        () = stopped(&mut stop) => return,
     };
-    let ctx = Arc::new(controller::Context {
+    let mut lock = LeaseLock::new(
+        kube::Api::namespaced(client.clone(), &settings.lease_namespace),
+        settings.lease_name.clone(),
+        settings.identity.clone(),
+    );
+    let shared = Arc::new(controller::Shared {
         client: client.clone(),
         config,
         recorder: Recorder::new(
@@ -104,40 +139,86 @@ async fn lead_and_reconcile(
         metrics: metrics.clone(),
     });
     loop {
-        match lock.try_acquire_or_renew().await {
-            Ok(true) => {}
-            Ok(false) => {
-                tokio::time::sleep(RENEW_PERIOD).await;
-                continue;
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "reconciler: cannot read the lease; retrying");
-                tokio::time::sleep(RENEW_PERIOD).await;
-                continue;
-            }
+        tokio::select! {
+            () = acquire(&mut lock) => {}
+            () = stopped(&mut stop) => return,
         }
         tracing::info!(identity = %settings.identity, lease = %settings.lease_name, "reconciler: leading");
         metrics.leader.set(1);
-        let task = tokio::spawn(controller::run(ctx.clone()));
-        let mut last_renewed = Instant::now();
-        loop {
-            tokio::time::sleep(RENEW_PERIOD).await;
-            match lock.try_acquire_or_renew().await {
-                Ok(true) => last_renewed = Instant::now(),
-                Ok(false) => break,
-                Err(e) => {
-                    tracing::warn!(error = %e, "reconciler: lease renewal failed");
-                    if last_renewed.elapsed() >= LEASE_DURATION {
-                        break;
-                    }
+        let (end_term, term_ended) = futures::channel::oneshot::channel::<()>();
+        let mut task = tokio::spawn(controller::run(shared.clone(), term_ended.map(|_| ())));
+        let end = hold(&mut lock, &mut stop, &task).await;
+        // Graceful: no new reconciles; the running ones finish within the grace period.
+        let _ = end_term.send(());
+        if tokio::time::timeout(STOP_GRACE, &mut task).await.is_err() {
+            task.abort();
+            tracing::warn!("reconciler: reconciles still running after {STOP_GRACE:?}; aborted");
+        }
+        metrics.leader.set(0);
+        match end {
+            TermEnd::Shutdown => {
+                if let Err(e) = lock.release().await {
+                    tracing::warn!(error = %e, "reconciler: could not release the lease");
                 }
+                tracing::info!(identity = %settings.identity, "reconciler: stopped, lease released");
+                return;
             }
-            if task.is_finished() {
-                break;
+            TermEnd::Lost => {
+                tracing::warn!(identity = %settings.identity, "reconciler: no longer leading");
+            }
+            TermEnd::ControllerExited => {
+                tracing::warn!(identity = %settings.identity, "reconciler: controller stopped; competing again");
             }
         }
-        task.abort();
-        metrics.leader.set(0);
-        tracing::warn!(identity = %settings.identity, "reconciler: no longer leading");
+    }
+}
+
+/// Retries every [`RETRY_PERIOD`] until this replica holds the lease.
+async fn acquire(lock: &mut LeaseLock) {
+    loop {
+        match lock.try_acquire_or_renew().await {
+            Ok(true) => return,
+            Ok(false) => {}
+            Err(e) => tracing::warn!(error = %e, "reconciler: cannot read the lease; retrying"),
+        }
+        tokio::time::sleep(RETRY_PERIOD).await;
+    }
+}
+
+/// Renews the lease every [`RETRY_PERIOD`] while leading, until the renew deadline passes
+/// without a renewal, someone else holds it, the controller exits or `stop` says so. Each
+/// attempt is cut off at the deadline.
+async fn hold(
+    lock: &mut LeaseLock,
+    stop: &mut watch::Receiver<bool>,
+    task: &tokio::task::JoinHandle<()>,
+) -> TermEnd {
+    let mut renewed = Instant::now();
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(RETRY_PERIOD) => {}
+            () = stopped(stop) => return TermEnd::Shutdown,
+        }
+        if task.is_finished() {
+            return TermEnd::ControllerExited;
+        }
+        let left = RENEW_DEADLINE.saturating_sub(renewed.elapsed());
+        let attempt = match tokio::time::timeout(left, lock.try_acquire_or_renew()).await {
+            Ok(Ok(true)) => Attempt::Renewed,
+            Ok(Ok(false)) => Attempt::TakenOver,
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "reconciler: lease renewal failed");
+                Attempt::Failed
+            }
+            Err(_) => {
+                tracing::warn!("reconciler: lease renewal timed out");
+                Attempt::Failed
+            }
+        };
+        match leader::verdict(attempt, renewed.elapsed()) {
+            Verdict::Lead => renewed = Instant::now(),
+            Verdict::Retry => {}
+            Verdict::GiveUp => return TermEnd::Lost,
+        }
     }
 }

@@ -156,7 +156,9 @@ pub fn plan(deployment: &Value, kserve: &KserveOwner, cfg: &WebhookConfig) -> Pl
             };
         }
     };
-    let up_to_date = m.patch.0.is_empty();
+    // Only the pod template says whether the sidecar is current: the label the webhook also
+    // sets (metadata) restarts nothing.
+    let up_to_date = m.patched.pointer("/spec/template") == deployment.pointer("/spec/template");
     let Some(so) = m.scaled_object else {
         return Plan {
             action: Action::DeleteManaged(so_name.clone()),
@@ -251,6 +253,23 @@ pub fn route_needs_reconcile(route: &Action, stored_scaled_object: Option<&Value
                     .any(|t| t.get("name").and_then(Value::as_str) == Some(HTTP_WAKE_TRIGGER))
             }),
         Action::Skip(_) => false,
+    }
+}
+
+/// Whether the stored object already holds every field of the rendered one with the same
+/// value (fields others set, such as KEDA's pause annotation or defaults, are ignored), so a
+/// server-side apply would change nothing and is not sent. Lists must match element by
+/// element; a `null` in the rendering asks for nothing.
+pub fn is_applied(rendered: &Value, stored: &Value) -> bool {
+    match (rendered, stored) {
+        (Value::Null, _) => true,
+        (Value::Object(want), Value::Object(have)) => want
+            .iter()
+            .all(|(k, v)| v.is_null() || have.get(k).is_some_and(|h| is_applied(v, h))),
+        (Value::Array(want), Value::Array(have)) => {
+            want.len() == have.len() && want.iter().zip(have).all(|(w, h)| is_applied(w, h))
+        }
+        (want, have) => want == have,
     }
 }
 
@@ -562,6 +581,49 @@ mod tests {
         assert_eq!(
             holder_of(&labelled, "u-1", &external, Some(&id)),
             Holder::Foreign
+        );
+    }
+
+    #[test]
+    fn applied_means_every_rendered_field_is_stored_with_its_value() {
+        let cfg = WebhookConfig::default();
+        let Action::Apply(so) = plan(&opted_in(), &KserveOwner::None, &cfg).action else {
+            panic!()
+        };
+        // As stored: with what others add (status, KEDA's pause, server fields).
+        let mut stored = so.clone();
+        stored["metadata"]["resourceVersion"] = json!("12");
+        stored["metadata"]["annotations"] = json!({"autoscaling.keda.sh/paused": "true"});
+        stored["status"] = json!({"conditions": []});
+        assert!(is_applied(&so, &stored));
+        // A hand edit of a field the rendering sets is drift.
+        let mut edited = stored.clone();
+        edited["spec"]["maxReplicaCount"] = json!(9);
+        assert!(!is_applied(&so, &edited));
+        // So is a trigger more or less.
+        let mut extra = stored.clone();
+        if let Some(t) = extra["spec"]["triggers"].as_array_mut() {
+            t.push(json!({"type": "cpu"}));
+        }
+        assert!(!is_applied(&so, &extra));
+        // A missing owner reference too.
+        let mut orphan = stored;
+        orphan["metadata"]["ownerReferences"] = json!([]);
+        assert!(!is_applied(&so, &orphan));
+        assert!(is_applied(&json!({"a": null}), &json!({})));
+    }
+
+    #[test]
+    fn the_label_alone_leaves_the_sidecar_up_to_date() {
+        let cfg = WebhookConfig::default();
+        let mut injected = mutate(&opted_in(), &cfg).unwrap().patched;
+        // Injected by a webhook that did not label yet.
+        if let Some(l) = injected["metadata"].as_object_mut() {
+            l.remove("labels");
+        }
+        assert_eq!(
+            plan(&injected, &KserveOwner::None, &cfg).sidecar,
+            SidecarState::UpToDate
         );
     }
 

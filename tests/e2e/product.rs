@@ -198,6 +198,11 @@ fn annotated_workloads_get_sidecars_and_scaled_objects() {
     let port = free_port();
     cp.kubectl_ok(&["create", "namespace", NS]);
     cp.kubectl_ok(&["create", "namespace", "llm-autoscale-system"]);
+    // 0. Opted in before the webhook was installed: never admitted, so never labelled; the
+    //    reconciler's metadata watch still finds it (below).
+    let mut early = yaml(&read("examples/vllm-deployment.yaml"));
+    early["metadata"]["name"] = json!("before-webhook");
+    cp.kubectl_stdin_ok(&["apply", "-f", "-"], &early.to_string());
     let mut webhook = Webhook::start(&cp, port, &cert, &key, cp.log_dir().join("webhook.log"));
     cp.kubectl_stdin_ok(
         &["apply", "-f", "-"],
@@ -252,6 +257,24 @@ fn annotated_workloads_get_sidecars_and_scaled_objects() {
     cp.wait_for("the ScaledObjectApplied event", WAIT, || {
         has_event(&cp, &name, "ScaledObjectApplied")
     });
+    assert_eq!(
+        stored["metadata"]["labels"]["llm-autoscale.io/managed"], "true",
+        "admitted opted in: labelled for the reconciler's watch"
+    );
+    cp.wait_for(
+        "the ScaledObject of the Deployment the webhook never saw",
+        WAIT,
+        || scaled_object(&cp, "before-webhook").is_some(),
+    );
+    cp.wait_for("the SidecarMissing event", WAIT, || {
+        has_event(&cp, "before-webhook", "SidecarMissing")
+    });
+    let early = deployment(&cp, "before-webhook").unwrap();
+    assert!(
+        sidecar_of(&early).is_none()
+            && early["metadata"]["labels"]["llm-autoscale.io/managed"].is_null(),
+        "the reconciler never changes a Deployment"
+    );
 
     // 2. Re-applying the same file changes nothing. Client-side apply finds no difference;
     //    an UPDATE of the stored object (what KServe's controller and GitOps tools send)
@@ -374,6 +397,10 @@ fn annotated_workloads_get_sidecars_and_scaled_objects() {
     cp.kubectl_stdin_ok(&["apply", "-f", "-"], &opted_out.to_string());
     let d = deployment(&cp, &name).unwrap();
     assert!(sidecar_of(&d).is_none(), "sidecar removed with the opt-in");
+    assert!(
+        d["metadata"]["labels"]["llm-autoscale.io/managed"].is_null(),
+        "label removed with the opt-in"
+    );
     cp.wait_for("the reconciler to delete the ScaledObject", WAIT, || {
         scaled_object(&cp, &name).is_none()
     });

@@ -329,10 +329,10 @@ fn mark_managed(object: &mut Value, opted_in: bool) {
 /// The operations that set or remove the managed label on `object` (none when it is as it
 /// should be). Every Deployment has metadata (the apiserver requires a name).
 fn managed_label_patch(object: &Value, opted_in: bool) -> json_patch::Patch {
-    let mut before = serde_json::json!({ "metadata": {} });
-    if let Some(labels) = object.pointer("/metadata/labels") {
-        before["metadata"]["labels"] = labels.clone();
-    }
+    let before = match object.pointer("/metadata/labels") {
+        Some(labels) => serde_json::json!({ "metadata": { "labels": labels } }),
+        None => serde_json::json!({ "metadata": {} }),
+    };
     let mut after = before.clone();
     mark_managed(&mut after, opted_in);
     json_patch::diff(&before, &after)

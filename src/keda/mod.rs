@@ -4,6 +4,7 @@
 pub mod names;
 pub mod rules;
 pub mod scaled_object;
+mod string_enum;
 pub mod trigger;
 
 pub use names::{MANAGED_BY, MANAGED_BY_LABEL, bounded_name};

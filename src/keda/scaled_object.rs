@@ -13,6 +13,7 @@ use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscalerBehavior;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde::{Deserialize, Serialize};
 
+use super::string_enum::string_enum;
 use super::trigger::{MetricType, Trigger};
 
 pub const GROUP: &str = "keda.sh";
@@ -78,58 +79,18 @@ pub struct Fallback {
     pub behavior: Option<FallbackBehavior>,
 }
 
-/// `spec.fallback.behavior`: which replica count KEDA keeps while the scaler fails
-/// (`FallbackBehavior*` constants of scaledobject_types.go; `static` is the default).
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(from = "String", into = "String")]
-pub enum FallbackBehavior {
-    /// `fallback.replicas`.
-    #[default]
-    Static,
-    CurrentReplicas,
-    CurrentReplicasIfHigher,
-    CurrentReplicasIfLower,
-    /// A later KEDA's value, or anything else the installed CRD admits.
-    Other(String),
-}
-
-impl FallbackBehavior {
-    const NAMED: [(&'static str, FallbackBehavior); 4] = [
-        ("static", FallbackBehavior::Static),
-        ("currentReplicas", FallbackBehavior::CurrentReplicas),
-        (
-            "currentReplicasIfHigher",
-            FallbackBehavior::CurrentReplicasIfHigher,
-        ),
-        (
-            "currentReplicasIfLower",
-            FallbackBehavior::CurrentReplicasIfLower,
-        ),
-    ];
-
-    pub fn as_str(&self) -> &str {
-        match self {
-            FallbackBehavior::Other(s) => s,
-            known => Self::NAMED
-                .iter()
-                .find(|(_, b)| b == known)
-                .map_or("", |(s, _)| s),
-        }
-    }
-}
-
-impl From<String> for FallbackBehavior {
-    fn from(s: String) -> FallbackBehavior {
-        Self::NAMED
-            .iter()
-            .find(|(n, _)| *n == s)
-            .map_or(FallbackBehavior::Other(s), |(_, b)| b.clone())
-    }
-}
-
-impl From<FallbackBehavior> for String {
-    fn from(b: FallbackBehavior) -> String {
-        b.as_str().to_string()
+string_enum! {
+    /// `spec.fallback.behavior`: which replica count KEDA keeps while the scaler fails
+    /// (`FallbackBehavior*` constants of scaledobject_types.go; `static` is the default).
+    FallbackBehavior {
+        "`fallback.replicas`."
+        Static => "static",
+        "The current replica count."
+        CurrentReplicas => "currentReplicas",
+        "The current count when it is above `fallback.replicas`, else `fallback.replicas`."
+        CurrentReplicasIfHigher => "currentReplicasIfHigher",
+        "The current count when it is below `fallback.replicas`, else `fallback.replicas`."
+        CurrentReplicasIfLower => "currentReplicasIfLower",
     }
 }
 

@@ -9,42 +9,27 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-/// `spec.triggers[].type`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(from = "String", into = "String")]
-pub enum TriggerKind {
-    /// An external scaler (gRPC `GetMetrics`), e.g. the KEDA OTel add-on.
-    External,
-    /// An external scaler that also streams activity (`StreamIsActive`).
-    ExternalPush,
-    Prometheus,
-    /// The KEDA OTel add-on's own trigger name in Kedify's distribution.
-    KedifyOtel,
-    Cpu,
-    Memory,
-    Other(String),
+use super::string_enum::string_enum;
+
+string_enum! {
+    /// `spec.triggers[].type`.
+    TriggerKind {
+        "An external scaler (gRPC `GetMetrics`), e.g. the KEDA OTel add-on."
+        External => "external",
+        "An external scaler that also streams activity (`StreamIsActive`)."
+        ExternalPush => "external-push",
+        "KEDA's Prometheus scaler."
+        Prometheus => "prometheus",
+        "The KEDA OTel add-on's own trigger name in Kedify's distribution."
+        KedifyOtel => "kedify-otel",
+        "The CPU resource metric."
+        Cpu => "cpu",
+        "The memory resource metric."
+        Memory => "memory",
+    }
 }
 
 impl TriggerKind {
-    const NAMED: [(&'static str, TriggerKind); 6] = [
-        ("external", TriggerKind::External),
-        ("external-push", TriggerKind::ExternalPush),
-        ("prometheus", TriggerKind::Prometheus),
-        ("kedify-otel", TriggerKind::KedifyOtel),
-        ("cpu", TriggerKind::Cpu),
-        ("memory", TriggerKind::Memory),
-    ];
-
-    pub fn as_str(&self) -> &str {
-        match self {
-            TriggerKind::Other(s) => s,
-            known => Self::NAMED
-                .iter()
-                .find(|(_, k)| k == known)
-                .map_or("", |(s, _)| s),
-        }
-    }
-
     /// An external scaler, polled or pushing.
     pub fn is_external(&self) -> bool {
         matches!(self, TriggerKind::External | TriggerKind::ExternalPush)
@@ -56,62 +41,17 @@ impl TriggerKind {
     }
 }
 
-impl From<String> for TriggerKind {
-    fn from(s: String) -> TriggerKind {
-        Self::NAMED
-            .iter()
-            .find(|(n, _)| *n == s)
-            .map_or(TriggerKind::Other(s), |(_, k)| k.clone())
-    }
-}
-
-impl From<TriggerKind> for String {
-    fn from(k: TriggerKind) -> String {
-        k.as_str().to_string()
-    }
-}
-
-/// `metricType` of a trigger: how the HPA compares the value with the target. KEDA's default
-/// is `AverageValue` (kedacore/keda apis/keda/v1alpha1/scaledobject_types.go, `MetricType`
-/// of `ScaleTriggers`, and pkg/scalers/scaler.go `GetMetricTargetType`).
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(from = "String", into = "String")]
-pub enum MetricType {
-    /// The value divided by the replica count is compared with the target.
-    #[default]
-    AverageValue,
-    /// The value itself is compared with the target.
-    Value,
-    /// cpu/memory only: percent of the request.
-    Utilization,
-    Other(String),
-}
-
-impl MetricType {
-    pub fn as_str(&self) -> &str {
-        match self {
-            MetricType::AverageValue => "AverageValue",
-            MetricType::Value => "Value",
-            MetricType::Utilization => "Utilization",
-            MetricType::Other(s) => s,
-        }
-    }
-}
-
-impl From<String> for MetricType {
-    fn from(s: String) -> MetricType {
-        match s.as_str() {
-            "AverageValue" => MetricType::AverageValue,
-            "Value" => MetricType::Value,
-            "Utilization" => MetricType::Utilization,
-            _ => MetricType::Other(s),
-        }
-    }
-}
-
-impl From<MetricType> for String {
-    fn from(m: MetricType) -> String {
-        m.as_str().to_string()
+string_enum! {
+    /// `metricType` of a trigger: how the HPA compares the value with the target. KEDA's
+    /// default is `AverageValue` (kedacore/keda apis/keda/v1alpha1/scaledobject_types.go,
+    /// `MetricType` of `ScaleTriggers`, and pkg/scalers/scaler.go `GetMetricTargetType`).
+    MetricType {
+        "The value divided by the replica count is compared with the target."
+        AverageValue => "AverageValue",
+        "The value itself is compared with the target."
+        Value => "Value",
+        "cpu/memory only: percent of the request."
+        Utilization => "Utilization",
     }
 }
 

@@ -458,6 +458,89 @@ fn kv_cache_mean(plane: &ScalingPlane) {
     s.wait_replicas(3, "mean KV cache 0.925, target 0.8, 2 ready pods");
 }
 
+/// f. The llm-d WVA seed: the `wva` backend's ScaledObject, pointed at a
+/// Prometheus that is not there, is accepted by KEDA's webhook and operator
+/// (the HPA `wva-keda-hpa-<name>` with the integration's policies exists),
+/// and the unreachable Prometheus shows as KEDA's fallback (a scaler error),
+/// not as a rejected ScaledObject.
+fn wva_seed(plane: &ScalingPlane) {
+    let s = Scenario::new(plane, "wva", "vllme-deployment");
+    s.apply(
+        1,
+        &[
+            ("backend", "wva"),
+            ("max-replicas", "10"),
+            ("prometheus-address", "https://127.0.0.1:1"),
+            ("prometheus-unsafe-ssl", "true"),
+            ("wva-accelerator-type", "A100"),
+        ],
+    );
+    let so = s.wait_scaled_object();
+    assert_eq!(
+        so["spec"]["triggers"][0]["name"], "wva-desired-replicas",
+        "{so}"
+    );
+    let hpa_name = format!("wva-keda-hpa-{}", s.name);
+    s.cp().wait_for("KEDA's HPA for the WVA seed", WAIT, || {
+        s.get("hpa", &hpa_name).is_some()
+    });
+    let hpa = s.get("hpa", &hpa_name).expect("the HPA");
+    assert_eq!(
+        hpa["spec"]["behavior"]["scaleUp"]["policies"][1],
+        json!({"type": "Pods", "value": 5, "periodSeconds": 15}),
+        "{hpa}"
+    );
+    s.wait_condition("Fallback", "True");
+    s.log("WVA seed: HPA with the integration's policies, fallback on the unreachable Prometheus");
+}
+
+/// g. Dynamo's seed: the external-push trigger at a scaler that is not
+/// there. KEDA accepts the ScaledObject; its Ready condition is False for a
+/// connection failure, never for a validation error.
+fn dynamo_seed(plane: &ScalingPlane) {
+    let s = Scenario::new(plane, "dynamo", "llm-worker-deployment");
+    s.apply(
+        1,
+        &[
+            ("backend", "external"),
+            ("scaler-address", "127.0.0.1:1"),
+            (
+                "scaler-metadata",
+                r#"{"component":"llm-worker","endpoint":"kv-router","threshold":"0.7"}"#,
+            ),
+            ("scaler-push", "true"),
+            ("min-replicas", "1"),
+            ("max-replicas", "10"),
+        ],
+    );
+    let so = s.wait_scaled_object();
+    assert_eq!(so["spec"]["triggers"][0]["type"], "external-push", "{so}");
+    s.wait_condition("Ready", "False");
+    let so = s.scaled_object().expect("the ScaledObject");
+    let ready = so["status"]["conditions"]
+        .as_array()
+        .and_then(|c| c.iter().find(|c| c["type"] == "Ready"))
+        .cloned()
+        .unwrap_or_default();
+    let message = ready["message"].as_str().unwrap_or_default().to_lowercase();
+    s.log(&format!("Dynamo seed: Ready=False: {ready}"));
+    // KEDA's external scaler logs the failed GetMetricSpec call and returns no metric
+    // (pkg/scalers/external_scaler.go, GetMetricSpecForScaling), so the operator reports
+    // "no metric specs returned from scalers" (controllers/keda/hpa.go): the scaler could not
+    // be reached. A spec KEDA refuses would say what is wrong with it instead.
+    assert!(
+        ["connection", "unavailable", "refused", "dial"]
+            .iter()
+            .any(|w| message.contains(w))
+            || message.contains("no metric specs returned from scalers"),
+        "Ready is False for the unreachable scaler: {ready}"
+    );
+    assert!(
+        !message.contains("validat") && !message.contains("invalid"),
+        "not a validation error: {ready}"
+    );
+}
+
 /// A named scenario.
 type Named = (&'static str, fn(&ScalingPlane));
 
@@ -492,6 +575,8 @@ fn admitted_configurations_scale() {
                 fallback_when_prometheus_is_down,
             ),
             ("e: mean KV cache (Value)", kv_cache_mean),
+            ("f: the llm-d WVA seed", wva_seed),
+            ("g: the Dynamo seed", dynamo_seed),
         ],
     );
     eprintln!(

@@ -31,6 +31,7 @@ use super::plan::{
 };
 use super::watches::{self, DeploymentMeta, Source};
 use crate::config::WebhookConfig;
+use crate::keda::ScaledObject;
 use crate::keda::names::{MAX_NAME, bounded_name};
 
 /// Reconciles running at once, at most.
@@ -61,7 +62,7 @@ pub struct Context {
     /// Deployments labelled by the webhook, in full (without managedFields).
     deployments: Store<Deployment>,
     /// ScaledObjects labelled as managed by this product.
-    scaled_objects: Store<DynamicObject>,
+    scaled_objects: Store<ScaledObject>,
 }
 
 impl std::ops::Deref for Context {
@@ -81,18 +82,9 @@ impl Context {
     }
 
     /// The managed ScaledObject of this name, from the store.
-    fn managed_scaled_object(&self, ns: &str, name: &str) -> Option<Arc<DynamicObject>> {
-        self.scaled_objects
-            .get(&ObjectRef::new_with(name, scaled_object_resource()).within(ns))
+    fn managed_scaled_object(&self, ns: &str, name: &str) -> Option<Arc<ScaledObject>> {
+        self.scaled_objects.get(&ObjectRef::new(name).within(ns))
     }
-}
-
-pub fn scaled_object_resource() -> ApiResource {
-    ApiResource::from_gvk(&GroupVersionKind::gvk(
-        "keda.sh",
-        "v1alpha1",
-        "ScaledObject",
-    ))
 }
 
 /// The KEDA HTTP add-on's InterceptorRoute (kedacore/http-add-on v0.15.0).
@@ -115,7 +107,6 @@ fn inference_service_resource() -> ApiResource {
 /// Runs the controller until `stop` completes and the reconciles running then have finished.
 pub async fn run(shared: Arc<Shared>, stop: impl Future<Output = ()> + Send + Sync + 'static) {
     let client = shared.client.clone();
-    let ar = scaled_object_resource();
 
     let (metadata, metadata_writer) = reflector::store::<DeploymentMeta>();
     let all_metadata = watcher(
@@ -137,10 +128,10 @@ pub async fn run(shared: Arc<Shared>, stop: impl Future<Output = ()> + Send + Sy
     // Deleted too: a Deployment that loses the label leaves this watch.
     .touched_objects();
 
-    let so_writer = reflector::store::Writer::<DynamicObject>::new(ar.clone());
-    let scaled_objects = so_writer.as_reader();
+    // The one typed model of a ScaledObject (crate::keda), read and written as it is.
+    let (scaled_objects, so_writer) = reflector::store::<ScaledObject>();
     let managed = watcher(
-        Api::<DynamicObject>::all_with(client, &ar),
+        Api::<ScaledObject>::all(client),
         watcher::Config::default().labels(&watches::managed_scaled_objects()),
     )
     .default_backoff()
@@ -154,7 +145,7 @@ pub async fn run(shared: Arc<Shared>, stop: impl Future<Output = ()> + Send + Sy
         scaled_objects,
     });
     Controller::for_stream(all_metadata, metadata)
-        .owns_stream_with(managed, ar)
+        .owns_stream(managed)
         .watches_stream(labelled, |d: Deployment| {
             Some(ObjectRef::new(&d.name_any()).within(&d.namespace().unwrap_or_default()))
         })
@@ -290,8 +281,7 @@ async fn reconcile_deployment(d: &Deployment, ctx: &Context) -> Result<Requeue, 
         .await;
     }
 
-    let so_api: Api<DynamicObject> =
-        Api::namespaced_with(ctx.client.clone(), &ns, &scaled_object_resource());
+    let so_api: Api<ScaledObject> = Api::namespaced(ctx.client.clone(), &ns);
     match p.action {
         Action::Apply(so) => {
             let so_name = name_of(&so);
@@ -350,7 +340,7 @@ async fn reconcile_deployment(d: &Deployment, ctx: &Context) -> Result<Requeue, 
 async fn delete_scaled_object(
     ctx: &Context,
     d: &Deployment,
-    api: &Api<DynamicObject>,
+    api: &Api<ScaledObject>,
     so_name: &str,
 ) -> Result<(), ReconcileError> {
     match api.delete(so_name, &DeleteParams::default()).await {
@@ -369,8 +359,8 @@ async fn delete_scaled_object(
 async fn remove_kserve_leftover(
     ctx: &Context,
     d: &Deployment,
-    api: &Api<DynamicObject>,
-    existing: &DynamicObject,
+    api: &Api<ScaledObject>,
+    existing: &ScaledObject,
 ) -> Result<(), ReconcileError> {
     if existing.metadata.deletion_timestamp.is_some() {
         return Ok(());
@@ -502,9 +492,9 @@ struct ScaledObjectTarget<'a> {
 async fn apply_scaled_object(
     ctx: &Context,
     d: &Deployment,
-    api: &Api<DynamicObject>,
+    api: &Api<ScaledObject>,
     so: &Value,
-    before: Option<DynamicObject>,
+    before: Option<ScaledObject>,
     target: ScaledObjectTarget<'_>,
 ) -> Result<Requeue, ReconcileError> {
     let so_name = name_of(so);

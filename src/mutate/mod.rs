@@ -150,7 +150,8 @@ mod tests {
     use super::*;
     use crate::config::SidecarMode;
     use crate::manifest::parse_documents;
-    use serde_json::json;
+    use proptest::prelude::*;
+    use serde_json::{Map, json};
 
     /// Every object of the fixtures and examples, List items included.
     fn fixture_objects() -> Vec<Value> {
@@ -298,6 +299,92 @@ mod tests {
                         assert_same(&m.patched, again);
                     }
                 }
+            }
+        }
+    }
+
+    fn container() -> impl Strategy<Value = Value> {
+        let name = prop::sample::select(vec!["vllm", "llm-autoscale-collector", "proxy"]);
+        (name, 0usize..3, prop::option::of(1u16..9000)).prop_map(|(name, env, port)| {
+            let mut c = json!({"name": name, "image": format!("vllm/vllm-openai:v0.{env}.0")});
+            if env > 0 {
+                c["env"] = Value::Array(
+                    (0..env)
+                        .map(|i| json!({"name": format!("E{i}"), "value": "v"}))
+                        .collect(),
+                );
+            }
+            if let Some(p) = port {
+                c["ports"] = json!([{"containerPort": p}]);
+            }
+            c
+        })
+    }
+
+    fn deployment() -> impl Strategy<Value = Value> {
+        let placement = prop::sample::select(vec![
+            "initContainers",
+            "containers",
+            "user-override",
+            "volumes",
+        ]);
+        let sidecar = prop::sample::select(vec!["", "native", "container", "none"]);
+        (
+            prop::collection::vec(container(), 0..3),
+            prop::option::of(prop::collection::vec(container(), 0..2)),
+            prop::option::of((placement, any::<bool>())),
+            any::<bool>(),
+            sidecar,
+            any::<bool>(),
+        )
+            .prop_map(|(containers, inits, status, enabled, sidecar, volumes_first)| {
+                let mut annotations = json!({"llm-autoscale.io/max-replicas": "2"});
+                if enabled {
+                    annotations["llm-autoscale.io/enabled"] = json!("true");
+                }
+                if !sidecar.is_empty() {
+                    annotations["llm-autoscale.io/sidecar"] = json!(sidecar);
+                }
+                let mut pod = Map::new();
+                if volumes_first {
+                    pod.insert("volumes".into(), json!([{"name": "data"}]));
+                }
+                if let Some(inits) = inits {
+                    pod.insert("initContainers".into(), Value::Array(inits));
+                }
+                pod.insert("containers".into(), Value::Array(containers));
+                pod.insert("dnsPolicy".into(), json!("ClusterFirst"));
+                let mut template = json!({"metadata": {"labels": {"app": "m"}}, "spec": pod});
+                if let Some((placement, ours)) = status {
+                    let container = if ours { "llm-autoscale-collector" } else { "data" };
+                    template["metadata"]["annotations"] = json!({
+                        "llm-autoscale.io/status":
+                            json!({"version": 1, "container": container, "placement": placement})
+                                .to_string()
+                    });
+                }
+                json!({
+                    "apiVersion": "apps/v1", "kind": "Deployment",
+                    "metadata": {"name": "m", "namespace": "llm", "annotations": annotations},
+                    "spec": {"template": template, "replicas": 1}
+                })
+            })
+    }
+
+    proptest! {
+        #[test]
+        fn admission_patches_are_the_mutation_patches_for_generated_deployments(
+            d in deployment(),
+            first in 0usize..3,
+            second in 0usize..3,
+        ) {
+            let configs = configs();
+            let (Some(a), Some(b)) = (configs.get(first), configs.get(second)) else {
+                return Ok(());
+            };
+            assert_same(&d, a);
+            if let Ok(m) = mutate(&d, a) {
+                assert_same(&m.patched, b);
             }
         }
     }

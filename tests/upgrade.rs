@@ -13,7 +13,9 @@ use llm_autoscale_webhook::config::WebhookConfig;
 use llm_autoscale_webhook::manifest::parse_documents;
 use llm_autoscale_webhook::mutate::injection_status::InjectionStatus;
 use llm_autoscale_webhook::mutate::mutate;
-use llm_autoscale_webhook::reconcile::plan::{KserveOwner, SidecarState, StaleCause, plan};
+use llm_autoscale_webhook::reconcile::plan::{
+    InferenceServiceId, KserveOwner, SidecarState, StaleCause, plan,
+};
 use serde_json::Value;
 
 fn dir() -> PathBuf {
@@ -64,7 +66,7 @@ fn unaffected_sidecars_are_left_as_the_previous_release_injected_them() {
                 file.display(),
                 m.patch
             );
-            let p = plan(&d, &KserveOwner::Class(Some("external".into())), &cfg);
+            let p = plan(&d, &external(), &cfg);
             assert!(
                 matches!(
                     p.sidecar,
@@ -127,4 +129,15 @@ fn a_sidecar_the_fix_concerns_is_reported_as_rendered_by_an_older_webhook() {
     let p = plan(&drifted, &KserveOwner::None, &cfg);
     assert_eq!(p.sidecar, SidecarState::Stale(StaleCause::Drift));
     assert!(p.sidecar.event().unwrap().1.contains("configuration drift"));
+}
+
+/// A predictor's InferenceService with autoscalerClass `external`.
+fn external() -> KserveOwner {
+    KserveOwner::Found {
+        id: InferenceServiceId {
+            name: "isvc".into(),
+            uid: "isvc-uid".into(),
+        },
+        class: Some("external".into()),
+    }
 }

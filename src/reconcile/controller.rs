@@ -190,32 +190,31 @@ fn truncate(mut s: String, max: usize) -> String {
     s
 }
 
-/// The predictor's InferenceService: its autoscaler class, and who it is (for ownerReferences).
+/// The predictor's InferenceService: who it is (for ownerReferences) and its autoscaler class.
 async fn kserve_owner(
     ctx: &Context,
     ns: &str,
     deployment: &Value,
-) -> Result<(KserveOwner, Option<InferenceServiceId>), kube::Error> {
+) -> Result<KserveOwner, kube::Error> {
     let Some(isvc) = plan::inference_service_of(deployment) else {
-        return Ok((KserveOwner::None, None));
+        return Ok(KserveOwner::None);
     };
     let api: Api<DynamicObject> =
         Api::namespaced_with(ctx.client.clone(), ns, &inference_service_resource());
     match api.get_opt(&isvc).await {
-        Ok(Some(obj)) => Ok((
-            KserveOwner::Class(
-                obj.annotations()
-                    .get("serving.kserve.io/autoscalerClass")
-                    .cloned(),
-            ),
-            Some(InferenceServiceId {
+        Ok(Some(obj)) => Ok(KserveOwner::Found {
+            id: InferenceServiceId {
                 name: obj.name_any(),
                 uid: obj.uid().unwrap_or_default(),
-            }),
-        )),
-        Ok(None) => Ok((KserveOwner::Missing, None)),
+            },
+            class: obj
+                .annotations()
+                .get("serving.kserve.io/autoscalerClass")
+                .cloned(),
+        }),
+        Ok(None) => Ok(KserveOwner::Missing),
         // No InferenceService CRD in this cluster.
-        Err(kube::Error::Api(e)) if e.code == 404 => Ok((KserveOwner::Missing, None)),
+        Err(kube::Error::Api(e)) if e.code == 404 => Ok(KserveOwner::Missing),
         Err(e) => Err(e),
     }
 }
@@ -263,7 +262,7 @@ async fn reconcile_deployment(d: &Deployment, ctx: &Context) -> Result<Requeue, 
     let name = d.name_any();
     let uid = d.uid().unwrap_or_default();
     let json = serde_json::to_value(d)?;
-    let (kserve, isvc) = kserve_owner(ctx, &ns, &json).await?;
+    let kserve = kserve_owner(ctx, &ns, &json).await?;
     let p = plan::plan(&json, &kserve, &ctx.config);
 
     ctx.metrics.record_sidecar(&ns, &name, p.sidecar);
@@ -298,7 +297,6 @@ async fn reconcile_deployment(d: &Deployment, ctx: &Context) -> Result<Requeue, 
             let target = ScaledObjectTarget {
                 uid: &uid,
                 kserve: &kserve,
-                isvc: isvc.as_ref(),
             };
             return apply_scaled_object(ctx, d, &so_api, &so, before, target).await;
         }
@@ -484,7 +482,6 @@ fn name_of(object: &Value) -> &str {
 struct ScaledObjectTarget<'a> {
     uid: &'a str,
     kserve: &'a KserveOwner,
-    isvc: Option<&'a InferenceServiceId>,
 }
 
 /// Server-side applies the ScaledObject (`before`: the stored one), unless someone else holds
@@ -500,7 +497,7 @@ async fn apply_scaled_object(
     let so_name = name_of(so);
     if let Some(existing) = &before {
         let existing_json = serde_json::to_value(existing)?;
-        match plan::holder_of(&existing_json, target.uid, target.kserve, target.isvc) {
+        match plan::holder_of(&existing_json, target.uid, target.kserve) {
             Holder::Us if plan::is_applied(so, &existing_json) => {
                 ctx.metrics.record_result("up-to-date");
                 return Ok(Requeue::requeue(RESYNC));

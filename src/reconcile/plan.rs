@@ -19,8 +19,12 @@ pub const FIELD_MANAGER: &str = "llm-autoscale-webhook";
 pub enum KserveOwner {
     /// Not a KServe predictor.
     None,
-    /// The InferenceService exists; its `serving.kserve.io/autoscalerClass` (if set).
-    Class(Option<String>),
+    /// The InferenceService exists: who it is (for the ownerReferences KServe sets) and its
+    /// `serving.kserve.io/autoscalerClass` (if set).
+    Found {
+        id: InferenceServiceId,
+        class: Option<String>,
+    },
     /// The label names an InferenceService that cannot be found.
     Missing,
 }
@@ -203,8 +207,8 @@ pub fn plan(deployment: &Value, kserve: &KserveOwner, cfg: &WebhookConfig) -> Pl
 fn kserve_skip(kserve: &KserveOwner) -> Option<String> {
     match kserve {
         KserveOwner::None => None,
-        KserveOwner::Class(Some(c)) if c == "external" => None,
-        KserveOwner::Class(c) => Some(format!(
+        KserveOwner::Found { class: Some(c), .. } if c == "external" => None,
+        KserveOwner::Found { class: c, .. } => Some(format!(
             "its InferenceService has serving.kserve.io/autoscalerClass {}, not \"external\": KServe manages its scaling (apply the InferenceService again so the webhook can switch it)",
             c.as_deref()
                 .map(|c| format!("{c:?}"))
@@ -320,25 +324,21 @@ pub enum Holder {
 /// ScaledObject stays for ever. It is KServe's leftover only when the class is `external`
 /// now, the InferenceService is its controller (name and uid), and this product does not
 /// manage it.
-pub fn holder_of(
-    existing: &Value,
-    deployment_uid: &str,
-    kserve: &KserveOwner,
-    isvc: Option<&InferenceServiceId>,
-) -> Holder {
+pub fn holder_of(existing: &Value, deployment_uid: &str, kserve: &KserveOwner) -> Holder {
     if is_managed_for(existing, deployment_uid) {
         return Holder::Us;
     }
-    let external = matches!(kserve, KserveOwner::Class(Some(c)) if c == "external");
+    let isvc = match kserve {
+        KserveOwner::Found { id, class: Some(c) } if c == "external" => Some(id),
+        _ => None,
+    };
     let labelled_ours = existing
         .pointer("/metadata/labels")
         .and_then(|l| l.get(MANAGED_BY_LABEL))
         .and_then(Value::as_str)
         == Some(MANAGED_BY);
     match isvc {
-        Some(id) if external && !labelled_ours && is_controlled_by_isvc(existing, id) => {
-            Holder::KserveLeftover
-        }
+        Some(id) if !labelled_ours && is_controlled_by_isvc(existing, id) => Holder::KserveLeftover,
         _ => Holder::Foreign,
     }
 }
@@ -424,18 +424,14 @@ mod tests {
     fn kserve_predictor_waits_for_the_external_class() {
         let cfg = WebhookConfig::default();
         let d = opted_in();
-        for owner in [
-            KserveOwner::Class(Some("keda".into())),
-            KserveOwner::Class(None),
-            KserveOwner::Missing,
-        ] {
+        for owner in [found(Some("keda")), found(None), KserveOwner::Missing] {
             assert!(
                 matches!(plan(&d, &owner, &cfg).action, Action::Skip(_)),
                 "{owner:?}"
             );
         }
         assert!(matches!(
-            plan(&d, &KserveOwner::Class(Some("external".into())), &cfg).action,
+            plan(&d, &found(Some("external")), &cfg).action,
             Action::Apply(_)
         ));
     }
@@ -498,7 +494,7 @@ mod tests {
         assert_eq!(p.route, Action::DeleteManaged("m".into()));
         let p = plan(&deployment(json!({})), &KserveOwner::None, &cfg);
         assert_eq!(p.route, Action::DeleteManaged("m".into()));
-        let p = plan(&http_wake(), &KserveOwner::Class(Some("keda".into())), &cfg);
+        let p = plan(&http_wake(), &found(Some("keda")), &cfg);
         assert!(matches!(p.route, Action::Skip(_)), "{:?}", p.route);
     }
 
@@ -536,6 +532,17 @@ mod tests {
         assert!(!is_managed_for(&route, "u-1"));
     }
 
+    /// The InferenceService `qwen` (uid `isvc-1`) with this autoscaler class.
+    fn found(class: Option<&str>) -> KserveOwner {
+        KserveOwner::Found {
+            id: InferenceServiceId {
+                name: "qwen".into(),
+                uid: "isvc-1".into(),
+            },
+            class: class.map(str::to_string),
+        }
+    }
+
     fn kserve_scaled_object(controller: bool, uid: &str) -> Value {
         json!({
             "apiVersion": "keda.sh/v1alpha1", "kind": "ScaledObject",
@@ -548,40 +555,27 @@ mod tests {
 
     #[test]
     fn kserve_leftover_only_when_external_and_controlled_by_this_inference_service() {
-        let id = InferenceServiceId {
-            name: "qwen".into(),
-            uid: "isvc-1".into(),
-        };
-        let external = KserveOwner::Class(Some("external".into()));
+        let external = found(Some("external"));
         let leftover = kserve_scaled_object(true, "isvc-1");
         assert_eq!(
-            holder_of(&leftover, "u-1", &external, Some(&id)),
+            holder_of(&leftover, "u-1", &external),
             Holder::KserveLeftover
         );
-        let keda = KserveOwner::Class(Some("keda".into()));
+        let keda = found(Some("keda"));
+        assert_eq!(holder_of(&leftover, "u-1", &keda), Holder::Foreign);
         assert_eq!(
-            holder_of(&leftover, "u-1", &keda, Some(&id)),
-            Holder::Foreign
-        );
-        assert_eq!(
-            holder_of(&leftover, "u-1", &external, None),
+            holder_of(&leftover, "u-1", &KserveOwner::None),
             Holder::Foreign
         );
         for other in [
             kserve_scaled_object(false, "isvc-1"),
             kserve_scaled_object(true, "isvc-2"),
         ] {
-            assert_eq!(
-                holder_of(&other, "u-1", &external, Some(&id)),
-                Holder::Foreign
-            );
+            assert_eq!(holder_of(&other, "u-1", &external), Holder::Foreign);
         }
         let mut labelled = leftover.clone();
         labelled["metadata"]["labels"] = json!({MANAGED_BY_LABEL: MANAGED_BY});
-        assert_eq!(
-            holder_of(&labelled, "u-1", &external, Some(&id)),
-            Holder::Foreign
-        );
+        assert_eq!(holder_of(&labelled, "u-1", &external), Holder::Foreign);
     }
 
     #[test]
@@ -633,6 +627,6 @@ mod tests {
         let Action::Apply(so) = plan(&opted_in(), &KserveOwner::None, &cfg).action else {
             panic!()
         };
-        assert_eq!(holder_of(&so, "u-1", &KserveOwner::None, None), Holder::Us);
+        assert_eq!(holder_of(&so, "u-1", &KserveOwner::None), Holder::Us);
     }
 }

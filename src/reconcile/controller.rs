@@ -232,7 +232,7 @@ async fn reconcile(
     let name = meta.name_any();
     let uid = meta.uid().unwrap_or_default();
     let owns_scaled_object = match ctx.managed_scaled_object(&ns, &bounded_name(&name, MAX_NAME)) {
-        Some(so) => plan::is_managed_for(&serde_json::to_value(so.as_ref())?, &uid),
+        Some(so) => plan::is_managed_for(&so.metadata, &uid),
         None => false,
     };
     let deployment = match watches::source_of(&meta.metadata, owns_scaled_object) {
@@ -290,8 +290,7 @@ async fn reconcile_deployment(d: &Deployment, ctx: &Context) -> Result<Requeue, 
                 Some(stored) => Some(stored.as_ref().clone()),
                 None => so_api.get_opt(so_name).await?,
             };
-            let stored = before.as_ref().map(serde_json::to_value).transpose()?;
-            if plan::route_needs_reconcile(&p.route, stored.as_ref()) {
+            if plan::route_needs_reconcile(&p.route, before.as_ref()) {
                 reconcile_route(ctx, d, &ns, &uid, &p.route).await?;
             }
             let target = ScaledObjectTarget {
@@ -302,11 +301,10 @@ async fn reconcile_deployment(d: &Deployment, ctx: &Context) -> Result<Requeue, 
         }
         Action::DeleteManaged(so_name) => {
             if let Some(existing) = ctx.managed_scaled_object(&ns, &so_name) {
-                let existing_json = serde_json::to_value(existing.as_ref())?;
-                if plan::is_managed_for(&existing_json, &uid) {
+                if plan::is_managed_for(&existing.metadata, &uid) {
                     // The route first: once the ScaledObject is gone this branch is not
                     // reached again for a Deployment that opted out.
-                    if plan::route_needs_reconcile(&p.route, Some(&existing_json)) {
+                    if plan::route_needs_reconcile(&p.route, Some(existing.as_ref())) {
                         reconcile_route(ctx, d, &ns, &uid, &p.route).await?;
                     }
                     delete_scaled_object(ctx, d, &so_api, &so_name).await?;
@@ -396,7 +394,7 @@ async fn reconcile_route(
             let Some(existing) = api.get_opt(name).await? else {
                 return Ok(());
             };
-            if plan::is_managed_for(&serde_json::to_value(&existing)?, uid) {
+            if plan::is_managed_for(&existing.metadata, uid) {
                 api.delete(name, &DeleteParams::default()).await?;
                 publish(
                     ctx,
@@ -423,15 +421,14 @@ async fn apply_route(
     let name = name_of(route);
     let before = api.get_opt(name).await?;
     if let Some(existing) = &before {
-        let existing = serde_json::to_value(existing)?;
-        if !plan::is_managed_for(&existing, uid) {
+        if !plan::is_managed_for(&existing.metadata, uid) {
             let note = format!(
                 "an InterceptorRoute named {name} that llm-autoscale does not manage already exists: delete it, or remove the llm-autoscale.io/http-wake-* annotations"
             );
             publish(ctx, d, EventType::Warning, "InterceptorRouteConflict", note).await;
             return Ok(());
         }
-        if plan::is_applied(route, &existing) {
+        if plan::is_applied(route, &serde_json::to_value(existing)?) {
             return Ok(());
         }
     }
@@ -496,9 +493,8 @@ async fn apply_scaled_object(
 ) -> Result<Requeue, ReconcileError> {
     let so_name = name_of(so);
     if let Some(existing) = &before {
-        let existing_json = serde_json::to_value(existing)?;
-        match plan::holder_of(&existing_json, target.uid, target.kserve) {
-            Holder::Us if plan::is_applied(so, &existing_json) => {
+        match plan::holder_of(&existing.metadata, target.uid, target.kserve) {
+            Holder::Us if plan::is_applied(so, &serde_json::to_value(existing)?) => {
                 ctx.metrics.record_result("up-to-date");
                 return Ok(Requeue::requeue(RESYNC));
             }

@@ -4,8 +4,11 @@
 
 use serde_json::{Value, json};
 
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+
 use crate::annotations::HTTP_WAKE_TRIGGER;
 use crate::config::WebhookConfig;
+use crate::keda::ScaledObject;
 use crate::keda::names::{MANAGED_BY, MANAGED_BY_LABEL, MAX_NAME, bounded_name};
 use crate::mutate::injection_status::InjectionStatus;
 use crate::mutate::mutate;
@@ -246,16 +249,11 @@ fn owned_by(object: &impl serde::Serialize, name: &str, uid: &str) -> Action {
 /// Whether the InterceptorRoute action needs the API. Applying one always does; deleting one
 /// only when the stored ScaledObject carries the HTTP wake trigger (the route is made with it,
 /// and deleted before it), so a Deployment without HTTP wake costs no extra request.
-pub fn route_needs_reconcile(route: &Action, stored_scaled_object: Option<&Value>) -> bool {
+pub fn route_needs_reconcile(route: &Action, stored_scaled_object: Option<&ScaledObject>) -> bool {
     match route {
         Action::Apply(_) => true,
         Action::DeleteManaged(_) => stored_scaled_object
-            .and_then(|so| so.pointer("/spec/triggers"))
-            .and_then(Value::as_array)
-            .is_some_and(|ts| {
-                ts.iter()
-                    .any(|t| t.get("name").and_then(Value::as_str) == Some(HTTP_WAKE_TRIGGER))
-            }),
+            .is_some_and(|so| so.spec.triggers.iter().any(|t| t.name == HTTP_WAKE_TRIGGER)),
         Action::Skip(_) => false,
     }
 }
@@ -277,22 +275,22 @@ pub fn is_applied(rendered: &Value, stored: &Value) -> bool {
     }
 }
 
-/// Is this object (ScaledObject or InterceptorRoute) one this product manages for the
-/// Deployment with this uid?
-pub fn is_managed_for(scaled_object: &Value, deployment_uid: &str) -> bool {
-    let managed = scaled_object
-        .pointer("/metadata/labels")
+/// Is this object (ScaledObject or InterceptorRoute, by its metadata) one this product
+/// manages for the Deployment with this uid?
+pub fn is_managed_for(meta: &ObjectMeta, deployment_uid: &str) -> bool {
+    labelled_ours(meta)
+        && meta
+            .owner_references
+            .iter()
+            .flatten()
+            .any(|r| r.uid == deployment_uid)
+}
+
+fn labelled_ours(meta: &ObjectMeta) -> bool {
+    meta.labels
+        .as_ref()
         .and_then(|l| l.get(MANAGED_BY_LABEL))
-        .and_then(Value::as_str)
-        == Some(MANAGED_BY);
-    let owned = scaled_object
-        .pointer("/metadata/ownerReferences")
-        .and_then(Value::as_array)
-        .is_some_and(|refs| {
-            refs.iter()
-                .any(|r| r.get("uid").and_then(Value::as_str) == Some(deployment_uid))
-        });
-    managed && owned
+        .is_some_and(|v| v == MANAGED_BY)
 }
 
 /// An InferenceService as KServe names it in the ownerReferences it sets.
@@ -324,7 +322,7 @@ pub enum Holder {
 /// ScaledObject stays for ever. It is KServe's leftover only when the class is `external`
 /// now, the InferenceService is its controller (name and uid), and this product does not
 /// manage it.
-pub fn holder_of(existing: &Value, deployment_uid: &str, kserve: &KserveOwner) -> Holder {
+pub fn holder_of(existing: &ObjectMeta, deployment_uid: &str, kserve: &KserveOwner) -> Holder {
     if is_managed_for(existing, deployment_uid) {
         return Holder::Us;
     }
@@ -332,36 +330,35 @@ pub fn holder_of(existing: &Value, deployment_uid: &str, kserve: &KserveOwner) -
         KserveOwner::Found { id, class: Some(c) } if c == "external" => Some(id),
         _ => None,
     };
-    let labelled_ours = existing
-        .pointer("/metadata/labels")
-        .and_then(|l| l.get(MANAGED_BY_LABEL))
-        .and_then(Value::as_str)
-        == Some(MANAGED_BY);
     match isvc {
-        Some(id) if !labelled_ours && is_controlled_by_isvc(existing, id) => Holder::KserveLeftover,
+        Some(id) if !labelled_ours(existing) && is_controlled_by_isvc(existing, id) => {
+            Holder::KserveLeftover
+        }
         _ => Holder::Foreign,
     }
 }
 
-fn is_controlled_by_isvc(object: &Value, id: &InferenceServiceId) -> bool {
-    let s = |r: &Value, k: &str| r.get(k).and_then(Value::as_str).map(str::to_string);
-    object
-        .pointer("/metadata/ownerReferences")
-        .and_then(Value::as_array)
-        .is_some_and(|refs| {
-            refs.iter().any(|r| {
-                r.get("controller").and_then(Value::as_bool) == Some(true)
-                    && s(r, "kind").as_deref() == Some("InferenceService")
-                    && s(r, "apiVersion").is_some_and(|v| v.starts_with("serving.kserve.io/"))
-                    && s(r, "name").as_deref() == Some(id.name.as_str())
-                    && s(r, "uid").as_deref() == Some(id.uid.as_str())
-            })
-        })
+fn is_controlled_by_isvc(meta: &ObjectMeta, id: &InferenceServiceId) -> bool {
+    meta.owner_references.iter().flatten().any(|r| {
+        r.controller == Some(true)
+            && r.kind == "InferenceService"
+            && r.api_version.starts_with("serving.kserve.io/")
+            && r.name == id.name
+            && r.uid == id.uid
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn meta(object: &Value) -> ObjectMeta {
+        serde_json::from_value(object["metadata"].clone()).unwrap()
+    }
+
+    fn typed(so: &Value) -> ScaledObject {
+        serde_json::from_value(so.clone()).unwrap()
+    }
 
     fn deployment(annotations: Value) -> Value {
         json!({
@@ -449,11 +446,11 @@ mod tests {
         let Action::Apply(so) = plan(&opted_in(), &KserveOwner::None, &cfg).action else {
             panic!()
         };
-        assert!(is_managed_for(&so, "u-1"));
-        assert!(!is_managed_for(&so, "u-2"));
+        assert!(is_managed_for(&meta(&so), "u-1"));
+        assert!(!is_managed_for(&meta(&so), "u-2"));
         let mut foreign = so.clone();
         foreign["metadata"]["labels"] = json!({});
-        assert!(!is_managed_for(&foreign, "u-1"));
+        assert!(!is_managed_for(&meta(&foreign), "u-1"));
     }
 
     fn http_wake() -> Value {
@@ -475,7 +472,7 @@ mod tests {
         assert_eq!(route["metadata"]["name"], "m");
         assert_eq!(route["metadata"]["ownerReferences"][0]["uid"], "u-1");
         assert_eq!(route["metadata"]["ownerReferences"][0]["controller"], true);
-        assert!(is_managed_for(&route, "u-1"));
+        assert!(is_managed_for(&meta(&route), "u-1"));
         let Action::Apply(so) = p.action else {
             panic!("{:?}", p.action)
         };
@@ -511,13 +508,16 @@ mod tests {
             panic!("{:?}", without.action)
         };
         // HTTP wake removed: the stored ScaledObject still names the route, so it is deleted.
-        assert!(route_needs_reconcile(&without.route, Some(wake_so)));
+        assert!(route_needs_reconcile(&without.route, Some(&typed(wake_so))));
         // Never had HTTP wake (or nothing stored yet): no request for a route.
-        assert!(!route_needs_reconcile(&without.route, Some(plain_so)));
+        assert!(!route_needs_reconcile(
+            &without.route,
+            Some(&typed(plain_so))
+        ));
         assert!(!route_needs_reconcile(&without.route, None));
         assert!(!route_needs_reconcile(
             &Action::Skip("x".into()),
-            Some(wake_so)
+            Some(&typed(wake_so))
         ));
     }
 
@@ -529,7 +529,7 @@ mod tests {
             panic!()
         };
         route["metadata"]["labels"] = json!({});
-        assert!(!is_managed_for(&route, "u-1"));
+        assert!(!is_managed_for(&meta(&route), "u-1"));
     }
 
     /// The InferenceService `qwen` (uid `isvc-1`) with this autoscaler class.
@@ -558,24 +558,27 @@ mod tests {
         let external = found(Some("external"));
         let leftover = kserve_scaled_object(true, "isvc-1");
         assert_eq!(
-            holder_of(&leftover, "u-1", &external),
+            holder_of(&meta(&leftover), "u-1", &external),
             Holder::KserveLeftover
         );
         let keda = found(Some("keda"));
-        assert_eq!(holder_of(&leftover, "u-1", &keda), Holder::Foreign);
+        assert_eq!(holder_of(&meta(&leftover), "u-1", &keda), Holder::Foreign);
         assert_eq!(
-            holder_of(&leftover, "u-1", &KserveOwner::None),
+            holder_of(&meta(&leftover), "u-1", &KserveOwner::None),
             Holder::Foreign
         );
         for other in [
             kserve_scaled_object(false, "isvc-1"),
             kserve_scaled_object(true, "isvc-2"),
         ] {
-            assert_eq!(holder_of(&other, "u-1", &external), Holder::Foreign);
+            assert_eq!(holder_of(&meta(&other), "u-1", &external), Holder::Foreign);
         }
         let mut labelled = leftover.clone();
         labelled["metadata"]["labels"] = json!({MANAGED_BY_LABEL: MANAGED_BY});
-        assert_eq!(holder_of(&labelled, "u-1", &external), Holder::Foreign);
+        assert_eq!(
+            holder_of(&meta(&labelled), "u-1", &external),
+            Holder::Foreign
+        );
     }
 
     #[test]
@@ -627,6 +630,6 @@ mod tests {
         let Action::Apply(so) = plan(&opted_in(), &KserveOwner::None, &cfg).action else {
             panic!()
         };
-        assert_eq!(holder_of(&so, "u-1", &KserveOwner::None), Holder::Us);
+        assert_eq!(holder_of(&meta(&so), "u-1", &KserveOwner::None), Holder::Us);
     }
 }

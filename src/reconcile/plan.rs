@@ -134,6 +134,22 @@ pub fn inference_service_of(deployment: &Value) -> Option<String> {
         .map(str::to_string)
 }
 
+/// The plan for a Deployment whose annotations are invalid: nothing applied, the message for
+/// an Event.
+fn invalid(e: &crate::mutate::MutateError, injected: bool) -> Plan {
+    Plan {
+        action: Action::Skip("invalid annotations".into()),
+        route: Action::Skip("invalid annotations".into()),
+        sidecar: if injected {
+            SidecarState::Stale(StaleCause::Drift)
+        } else {
+            SidecarState::Missing
+        },
+        invalid: Some(e.to_string()),
+        warnings: e.warnings().to_vec(),
+    }
+}
+
 pub fn plan(deployment: &Value, kserve: &KserveOwner, cfg: &WebhookConfig) -> Plan {
     let name = deployment
         .pointer("/metadata/name")
@@ -149,19 +165,7 @@ pub fn plan(deployment: &Value, kserve: &KserveOwner, cfg: &WebhookConfig) -> Pl
 
     let m = match mutate(deployment, cfg) {
         Ok(m) => m,
-        Err(e) => {
-            return Plan {
-                action: Action::Skip("invalid annotations".into()),
-                route: Action::Skip("invalid annotations".into()),
-                sidecar: if injected {
-                    SidecarState::Stale(StaleCause::Drift)
-                } else {
-                    SidecarState::Missing
-                },
-                invalid: Some(e.to_string()),
-                warnings: e.warnings().to_vec(),
-            };
-        }
+        Err(e) => return invalid(&e, injected),
     };
     // Only the pod template says whether the sidecar is current: the label the webhook also
     // sets (metadata) restarts nothing.

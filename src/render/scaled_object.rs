@@ -99,49 +99,18 @@ fn http_wake_trigger(spec: &AutoscalingSpec) -> Option<Trigger> {
 }
 
 fn trigger(spec: &AutoscalingSpec, t: &TriggerSpec) -> Trigger {
-    let mut metadata = BTreeMap::new();
-    let mut put = |k: &str, v: Option<&String>| {
-        if let Some(v) = v {
-            metadata.insert(k.to_string(), v.clone());
-        }
-    };
-    let kind = match &t.query {
-        TriggerQuery::Otel(q) => {
-            put("scalerAddress", Some(&spec.scaler_address));
-            put("metricQuery", Some(&q.to_string()));
-            put("targetValue", t.target.as_ref());
-            put("activationTargetValue", t.activation_target.as_ref());
-            put(
-                "operationOverTime",
-                t.operation_over_time
-                    .map(|o| o.as_str().to_string())
-                    .as_ref(),
-            );
-            TriggerKind::External
-        }
-        TriggerQuery::Prometheus(q) => {
-            put("serverAddress", Some(&spec.prometheus_address));
-            put("query", Some(q));
-            put("threshold", t.target.as_ref());
-            put("activationThreshold", t.activation_target.as_ref());
-            let p = &spec.prometheus;
-            let text = |b: Option<bool>| b.map(|b| b.to_string());
-            put("unsafeSsl", text(p.unsafe_ssl).as_ref());
-            put("ignoreNullValues", text(p.ignore_null_values).as_ref());
-            put("authModes", p.auth_modes.as_ref());
-            put("customHeaders", custom_headers(&p.headers).as_ref());
-            TriggerKind::Prometheus
-        }
+    let (kind, metadata) = match &t.query {
+        TriggerQuery::Otel(q) => (TriggerKind::External, otel_metadata(spec, t, q)),
+        TriggerQuery::Prometheus(q) => (TriggerKind::Prometheus, prometheus_metadata(spec, t, q)),
         TriggerQuery::External(extra) => {
-            for (k, v) in extra {
-                put(k, Some(v));
-            }
-            put("scalerAddress", Some(&spec.scaler_address));
-            if spec.external_push {
+            let mut metadata = extra.clone();
+            metadata.insert("scalerAddress".into(), spec.scaler_address.clone());
+            let kind = if spec.external_push {
                 TriggerKind::ExternalPush
             } else {
                 TriggerKind::External
-            }
+            };
+            (kind, metadata)
         }
     };
     let authentication_ref = match &t.query {
@@ -158,4 +127,50 @@ fn trigger(spec: &AutoscalingSpec, t: &TriggerSpec) -> Trigger {
         metadata,
         authentication_ref,
     }
+}
+
+/// The metadata entries whose value is set.
+fn entries<const N: usize>(pairs: [(&str, Option<String>); N]) -> BTreeMap<String, String> {
+    pairs
+        .into_iter()
+        .filter_map(|(k, v)| Some((k.to_string(), v?)))
+        .collect()
+}
+
+/// What the KEDA OTel add-on reads (kedify/otel-add-on util/handler_specific.go).
+fn otel_metadata(
+    spec: &AutoscalingSpec,
+    t: &TriggerSpec,
+    q: &crate::query::AddonQuery,
+) -> BTreeMap<String, String> {
+    entries([
+        ("scalerAddress", Some(spec.scaler_address.clone())),
+        ("metricQuery", Some(q.to_string())),
+        ("targetValue", t.target.clone()),
+        ("activationTargetValue", t.activation_target.clone()),
+        (
+            "operationOverTime",
+            t.operation_over_time.map(|o| o.as_str().to_string()),
+        ),
+    ])
+}
+
+/// What KEDA's prometheus scaler reads (pkg/scalers/prometheus_scaler.go).
+fn prometheus_metadata(
+    spec: &AutoscalingSpec,
+    t: &TriggerSpec,
+    q: &str,
+) -> BTreeMap<String, String> {
+    let p = &spec.prometheus;
+    let text = |b: Option<bool>| b.map(|b| b.to_string());
+    entries([
+        ("serverAddress", Some(spec.prometheus_address.clone())),
+        ("query", Some(q.to_string())),
+        ("threshold", t.target.clone()),
+        ("activationThreshold", t.activation_target.clone()),
+        ("unsafeSsl", text(p.unsafe_ssl)),
+        ("ignoreNullValues", text(p.ignore_null_values)),
+        ("authModes", p.auth_modes.clone()),
+        ("customHeaders", custom_headers(&p.headers)),
+    ])
 }

@@ -357,7 +357,6 @@ pub fn validate_review(body: &[u8], cfg: &WebhookConfig) -> Result<Answer, BadRe
 mod tests {
     use super::*;
     use crate::config::SidecarMode;
-    use crate::manifest::parse_documents;
     use serde_json::json;
 
     /// The answer as the webhook encoded it through kube's AdmissionReview types and a full
@@ -544,27 +543,6 @@ mod tests {
         }
     }
 
-    fn objects(dirs: &[&str]) -> Vec<Value> {
-        let mut objects = Vec::new();
-        for dir in dirs {
-            let mut paths: Vec<_> = std::fs::read_dir(dir)
-                .unwrap()
-                .map(|e| e.unwrap().path())
-                .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
-                .collect();
-            paths.sort();
-            for p in paths {
-                for doc in parse_documents(&std::fs::read_to_string(&p).unwrap()).unwrap() {
-                    match doc.get("items").and_then(Value::as_array) {
-                        Some(items) => objects.extend(items.iter().cloned()),
-                        None => objects.push(doc),
-                    }
-                }
-            }
-        }
-        objects
-    }
-
     fn review(object: &Value, operation: &str, dry_run: bool) -> Vec<u8> {
         let kind = object.get("kind").cloned().unwrap_or(Value::Null);
         let mut request = json!({
@@ -628,7 +606,7 @@ mod tests {
             },
         ];
         let mut states = Vec::new();
-        for object in objects(&[
+        for object in crate::test_fixtures::objects(&[
             "tests/fixtures/input",
             "tests/fixtures/golden",
             "tests/fixtures/invalid",
@@ -663,7 +641,9 @@ mod tests {
     fn validate_answers_are_byte_for_byte_those_of_kube_types() {
         let cfg = WebhookConfig::default();
         let mut checked = 0;
-        for object in objects(&["tests/fixtures/golden", "tests/fixtures/keda"]) {
+        for object in
+            crate::test_fixtures::objects(&["tests/fixtures/golden", "tests/fixtures/keda"])
+        {
             let body = review(&object, "CREATE", false);
             assert_same_answer(&body, &cfg, validate_review, reference::validate_review);
             checked += 1;

@@ -30,5 +30,7 @@ pub mod query;
 pub mod reconcile;
 pub mod render;
 pub mod server;
+#[cfg(test)]
+mod test_fixtures;
 pub mod version;
 pub mod workload;

@@ -149,36 +149,18 @@ fn ensure_object<'a>(
 mod tests {
     use super::*;
     use crate::config::SidecarMode;
-    use crate::manifest::parse_documents;
     use proptest::prelude::*;
     use serde_json::{Map, json};
 
     /// Every object of the fixtures and examples, List items included.
     fn fixture_objects() -> Vec<Value> {
-        let mut objects = Vec::new();
-        for dir in [
+        crate::test_fixtures::objects(&[
             "tests/fixtures/input",
             "tests/fixtures/golden",
             "tests/fixtures/invalid",
             "tests/fixtures/upgrade/rendered-by-0.1.0",
             "examples",
-        ] {
-            let mut paths: Vec<_> = std::fs::read_dir(dir)
-                .unwrap()
-                .map(|e| e.unwrap().path())
-                .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
-                .collect();
-            paths.sort();
-            for p in paths {
-                for doc in parse_documents(&std::fs::read_to_string(&p).unwrap()).unwrap() {
-                    match doc.get("items").and_then(Value::as_array) {
-                        Some(items) => objects.extend(items.iter().cloned()),
-                        None => objects.push(doc),
-                    }
-                }
-            }
-        }
-        objects
+        ])
     }
 
     fn configs() -> Vec<WebhookConfig> {

@@ -5,6 +5,7 @@ use std::collections::BTreeSet;
 
 use super::behavior::Direction;
 use super::keys::{self, Group};
+use super::spec;
 use super::triggers::{
     TriggerContext, TriggerInput, parse_string_map, parse_trigger_list, resolve_trigger,
 };
@@ -61,15 +62,6 @@ struct Replicas {
     min: i32,
     max: i32,
     idle: Option<i32>,
-}
-
-impl Replicas {
-    /// Whether KEDA's scale loop decides anything: with scale to zero or an idle count
-    /// (kedacore/keda v2.21.0 apis/keda/v1alpha1/scaledobject_types.go,
-    /// `IsPollingIntervalRelevant`; otherwise the HPA drives every step).
-    fn keda_loop_scales(&self) -> bool {
-        self.min == 0 || self.idle.is_some()
-    }
 }
 
 impl<'a> Reader<'a> {
@@ -151,7 +143,7 @@ impl<'a> Reader<'a> {
         let w = self.w;
         let target_deployment = target_deployment(w);
         let replicas = self.replicas(backend);
-        let loop_scales = replicas.keda_loop_scales();
+        let loop_scales = spec::keda_loop_scales(replicas.min, replicas.idle);
         let (scaler_address, prometheus_address) = self.addresses(backend, cfg);
         let ctx = TriggerContext {
             backend,
@@ -160,7 +152,7 @@ impl<'a> Reader<'a> {
             vllm_version: self.vllm_version(),
         };
         let triggers = self.triggers(&ctx);
-        let spec = AutoscalingSpec {
+        let mut spec = AutoscalingSpec {
             backend,
             target_deployment,
             namespace: w.namespace.clone(),
@@ -184,12 +176,11 @@ impl<'a> Reader<'a> {
             sidecar: self.sidecar(backend, cfg),
             http_wake: self.http_wake(
                 cfg,
-                replicas.min == 0 || replicas.idle == Some(0),
+                spec::scales_to_zero(replicas.min, replicas.idle),
                 &triggers,
             ),
             triggers,
         };
-        let mut spec = spec;
         if backend == Backend::Wva {
             super::wva::apply_defaults(&mut spec);
         }

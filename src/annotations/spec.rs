@@ -167,10 +167,14 @@ impl AutoscalingSpec {
         names
     }
 
-    /// Whether KEDA may take the workload to zero pods: `min-replicas` 0, or an idle replica
-    /// count of 0.
+    /// Whether KEDA may take the workload to zero pods (see [`scales_to_zero`]).
     pub fn scales_to_zero(&self) -> bool {
-        self.min_replicas == 0 || self.idle_replicas == Some(0)
+        scales_to_zero(self.min_replicas, self.idle_replicas)
+    }
+
+    /// Whether KEDA's own scale loop decides any step (see [`keda_loop_scales`]).
+    pub fn keda_loop_scales(&self) -> bool {
+        keda_loop_scales(self.min_replicas, self.idle_replicas)
     }
 
     /// Whether something can see demand while the workload has no pod: the KEDA HTTP add-on's
@@ -182,6 +186,20 @@ impl AutoscalingSpec {
                 .iter()
                 .any(|t| t.source == TriggerSource::Gateway)
     }
+}
+
+/// Whether KEDA may take the workload to zero pods: `min-replicas` 0, or an idle replica
+/// count of 0.
+pub fn scales_to_zero(min_replicas: i32, idle_replicas: Option<i32>) -> bool {
+    min_replicas == 0 || idle_replicas == Some(0)
+}
+
+/// Whether KEDA's own scale loop decides any step: with scale to zero or an idle count
+/// (kedacore/keda v2.21.0 apis/keda/v1alpha1/scaledobject_types.go,
+/// `IsPollingIntervalRelevant`; otherwise the HPA drives every step, and the polling interval
+/// and the cooldowns are not used for scaling).
+pub fn keda_loop_scales(min_replicas: i32, idle_replicas: Option<i32>) -> bool {
+    min_replicas == 0 || idle_replicas.is_some()
 }
 
 /// `vllm:e2e_request_latency_seconds_count` → `vllm:e2e_request_latency_seconds`.

@@ -79,21 +79,19 @@ impl Reader<'_> {
         })
     }
 
+    /// `variant_id`: refused where the series have none, a warning where only some builds do.
     fn variant_id_warning(&mut self, version: Version) {
-        let why = if version >= WVA_METRICS_SINCE {
-            "wva_desired_replicas has no variant_id label (llm-d-workload-variant-autoscaler internal/metrics/metrics.go): the query would match nothing"
-        } else {
-            "released WVA controllers (v0.0.1 to v0.4.1) publish inferno_desired_replicas without variant_id; only the single-variant builds of the integration document add it: keep it only if your controller's series carry it"
-        };
         if version >= WVA_METRICS_SINCE {
             self.bad(
                 "wva-variant-id",
-                why,
+                "wva_desired_replicas has no variant_id label (llm-d-workload-variant-autoscaler internal/metrics/metrics.go): the query would match nothing",
                 format!("remove it, or set {PREFIX}wva-version to the release you run"),
             );
-        } else {
-            self.f.warn(format!("{PREFIX}wva-variant-id: {why}"));
+            return;
         }
+        self.f.warn(format!(
+            "{PREFIX}wva-variant-id: released WVA controllers (v0.0.1 to v0.4.1) publish inferno_desired_replicas without variant_id; only the single-variant builds of the integration document add it: keep it only if your controller's series carry it"
+        ));
     }
 }
 
@@ -111,8 +109,7 @@ fn label_value(v: &str) -> Result<String, super::values::Refusal> {
 /// The documents' defaults for what the user did not set. Polling and cooldowns only where
 /// KEDA's loop scales (see `Reader::loop_only`).
 pub(super) fn apply_defaults(spec: &mut AutoscalingSpec) {
-    let loop_scales = spec.min_replicas == 0 || spec.idle_replicas.is_some();
-    if loop_scales {
+    if spec.keda_loop_scales() {
         spec.polling_interval.get_or_insert(POLLING_INTERVAL);
         spec.cooldown_period.get_or_insert(COOLDOWN);
         spec.initial_cooldown_period.get_or_insert(COOLDOWN);

@@ -201,7 +201,15 @@ mod tests {
         assert_eq!(t.kind, TriggerKind::External);
         assert!(t.name.is_empty());
         assert_eq!(t.effective_metric_type(), MetricType::AverageValue);
+        // Its address names the add-on, whatever address is configured.
         assert!(t.is_otel_addon("elsewhere:1"));
-        assert!(!t.is_otel_addon("") || t.meta("scalerAddress").is_some());
+        let mut other = t.clone();
+        other
+            .metadata
+            .insert("scalerAddress".into(), "my-scaler.ns:9090".into());
+        assert!(!other.is_otel_addon("elsewhere:1"));
+        assert!(other.is_otel_addon("my-scaler.ns:9090"));
+        other.kind = TriggerKind::Prometheus;
+        assert!(!other.is_otel_addon("my-scaler.ns:9090"));
     }
 }

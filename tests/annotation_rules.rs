@@ -988,13 +988,28 @@ fn prometheus_connection_keys() {
     assert_eq!(s.prometheus.unsafe_ssl, Some(true));
     assert!(only_problem(&with(&[("prometheus-auth", "Secret/x")])).contains("not a kind KEDA"));
     assert!(
-        only_problem(&with(&[("prometheus-auth-modes", "bearer,basic")]))
-            .contains("exclude each other")
+        only_problem(&with(&[
+            ("prometheus-auth", "prom"),
+            ("prometheus-auth-modes", "bearer,basic")
+        ]))
+        .contains("exclude each other")
     );
-    assert!(only_problem(&with(&[("prometheus-auth-modes", "token")])).contains("\"token\""));
+    assert!(
+        only_problem(&with(&[
+            ("prometheus-auth", "prom"),
+            ("prometheus-auth-modes", "token")
+        ]))
+        .contains("\"token\"")
+    );
     assert!(
         only_problem(&with(&[("prometheus-headers", r#"{"X-A":"a,b"}"#)]))
             .contains("splits headers on , and =")
+    );
+    // Credentials come only from a TriggerAuthentication: modes without one cannot work.
+    let p = only_problem(&with(&[("prometheus-auth-modes", "bearer")]));
+    assert!(
+        p.contains("none is named") && p.contains("prometheus-auth"),
+        "{p}"
     );
     // Only the prometheus backend reads them.
     assert!(only_problem(&[("prometheus-auth", "x")]).contains("never reads it"));

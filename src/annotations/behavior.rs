@@ -2,11 +2,11 @@
 //! `scale-{up,down}-policies` (a JSON list) and `scale-{up,down}-select-policy`, into the
 //! `HPAScalingRules` KEDA copies into its HPA (`advanced.horizontalPodAutoscalerConfig.behavior`).
 //!
-//! Limits are the Kubernetes API's (autoscaling/v2 `HPAScalingPolicy`, `HPAScalingRules`, as
-//! documented in k8s-openapi's `hpa_scaling_policy.rs` and `hpa_scaling_rules.rs`): a policy's
-//! `type` is `Pods` or `Percent`, its `value` greater than zero, its `periodSeconds` in
-//! 1–1800; `selectPolicy` is `Max` (the default), `Min` or `Disabled`; a stabilization window
-//! is 0–3600 seconds.
+//! Limits are the Kubernetes API's: k8s.io/api v0.34.4 autoscaling/v2/types.go
+//! (`PodsScalingPolicy`, `PercentScalingPolicy`; `MaxChangePolicySelect`,
+//! `MinChangePolicySelect`, `DisabledPolicySelect`) and the field documentation of
+//! `HPAScalingPolicy` and `HPAScalingRules` (value greater than zero, periodSeconds 1–1800,
+//! stabilizationWindowSeconds 0–3600, `Max` the default select policy).
 
 use k8s_openapi::api::autoscaling::v2::{HPAScalingPolicy, HPAScalingRules};
 use serde::Deserialize;

@@ -466,7 +466,7 @@ pub const KEYS: [Key; 50] = [
         Syntax::Free,
         ReadBy::Only(&[Backend::Prometheus, Backend::Wva]),
         "—",
-        "KEDA's `authModes`: comma-separated `apiKey`, `basic`, `tls`, `bearer`, `custom`, `oauth` (only one of `bearer`, `basic`, `oauth`).",
+        "KEDA's `authModes`: comma-separated `apiKey`, `basic`, `tls`, `bearer`, `custom`, `oauth` (only one of `bearer`, `basic`, `oauth`). Needs `prometheus-auth`: KEDA reads every mode's credentials from it.",
     ),
     key(
         "prometheus-headers",

@@ -41,6 +41,16 @@ impl Reader<'_> {
         if !matches!(backend, Backend::Prometheus | Backend::Wva) {
             return PrometheusOptions::default();
         }
+        // Every mode's credentials are read from the TriggerAuthentication's parameters
+        // (`order=authParams` in pkg/scalers/authentication/authentication_types.go): modes
+        // without one cannot authenticate.
+        if self.raw("prometheus-auth-modes").is_some() && self.raw("prometheus-auth").is_none() {
+            self.bad(
+                "prometheus-auth-modes",
+                "KEDA reads the credentials of every auth mode from a TriggerAuthentication, and none is named",
+                format!("add {PREFIX}prometheus-auth with the TriggerAuthentication that holds them"),
+            );
+        }
         PrometheusOptions {
             unsafe_ssl: self.get("prometheus-unsafe-ssl", values::boolean),
             auth: self.get("prometheus-auth", auth_ref),

@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 /// A release version, major.minor.patch (vLLM's, KEDA's).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct Version(pub u32, pub u32, pub u32);
 

@@ -14,7 +14,7 @@ pub const MANAGED_LABEL: &str = "llm-autoscale.io/managed";
 pub const MANAGED_LABEL_VALUE: &str = "true";
 
 /// Which kind of object this is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum WorkloadKind {
     Deployment,
     InferenceService,
@@ -36,7 +36,7 @@ impl WorkloadKind {
 }
 
 /// What the annotation parser needs to know about the object.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Workload {
     pub kind: WorkloadKind,
     /// `metadata.name` (empty when only `generateName` is set).

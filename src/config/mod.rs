@@ -61,7 +61,7 @@ impl SidecarMode {
 }
 
 /// What the mutating webhook does with invalid annotations.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum OnInvalid {
     /// Refuse the object, listing every problem.
@@ -72,7 +72,7 @@ pub enum OnInvalid {
 }
 
 /// Defaults applied when an annotation is absent, and cluster facts the core cannot see.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(default, rename_all = "kebab-case", deny_unknown_fields)]
 pub struct WebhookConfig {
     /// Image of the collector sidecar.

@@ -1,16 +1,17 @@
 //! Deployment mutation: inject (or refresh, or remove) the collector sidecar.
 
 use std::collections::BTreeMap;
+use std::sync::{Arc, LazyLock};
 
-use serde::Serialize;
 use serde_json::Value;
 
-use super::injection_status::{self, InjectionStatus, Placement};
+use super::injection_status::{InjectionStatus, Placement};
 use super::partial_copy;
+use super::rendering::{self, RenderedSidecar, Rendering};
 use super::{AdmissionPatch, MutateError, Mutation, set_annotation};
-use crate::annotations::{self, AutoscalingSpec, STATUS};
-use crate::config::{SidecarMode, WebhookConfig};
-use crate::render::{RenderError, interceptor_route, scaled_object, sidecar};
+use crate::annotations::{AutoscalingSpec, STATUS};
+use crate::config::WebhookConfig;
+use crate::render::{interceptor_route, scaled_object, sidecar};
 use crate::workload::{
     KSERVE_ISVC_LABEL, MANAGED_LABEL, MANAGED_LABEL_VALUE, Workload, WorkloadKind,
 };
@@ -37,10 +38,15 @@ struct Applied {
     /// The stored sidecar is exactly what would be injected now: nothing is to change.
     already_current: bool,
     warnings: Vec<String>,
+    /// The spec read from the annotations and the sidecar it renders.
+    rendering: Arc<Rendering>,
+}
+
+impl Applied {
     /// `None`: not opted in (any more); the strip is the whole mutation.
-    spec: Option<AutoscalingSpec>,
-    /// Hash of what the sidecar was rendered from (`None`: no sidecar rendered).
-    sidecar_inputs: Option<String>,
+    fn spec(&self) -> Option<&AutoscalingSpec> {
+        self.rendering.parsed.as_ref().ok().and_then(|(spec, _)| spec.as_ref())
+    }
 }
 
 /// What the mutation reads, stripped of a previous injection: the whole object, or
@@ -130,36 +136,32 @@ fn apply(object: &Value, cfg: &WebhookConfig, copy: Copy) -> Result<Applied, Mut
     let stripped_from = injected_list(previous.as_ref());
     let view = stripped_view(object, previous.as_ref(), copy);
     let workload = Workload::from_object(WorkloadKind::Deployment, &view);
-    let (spec, mut warnings) = annotations::parse(&workload, cfg)?;
-    let spec = match spec {
-        Some(spec) if spec.sidecar != SidecarMode::None => spec,
-        // Not opted in (any more), or no sidecar: the strip is the whole change.
-        spec => {
-            let (new, before) =
-                copy_to_change(object, view, previous.as_ref(), &[stripped_from], copy);
-            let (already_current, sidecar_inputs) = (false, None);
-            return Ok(Applied {
-                new,
-                before,
-                already_current,
-                warnings,
-                spec,
-                sidecar_inputs,
-            });
-        }
+    let rendering = rendering::of(&workload, cfg)?;
+    let mut warnings = match &rendering.parsed {
+        Ok((_, warnings)) => warnings.clone(),
+        Err(invalid) => return Err(invalid.clone().into()),
     };
-
-    let inputs = sidecar_inputs(&workload, cfg)?;
-    let (status, injected) = injection(&view, &spec, cfg, &workload, &inputs, &mut warnings)?;
+    let Some(sidecar) = rendering.sidecar.as_ref() else {
+        // Not opted in (any more), or no sidecar: the strip is the whole change.
+        let (new, before) = copy_to_change(object, view, previous.as_ref(), &[stripped_from], copy);
+        return Ok(Applied {
+            new,
+            before,
+            already_current: false,
+            warnings,
+            rendering,
+        });
+    };
+    let (status, injected) = injection(&view, sidecar, &mut warnings);
     // Same container as the stored one: keep the stored container as the apiserver
     // defaulted it (imagePullPolicy, terminationMessagePath, ...) and the stored status
     // (an older webhook's, perhaps), so an UPDATE that changes nothing gets an empty
     // patch and an upgrade of the webhook restarts only the pods whose sidecar changes.
-    let already_current = injected.as_ref().is_some_and(|(list, _)| {
-        previous.as_ref().is_some_and(|p| p.same_container(&status))
+    let already_current = injected.is_some_and(|(list, _)| {
+        previous.as_ref().is_some_and(|p| p.same_container(status))
             && has_container_in(object, list, sidecar::SIDECAR_NAME)
     });
-    let list = injected.as_ref().map(|(list, _)| *list);
+    let list = injected.map(|(list, _)| list);
     let (mut new, before) = copy_to_change(
         object,
         view,
@@ -168,7 +170,7 @@ fn apply(object: &Value, cfg: &WebhookConfig, copy: Copy) -> Result<Applied, Mut
         copy,
     );
     if let Some((list, container)) = injected {
-        push_container(&mut new, list, container);
+        push_container(&mut new, list, container.clone());
     }
     set_annotation(
         &mut new,
@@ -181,75 +183,44 @@ fn apply(object: &Value, cfg: &WebhookConfig, copy: Copy) -> Result<Applied, Mut
         before,
         already_current,
         warnings,
-        spec: Some(spec),
-        sidecar_inputs: Some(inputs),
+        rendering,
     })
 }
 
 /// What goes into the pod: the status, and the rendered sidecar with the list it goes in
 /// (`None` when the pod declares its own sidecar container, kept as an override).
-type Injection = (InjectionStatus, Option<(&'static str, Value)>);
+type Injection<'a> = (&'a InjectionStatus, Option<(&'static str, &'a Value)>);
 
-fn injection(
+fn injection<'a>(
     view: &Value,
-    spec: &AutoscalingSpec,
-    cfg: &WebhookConfig,
-    workload: &Workload,
-    inputs: &str,
+    sidecar: &'a RenderedSidecar,
     warnings: &mut Vec<String>,
-) -> Result<Injection, MutateError> {
+) -> Injection<'a> {
     if has_container(view, sidecar::SIDECAR_NAME) {
         warnings.push(format!(
             "the pod declares its own {} container: it is kept as the collector and nothing is injected",
             sidecar::SIDECAR_NAME
         ));
-        return Ok((user_override(), None));
+        return (&USER_OVERRIDE, None);
     }
-    let (status, list, container) = render_sidecar(spec, cfg, workload, inputs)?;
-    Ok((status, Some((list, container))))
+    (
+        &sidecar.status,
+        Some((sidecar.list, &sidecar.container)),
+    )
 }
 
 /// The status of a pod that declares its own sidecar container: nothing injected.
-fn user_override() -> InjectionStatus {
-    InjectionStatus {
-        version: 1,
-        container: sidecar::SIDECAR_NAME.into(),
-        placement: Placement::UserOverride,
-        hash: String::new(),
-        inputs: String::new(),
-    }
-}
-
-/// The sidecar for `spec`, the list it goes in and its status.
-fn render_sidecar(
-    spec: &AutoscalingSpec,
-    cfg: &WebhookConfig,
-    workload: &Workload,
-    inputs: &str,
-) -> Result<(InjectionStatus, &'static str, Value), MutateError> {
-    let mut container = sidecar::render(spec, cfg, &workload.declared_ports)?;
-    let placement = if spec.sidecar == SidecarMode::Native {
-        container.restart_policy = Some("Always".into());
-        Placement::Native
-    } else {
-        Placement::Container
-    };
-    let list = placement.list().unwrap_or("containers");
-    let container =
-        serde_json::to_value(&container).map_err(|e| RenderError::new("sidecar container", e))?;
-    let status = InjectionStatus {
-        version: 1,
-        container: sidecar::SIDECAR_NAME.into(),
-        placement,
-        hash: injection_status::hash_of(&container),
-        inputs: inputs.to_string(),
-    };
-    Ok((status, list, container))
-}
+static USER_OVERRIDE: LazyLock<InjectionStatus> = LazyLock::new(|| InjectionStatus {
+    version: 1,
+    container: sidecar::SIDECAR_NAME.into(),
+    placement: Placement::UserOverride,
+    hash: String::new(),
+    inputs: String::new(),
+});
 
 pub(super) fn mutate(object: &Value, cfg: &WebhookConfig) -> Result<Mutation, MutateError> {
     let mut applied = apply(object, cfg, Copy::Whole)?;
-    let Some(spec) = applied.spec else {
+    let Some(spec) = applied.spec() else {
         // Not opted in (any more): the strip and the label's removal are the mutation.
         mark_managed(&mut applied.new, false);
         return Ok(Mutation::between(
@@ -268,8 +239,8 @@ pub(super) fn mutate(object: &Value, cfg: &WebhookConfig) -> Result<Mutation, Mu
     {
         labels.insert(KSERVE_ISVC_LABEL.to_string(), isvc.to_string());
     }
-    let so = scaled_object::render(&spec, &labels);
-    let route = interceptor_route::render(&spec, &labels);
+    let so = scaled_object::render(spec, &labels);
+    let route = interceptor_route::render(spec, &labels);
     let mut patched = if applied.already_current {
         object.clone()
     } else {
@@ -278,7 +249,11 @@ pub(super) fn mutate(object: &Value, cfg: &WebhookConfig) -> Result<Mutation, Mu
     mark_managed(&mut patched, true);
     let mut m = Mutation::between(object, patched, applied.warnings, Some(so))
         .with_interceptor_route(route);
-    m.sidecar_inputs = applied.sidecar_inputs;
+    m.sidecar_inputs = applied
+        .rendering
+        .sidecar
+        .as_ref()
+        .map(|s| s.status.inputs.clone());
     Ok(m)
 }
 
@@ -290,7 +265,7 @@ pub(super) fn admission_patch(
     let applied = apply(object, cfg, Copy::Changed)?;
     // The copies hold the pod template only; the label is on the Deployment's metadata,
     // which comes first in a Deployment (as in the whole object's diff).
-    let mut patch = managed_label_patch(object, applied.spec.is_some());
+    let mut patch = managed_label_patch(object, applied.spec().is_some());
     if !applied.already_current {
         let template = json_patch::diff(applied.before.as_ref().unwrap_or(object), &applied.new);
         patch.0.extend(template.0);
@@ -336,31 +311,6 @@ fn managed_label_patch(object: &Value, opted_in: bool) -> json_patch::Patch {
     let mut after = before.clone();
     mark_managed(&mut after, opted_in);
     json_patch::diff(&before, &after)
-}
-
-/// Everything the sidecar is rendered from: the configuring annotations, the images (the
-/// vLLM version), the declared ports (collisions) and the webhook's configuration.
-#[derive(Serialize)]
-struct SidecarInputs<'a> {
-    annotations: BTreeMap<&'a String, &'a String>,
-    images: &'a [String],
-    ports: &'a [u16],
-    config: &'a WebhookConfig,
-}
-
-/// Hash of [`SidecarInputs`].
-pub(super) fn sidecar_inputs(w: &Workload, cfg: &WebhookConfig) -> Result<String, RenderError> {
-    let inputs = SidecarInputs {
-        annotations: w
-            .annotations
-            .iter()
-            .filter(|(k, _)| k.as_str() != STATUS)
-            .collect(),
-        images: &w.images,
-        ports: &w.declared_ports,
-        config: cfg,
-    };
-    injection_status::hash_json(&inputs).map_err(|e| RenderError::new("sidecar inputs", e))
 }
 
 /// Removes what the status annotation says was injected, and the annotation itself.

@@ -8,6 +8,7 @@ mod deployment;
 mod inference_service;
 pub mod injection_status;
 mod partial_copy;
+mod rendering;
 
 use serde_json::Value;
 

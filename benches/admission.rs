@@ -4,6 +4,11 @@
 //!   the annotated vLLM Deployment of `examples/vllm-deployment.yaml`;
 //! - `admission/pure_env_1000`: the same Deployment with 1,000 environment variables on its
 //!   model server (a 1,000-times larger object for the same added sidecar);
+//! - `admission/pure_current`: the typical Deployment as stored after admission (sidecar in
+//!   and current): the answer has no patch;
+//! - `admission/pure_first_sight`: the typical Deployment under a name never admitted before,
+//!   so the sidecar is rendered (the cases above are admitted again, as a Deployment is on
+//!   every apply, and find their rendering memoised);
 //! - `admission/core_mutate`: only `mutate::mutate` on the already decoded object (the rest
 //!   of `admission/pure` is AdmissionReview decoding and encoding);
 //! - `https/mutate`: the same review as a full HTTPS round trip to the real server, over one
@@ -15,7 +20,7 @@
 
 use std::hint::black_box;
 
-use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use llm_autoscale_webhook::admission::mutate_review;
 use llm_autoscale_webhook::config::WebhookConfig;
 use llm_autoscale_webhook::mutate::mutate;
@@ -39,6 +44,23 @@ fn pure(c: &mut Criterion) {
     });
     group.bench_function("pure_env_1000", |b| {
         b.iter(|| mutate_review(black_box(&large), black_box(&cfg)).map(|a| a.body.len()))
+    });
+    let current = review_body(&common::current());
+    group.bench_function("pure_current", |b| {
+        b.iter(|| mutate_review(black_box(&current), black_box(&cfg)).map(|a| a.body.len()))
+    });
+    let mut seen = 0u64;
+    group.bench_function("pure_first_sight", |b| {
+        b.iter_batched(
+            || {
+                seen += 1;
+                let mut object = example();
+                object["metadata"]["name"] = format!("first-sight-{seen}").into();
+                review_body(&object)
+            },
+            |body| mutate_review(black_box(&body), black_box(&cfg)).map(|a| a.body.len()),
+            BatchSize::SmallInput,
+        )
     });
     let object = example();
     group.bench_function("core_mutate", |b| {

@@ -6,6 +6,10 @@
 #   /healthz                              the no-op route: what TLS + HTTP cost alone
 #   /mutate, typical vLLM Deployment      examples/vllm-deployment.yaml
 #   /mutate, 1,000 environment variables  the same Deployment, ~70 KB of review
+#   /mutate, first sight                  the typical Deployment under a new name per request:
+#                                         every review renders its sidecar (no memo hit)
+#   /mutate, current                      the typical Deployment as stored after admission:
+#                                         sidecar current, answered without a patch
 # at 64 and at 4 keep-alive connections. For each run it prints requests/s, the ratio to
 # /healthz at the same connection count (same run of the script), latency percentiles,
 # the webhook's resident memory (now and peak) and the load average.
@@ -54,7 +58,7 @@ cleanup() {
 trap cleanup EXIT
 
 # The review bodies, made by the same code as the criterion benchmark's.
-for c in typical env-1000; do
+for c in typical current env-1000; do
     cargo bench -q --bench admission_cases -- review "$c" >"$WORK/$c.json" 2>/dev/null
 done
 
@@ -66,6 +70,22 @@ if body_file and body_file ~= "" then
     wrk.body = f:read("*a")
     wrk.headers["Content-Type"] = "application/json"
     f:close()
+end
+
+-- BENCH_UNIQUE=1: every request admits the Deployment under a name never seen before.
+local unique = os.getenv("BENCH_UNIQUE") == "1"
+local threads = 0
+setup = function(thread)
+    threads = threads + 1
+    thread:set("tid", threads)
+end
+local sent = 0
+if unique then
+    request = function()
+        sent = sent + 1
+        local name = string.format("qwen2-7b-vllm-%d-%d", tid or 0, sent)
+        return wrk.format(nil, nil, nil, (wrk.body:gsub("qwen2%-7b%-vllm", name)))
+    end
 end
 
 done = function(summary, latency, requests)
@@ -95,15 +115,17 @@ for c in typical env-1000; do
     curl -ksf -H 'Content-Type: application/json' --data-binary "@$WORK/$c.json" "$URL/mutate" \
         | grep -q '"patch":"' || { echo "/mutate gave no patch for $c" >&2; exit 1; }
 done
+curl -ksf -H 'Content-Type: application/json' --data-binary "@$WORK/current.json" "$URL/mutate" \
+    | grep -v -q '"patch":"' || { echo "/mutate patched the current Deployment" >&2; exit 1; }
 
 rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$SERVER_PID/status"; }
 hwm_kib() { awk '/^VmHWM/ {print $2}' "/proc/$SERVER_PID/status"; }
 load() { cut -d' ' -f1-3 /proc/loadavg; }
 
-# run NAME PATH BODY CONNECTIONS -> "rps p50 p90 p99 p999 max errors"
+# run NAME PATH BODY CONNECTIONS UNIQUE -> "rps p50 p90 p99 p999 max errors"
 run() {
     local out
-    out="$(BENCH_BODY="$3" wrk -t"$THREADS" -c"$4" -d"${DURATION}s" -s "$WORK/bench.lua" "$URL$2" \
+    out="$(BENCH_BODY="$3" BENCH_UNIQUE="$5" wrk -t"$THREADS" -c"$4" -d"${DURATION}s" -s "$WORK/bench.lua" "$URL$2" \
         | awk '/^RESULT/ {print $4, $5, $6, $7, $8, $9, $3}')"
     echo "$out"
 }
@@ -116,11 +138,14 @@ printf '%-5s %-17s %10s %7s %8s %8s %8s %9s %9s %6s %9s %9s  %s\n' \
 BENCH_BODY="$WORK/typical.json" wrk -t"$THREADS" -c4 -d2s -s "$WORK/bench.lua" "$URL/mutate" >/dev/null
 for conns in "${CONNECTIONS[@]}"; do
     base=""
-    for spec in "healthz|/healthz|" "mutate typical|/mutate|$WORK/typical.json" \
-        "mutate env-1000|/mutate|$WORK/env-1000.json"; do
-        IFS='|' read -r name path body <<<"$spec"
+    for spec in "healthz|/healthz||" "mutate typical|/mutate|$WORK/typical.json|" \
+        "mutate first-sight|/mutate|$WORK/typical.json|1" \
+        "mutate current|/mutate|$WORK/current.json|" \
+        "mutate env-1000|/mutate|$WORK/env-1000.json|"; do
+        IFS='|' read -r name path body unique <<<"$spec"
         la="$(load)"
-        read -r rps p50 p90 p99 p999 max errors <<<"$(run "$name" "$path" "$body" "$conns")"
+        read -r rps p50 p90 p99 p999 max errors \
+            <<<"$(run "$name" "$path" "$body" "$conns" "$unique")"
         [ -n "$base" ] || base="$rps"
         ratio="$(awk -v a="$rps" -v b="$base" 'BEGIN {printf "%.2f", a / b}')"
         printf '%-5s %-17s %10.0f %7s %8s %8s %8s %9s %9s %6s %9s %9s  %s\n' \

@@ -32,10 +32,21 @@ pub fn with_env_vars(n: usize) -> Value {
     d
 }
 
-/// A case by name: `typical` or `env-N` (N environment variables).
+/// The example Deployment as the cluster stores it after admission: the sidecar is in and
+/// current, so admitting it again answers without a patch (every later apply of it).
+pub fn current() -> Value {
+    let cfg = llm_autoscale_webhook::config::WebhookConfig::default();
+    llm_autoscale_webhook::mutate::mutate(&example(), &cfg)
+        .expect("the example mutates")
+        .patched
+}
+
+/// A case by name: `typical`, `current` (typical, already admitted) or `env-N` (N environment
+/// variables).
 pub fn case(name: &str) -> Option<Value> {
     match name {
         "typical" => Some(example()),
+        "current" => Some(current()),
         _ => name
             .strip_prefix("env-")
             .and_then(|n| n.parse().ok())

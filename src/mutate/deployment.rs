@@ -45,7 +45,11 @@ struct Applied {
 impl Applied {
     /// `None`: not opted in (any more); the strip is the whole mutation.
     fn spec(&self) -> Option<&AutoscalingSpec> {
-        self.rendering.parsed.as_ref().ok().and_then(|(spec, _)| spec.as_ref())
+        self.rendering
+            .parsed
+            .as_ref()
+            .ok()
+            .and_then(|(spec, _)| spec.as_ref())
     }
 }
 
@@ -203,10 +207,7 @@ fn injection<'a>(
         ));
         return (&USER_OVERRIDE, None);
     }
-    (
-        &sidecar.status,
-        Some((sidecar.list, &sidecar.container)),
-    )
+    (&sidecar.status, Some((sidecar.list, &sidecar.container)))
 }
 
 /// The status of a pod that declares its own sidecar container: nothing injected.

@@ -23,8 +23,10 @@ use crate::problem::Invalid;
 use crate::render::{RenderError, sidecar};
 use crate::workload::Workload;
 
-/// Entries kept: a rendered sidecar is a few kilobytes, so the memo stays under ~20 MiB.
-pub const CAPACITY: usize = 2048;
+/// Entries kept. An entry (the key, the spec, the rendered container as JSON) takes about
+/// 15 KiB resident: a full memo is ~15 MiB (measured with `scripts/bench-admission.sh`, whose
+/// first-sight run fills it).
+pub const CAPACITY: usize = 1024;
 
 /// The annotations read for one workload and configuration, and the sidecar they render.
 #[derive(Debug)]

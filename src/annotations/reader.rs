@@ -637,6 +637,7 @@ impl<'a> Reader<'a> {
             target: None,
             activation_target: None,
             operation_over_time: None,
+            latency: None,
         }
     }
 }

@@ -13,6 +13,12 @@ use crate::version::Version;
 /// Fewest requests a window must hold before its percentile is sent, whatever the percentile.
 pub const MIN_WINDOW_REQUESTS: u64 = 10;
 
+/// The first collector-contrib release whose `transform` processor has
+/// `extract_percentile_metric` (processor/transformprocessor
+/// `internal/metrics/func_extract_percentile_metric.go`: absent in v0.150.0, present in
+/// v0.151.0): an older sidecar image cannot compute a percentile.
+pub const PERCENTILE_FUNCTION_SINCE: (u32, u32) = (0, 151);
+
 /// Decimal places a percentile may have (`99.999`).
 const MAX_PLACES: usize = 3;
 

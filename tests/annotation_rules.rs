@@ -1267,3 +1267,32 @@ fn latency_on_prometheus_merges_the_pods_buckets() {
         other => panic!("{other:?}"),
     }
 }
+
+#[test]
+fn latency_on_otel_needs_a_collector_with_extract_percentile_metric() {
+    let all = [
+        ("enabled", "true"),
+        ("max-replicas", "4"),
+        ("preset", "ttft-p90"),
+    ];
+    let old = WebhookConfig {
+        collector_image: "otel/opentelemetry-collector-contrib:0.150.0".into(),
+        ..WebhookConfig::default()
+    };
+    let e = parse_with(&all, &old).unwrap_err();
+    assert_eq!(e.problems.len(), 1, "{e}");
+    let p = e.problems[0].to_string();
+    assert!(
+        p.contains("llm-autoscale.io/preset") && p.contains("extract_percentile_metric"),
+        "{p}"
+    );
+    let newer = WebhookConfig {
+        collector_image: "otel/opentelemetry-collector-contrib:0.151.0".into(),
+        ..WebhookConfig::default()
+    };
+    assert!(parse_with(&all, &newer).is_ok());
+    // Prometheus computes it itself.
+    let mut on_prometheus = all.to_vec();
+    on_prometheus.push(("backend", "prometheus"));
+    assert!(parse_with(&on_prometheus, &old).is_ok());
+}

@@ -150,6 +150,9 @@ impl<'a> Reader<'a> {
             deployment: target_deployment.clone(),
             namespace: w.namespace.clone(),
             vllm_version: self.vllm_version(),
+            collector_version: crate::render::collector_config::collector_version(
+                &cfg.collector_image,
+            ),
         };
         let triggers = self.triggers(&ctx);
         let mut spec = AutoscalingSpec {

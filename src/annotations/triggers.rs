@@ -22,6 +22,8 @@ pub(super) struct TriggerContext {
     pub(super) deployment: String,
     pub(super) namespace: String,
     pub(super) vllm_version: Option<Version>,
+    /// The sidecar collector's version (from its image tag), when known.
+    pub(super) collector_version: Option<(u32, u32)>,
 }
 
 /// One trigger as written: either the single-metric annotations or one entry of `triggers`.

@@ -27,6 +27,8 @@ pub struct CollectorInputs {
     pub metrics: Vec<String>,
     /// Windowed percentiles computed in the latency pipeline (`percentile_pipeline.rs`).
     pub percentiles: Vec<WindowedPercentile>,
+    /// The collector image's version, when its tag says (component names change by version).
+    pub collector_version: Option<(u32, u32)>,
     /// Value of the `deployment` attribute.
     pub deployment: String,
     pub otlp_endpoint: String,
@@ -292,7 +294,7 @@ fn processors(i: &CollectorInputs) -> Processors {
                 ],
             }],
         },
-        percentiles: percentile_pipeline::processors(&i.percentiles),
+        percentiles: percentile_pipeline::processors(&i.percentiles, i.collector_version),
     }
 }
 
@@ -306,6 +308,7 @@ fn service(i: &CollectorInputs, exporter_name: String) -> Service {
                 "memory_limiter",
                 "transform/llm-autoscale",
                 exporter_name.clone(),
+                i.collector_version,
             ),
         );
     }
@@ -367,6 +370,7 @@ mod tests {
                 "vllm:kv_cache_usage_perc".into(),
             ],
             percentiles: Vec::new(),
+            collector_version: Some((0, 161)),
             deployment: "qwen".into(),
             otlp_endpoint: "keda-otel-scaler.keda.svc:4317".into(),
             exporter_type: "otlp_grpc",

@@ -4,7 +4,7 @@
 //! pipeline its own copy, so the main pipeline still forwards a cumulative histogram a
 //! `_count`/`_sum` trigger reads):
 //!
-//! 1. `cumulativetodelta/llm-autoscale`: each scrape's histogram becomes the delta since the
+//! 1. `cumulative_to_delta/llm-autoscale` (`cumulativetodelta` before collector v0.157): each scrape's histogram becomes the delta since the
 //!    previous scrape of the same series, the window (collector-contrib
 //!    processor/cumulativetodeltaprocessor, `internal/tracking/tracker.go`). The first scrape of
 //!    a series holds every request since the model server started, not a window:
@@ -38,11 +38,23 @@ use crate::latency::WindowedPercentile;
 /// Name of the pipeline in `service.pipelines`.
 pub const PIPELINE: &str = "metrics/llm-autoscale-latency";
 
+/// The `cumulativetodelta` processor's id for a collector version: its type became
+/// `cumulative_to_delta` in collector-contrib v0.157.0 (processor/cumulativetodeltaprocessor
+/// `metadata.yaml`: `type: cumulativetodelta` in v0.156.0; `type: cumulative_to_delta`,
+/// `deprecated_type: cumulativetodelta` from v0.157.0, whose alias logs a deprecation warning).
+pub fn cumulative_to_delta_id(version: Option<(u32, u32)>) -> &'static str {
+    match version {
+        Some((0, minor)) if minor < 157 => "cumulativetodelta/llm-autoscale",
+        _ => "cumulative_to_delta/llm-autoscale",
+    }
+}
+
 /// The latency pipeline's processors, flattened into `processors`.
 #[derive(Serialize)]
 pub struct PercentileProcessors {
-    #[serde(rename = "cumulativetodelta/llm-autoscale")]
-    pub cumulative_to_delta: CumulativeToDelta,
+    /// One entry, under [`cumulative_to_delta_id`].
+    #[serde(flatten)]
+    pub cumulative_to_delta: BTreeMap<&'static str, CumulativeToDelta>,
     #[serde(rename = "filter/llm-autoscale-windows")]
     pub windows: Filter,
     #[serde(rename = "transform/llm-autoscale-percentiles")]
@@ -85,8 +97,12 @@ fn ottl_string(s: &str) -> String {
     format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
 }
 
-/// The processors for `windows` (none: no latency trigger, no pipeline).
-pub fn processors(windows: &[WindowedPercentile]) -> Option<PercentileProcessors> {
+/// The processors for `windows` (none: no latency trigger, no pipeline) on a collector of
+/// `version`.
+pub fn processors(
+    windows: &[WindowedPercentile],
+    version: Option<(u32, u32)>,
+) -> Option<PercentileProcessors> {
     if windows.is_empty() {
         return None;
     }
@@ -100,13 +116,16 @@ pub fn processors(windows: &[WindowedPercentile]) -> Option<PercentileProcessors
     };
     let gauges: Vec<String> = dedup(windows.iter().map(WindowedPercentile::gauge_name));
     Some(PercentileProcessors {
-        cumulative_to_delta: CumulativeToDelta {
-            include: MatchMetrics {
-                match_type: "strict",
-                metrics: histograms.iter().map(|(h, _)| h.clone()).collect(),
+        cumulative_to_delta: BTreeMap::from([(
+            cumulative_to_delta_id(version),
+            CumulativeToDelta {
+                include: MatchMetrics {
+                    match_type: "strict",
+                    metrics: histograms.keys().cloned().collect(),
+                },
+                initial_value: "drop",
             },
-            initial_value: "drop",
-        },
+        )]),
         windows: Filter {
             error_mode: "ignore",
             metrics: FilterConditions {
@@ -171,12 +190,13 @@ pub fn pipeline(
     memory_limiter: &'static str,
     stamping: &'static str,
     exporter: String,
+    version: Option<(u32, u32)>,
 ) -> Pipeline {
     Pipeline {
         receivers: vec!["prometheus"],
         processors: vec![
             memory_limiter,
-            "cumulativetodelta/llm-autoscale",
+            cumulative_to_delta_id(version),
             "filter/llm-autoscale-windows",
             "transform/llm-autoscale-percentiles",
             "filter/llm-autoscale-percentiles",
@@ -209,6 +229,7 @@ mod tests {
             scrape_interval_seconds: 5,
             metrics: Vec::new(),
             percentiles: vec![window("vllm:time_to_first_token_seconds", "90")],
+            collector_version: Some((0, 161)),
             deployment: "qwen".into(),
             otlp_endpoint: "keda-otel-scaler.keda.svc:4317".into(),
             exporter_type: "otlp_grpc",
@@ -224,7 +245,7 @@ mod tests {
             pipelines[PIPELINE]["processors"],
             serde_json::json!([
                 "memory_limiter",
-                "cumulativetodelta/llm-autoscale",
+                "cumulative_to_delta/llm-autoscale",
                 "filter/llm-autoscale-windows",
                 "transform/llm-autoscale-percentiles",
                 "filter/llm-autoscale-percentiles",
@@ -239,22 +260,41 @@ mod tests {
     }
 
     #[test]
+    fn the_processor_type_follows_the_collector_version() {
+        assert_eq!(
+            cumulative_to_delta_id(Some((0, 156))),
+            "cumulativetodelta/llm-autoscale"
+        );
+        assert_eq!(
+            cumulative_to_delta_id(Some((0, 157))),
+            "cumulative_to_delta/llm-autoscale"
+        );
+        assert_eq!(
+            cumulative_to_delta_id(None),
+            "cumulative_to_delta/llm-autoscale"
+        );
+    }
+
+    #[test]
     fn no_window_no_processors() {
-        assert!(processors(&[]).is_none());
+        assert!(processors(&[], None).is_none());
     }
 
     #[test]
     fn statements_name_each_histogram_and_share_its_strictest_window() {
         let ttft = "vllm:time_to_first_token_seconds";
-        let p = processors(&[
-            window(ttft, "90"),
-            window(ttft, "99"),
-            window("vllm:e2e_request_latency_seconds", "95"),
-        ])
+        let p = processors(
+            &[
+                window(ttft, "90"),
+                window(ttft, "99"),
+                window("vllm:e2e_request_latency_seconds", "95"),
+            ],
+            Some((0, 161)),
+        )
         .unwrap();
         let v = serde_json::to_value(&p).unwrap();
         assert_eq!(
-            v["cumulativetodelta/llm-autoscale"]["include"]["metrics"],
+            v["cumulative_to_delta/llm-autoscale"]["include"]["metrics"],
             serde_json::json!([
                 "vllm:e2e_request_latency_seconds",
                 "vllm:time_to_first_token_seconds"

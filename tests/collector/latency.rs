@@ -87,6 +87,14 @@ async fn latency_percentile_follows_the_window() {
     }
     for c in &mut collectors {
         c.assert_running();
+        // Component names as this collector version spells them (cumulative_to_delta, not
+        // the deprecated cumulativetodelta alias).
+        assert!(
+            !c.log().contains("is deprecated"),
+            "collector {} warns about a deprecated name:\n{}",
+            c.label(),
+            c.log()
+        );
     }
 }
 

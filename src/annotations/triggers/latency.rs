@@ -24,6 +24,7 @@ impl Resolver<'_> {
         preset: Option<&'static Preset>,
     ) -> Option<TriggerSpec> {
         let percentile = self.percentile(preset);
+        self.refuse_old_collector(preset);
         self.refuse_written_query_and_gateway();
         let histogram = self.histogram(preset);
         let preset = match (&histogram, &percentile) {
@@ -75,6 +76,27 @@ impl Resolver<'_> {
         Percentile::parse(v)
             .map_err(|r| self.problem("percentile", r.reason, r.fix))
             .ok()
+    }
+
+    /// On otel the sidecar's collector computes the percentile: it needs
+    /// `extract_percentile_metric` ([`latency::PERCENTILE_FUNCTION_SINCE`]).
+    fn refuse_old_collector(&mut self, preset: Option<&Preset>) {
+        let (major, minor) = latency::PERCENTILE_FUNCTION_SINCE;
+        match self.ctx.collector_version {
+            Some(v) if self.ctx.backend == Backend::Otel && v < (major, minor) => {
+                let field = if preset.is_some() {
+                    "preset"
+                } else {
+                    "percentile"
+                };
+                self.problem(
+                    field,
+                    format!("the sidecar's collector image is v{}.{}: its transform processor has no extract_percentile_metric (added in v{major}.{minor}.0, collector-contrib processor/transformprocessor)", v.0, v.1),
+                    format!("run the webhook with --collector-image at v{major}.{minor}.0 or later (the default is v0.161.0), or use the prometheus backend"),
+                );
+            }
+            _ => {}
+        }
     }
 
     /// The query and the source are the webhook's: the percentile is computed from this

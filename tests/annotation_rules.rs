@@ -1296,3 +1296,14 @@ fn latency_on_otel_needs_a_collector_with_extract_percentile_metric() {
     on_prometheus.push(("backend", "prometheus"));
     assert!(parse_with(&on_prometheus, &old).is_ok());
 }
+
+#[test]
+fn latency_without_the_sidecar_says_who_must_compute_the_gauge() {
+    let (_, w) = spec(&[("preset", "ttft-p90"), ("sidecar", "none")]);
+    assert!(
+        w.iter()
+            .any(|w| w.contains("vllm:time_to_first_token_seconds_p90")
+                && w.contains("your own collector")),
+        "{w:?}"
+    );
+}

@@ -188,7 +188,23 @@ impl<'a> Reader<'a> {
             super::wva::apply_defaults(&mut spec);
         }
         self.scale_to_zero_wakes(&spec);
+        self.percentiles_without_sidecar(&spec);
         spec
+    }
+
+    /// With `sidecar: "none"` nothing computes the gauges the latency triggers read.
+    fn percentiles_without_sidecar(&mut self, spec: &AutoscalingSpec) {
+        let gauges: Vec<String> = spec
+            .sidecar_percentiles()
+            .iter()
+            .map(|w| w.gauge_name())
+            .collect();
+        if spec.sidecar == SidecarMode::None && !gauges.is_empty() {
+            self.f.warn(format!(
+                "{PREFIX}sidecar: \"none\": the latency triggers read {}, which the sidecar would compute per scrape window; your own collector must send them (cumulative_to_delta, then extract_percentile_metric), or they read 0",
+                gauges.join(", ")
+            ));
+        }
     }
 
     fn replicas(&mut self, backend: Backend) -> Replicas {

@@ -277,7 +277,7 @@ fn processors(i: &CollectorInputs) -> Processors {
             limit_mib: i.memory_limit_mib,
             spike_limit_mib: (i.memory_limit_mib / 4).max(1),
         },
-        filter: (!i.metrics.is_empty()).then(|| Filter {
+        filter: main_pipeline(i).then(|| Filter {
             error_mode: "ignore",
             metrics: FilterMetrics {
                 metric: vec![drop_unless_chosen],
@@ -298,6 +298,12 @@ fn processors(i: &CollectorInputs) -> Processors {
     }
 }
 
+/// Whether the main pipeline (metrics forwarded as scraped) is rendered: not when every
+/// trigger reads a percentile, which the latency pipeline computes.
+fn main_pipeline(i: &CollectorInputs) -> bool {
+    !i.metrics.is_empty() || i.percentiles.is_empty()
+}
+
 /// The pipeline, and the collector's own logs and metrics (on the telemetry port).
 fn service(i: &CollectorInputs, exporter_name: String) -> Service {
     let mut pipelines = BTreeMap::new();
@@ -312,7 +318,7 @@ fn service(i: &CollectorInputs, exporter_name: String) -> Service {
             ),
         );
     }
-    if !i.metrics.is_empty() {
+    if main_pipeline(i) {
         pipelines.insert(
             "metrics",
             Pipeline {

@@ -1097,7 +1097,10 @@ fn a_metric_and_a_percentile_make_a_latency_trigger() {
     let (s, _) = spec(&[("metric", TTFT), ("percentile", "90")]);
     assert_eq!(s.triggers[0].target.as_deref(), Some("1"));
     let p = only_problem(&[("metric", TTFT), ("percentile", "95")]);
-    assert!(p.contains("target") && p.contains("required"), "{p}");
+    assert!(
+        p.contains("target") && p.contains("required: the latency (seconds)"),
+        "{p}"
+    );
     let (s, _) = spec(&[
         ("metric", TTFT),
         ("percentile", "90"),

@@ -187,6 +187,16 @@ impl Resolver<'_> {
         preset: Option<&Preset>,
         histogram: Option<&str>,
     ) -> Option<String> {
+        if self.get("target").is_none() && preset.is_none() {
+            let key = self.key("target");
+            self.f.problem(Problem::new(
+                key.clone(),
+                None,
+                "required: the latency (seconds) above which to add replicas",
+                format!("add {key}: \"0.5\" (best on one of the histogram's bucket bounds)"),
+            ));
+            return None;
+        }
         let target = self.target(preset, histogram.unwrap_or("the histogram"))?;
         let h = histogram.and_then(latency::vllm_histogram)?;
         let seconds: f64 = target.parse().ok()?;

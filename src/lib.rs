@@ -22,6 +22,7 @@ pub mod annotations;
 pub mod certs;
 pub mod config;
 pub mod keda;
+pub mod latency;
 pub mod manifest;
 pub mod mutate;
 pub mod presets;

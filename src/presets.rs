@@ -19,9 +19,12 @@ pub struct Preset {
     pub operation_over_time: OperationOverTime,
     /// Counters are scaled on their rate.
     pub counter: bool,
+    /// Latency presets: the percentile of the histogram `metric` (`"90"`), computed per scrape
+    /// window by the sidecar (otel) or by `histogram_quantile` (prometheus).
+    pub percentile: Option<&'static str>,
 }
 
-pub const PRESETS: [Preset; 4] = [
+pub const PRESETS: [Preset; 8] = [
     Preset {
         name: "queue-depth",
         trigger_name: "queue_depth",
@@ -30,6 +33,7 @@ pub const PRESETS: [Preset; 4] = [
         target: "5",
         operation_over_time: OperationOverTime::Avg,
         counter: false,
+        percentile: None,
     },
     Preset {
         name: "kv-cache",
@@ -39,6 +43,7 @@ pub const PRESETS: [Preset; 4] = [
         target: "0.8",
         operation_over_time: OperationOverTime::Avg,
         counter: false,
+        percentile: None,
     },
     Preset {
         name: "running-requests",
@@ -48,6 +53,7 @@ pub const PRESETS: [Preset; 4] = [
         target: "16",
         operation_over_time: OperationOverTime::Avg,
         counter: false,
+        percentile: None,
     },
     Preset {
         name: "token-throughput",
@@ -57,8 +63,55 @@ pub const PRESETS: [Preset; 4] = [
         target: "500",
         operation_over_time: OperationOverTime::Rate,
         counter: true,
+        percentile: None,
     },
+    latency_preset(
+        "ttft-p90",
+        "ttft_p90",
+        "vllm:time_to_first_token_seconds",
+        "1",
+    ),
+    latency_preset(
+        "itl-p90",
+        "itl_p90",
+        "vllm:inter_token_latency_seconds",
+        "0.1",
+    ),
+    latency_preset(
+        "e2e-p90",
+        "e2e_p90",
+        "vllm:e2e_request_latency_seconds",
+        "30",
+    ),
+    latency_preset(
+        "queue-time-p90",
+        "queue_time_p90",
+        "vllm:request_queue_time_seconds",
+        "0.5",
+    ),
 ];
+
+/// A p90 latency preset: the worst pod's windowed p90 (`max`), compared as it is (`Value`),
+/// read from the add-on as its last window (`last_one`). The targets sit on vLLM's bucket
+/// bounds (see [`crate::latency::VLLM_HISTOGRAMS`]), where the decision is exact; why each
+/// value is the default is in the README ("Scaling on latency").
+const fn latency_preset(
+    name: &'static str,
+    trigger_name: &'static str,
+    metric: &'static str,
+    target: &'static str,
+) -> Preset {
+    Preset {
+        name,
+        trigger_name,
+        metric,
+        aggregation: Aggregation::Max,
+        target,
+        operation_over_time: OperationOverTime::LastOne,
+        counter: false,
+        percentile: Some("90"),
+    }
+}
 
 /// The metric scaled on when nothing is said.
 pub const DEFAULT_METRIC: &str = "vllm:num_requests_waiting";
@@ -67,8 +120,11 @@ pub fn preset_by_name(name: &str) -> Option<&'static Preset> {
     PRESETS.iter().find(|p| p.name == name)
 }
 
-pub fn preset_for_metric(metric: &str) -> Option<&'static Preset> {
-    PRESETS.iter().find(|p| p.metric == metric)
+/// The preset for `metric` read as it is (`percentile` `None`) or at a percentile.
+pub fn preset_for_metric(metric: &str, percentile: Option<&str>) -> Option<&'static Preset> {
+    PRESETS
+        .iter()
+        .find(|p| p.metric == metric && p.percentile == percentile)
 }
 
 pub fn preset_names() -> String {
@@ -336,12 +392,24 @@ mod tests {
         for p in PRESETS {
             assert!(crate::query::is_metric_name(p.metric));
             assert_eq!(preset_by_name(p.name), Some(&p));
-            assert_eq!(preset_for_metric(p.metric), Some(&p));
+            assert_eq!(preset_for_metric(p.metric, p.percentile), Some(&p));
             assert!(
                 p.trigger_name
                     .chars()
-                    .all(|c| c.is_ascii_lowercase() || c == '_')
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
             );
+            if let Some(percentile) = p.percentile {
+                let h = crate::latency::vllm_histogram(p.metric).unwrap();
+                let target: f64 = p.target.parse().unwrap();
+                assert_eq!(
+                    h.place(target),
+                    crate::latency::TargetPlace::OnBound,
+                    "{}",
+                    p.name
+                );
+                assert!(crate::latency::Percentile::parse(percentile).is_ok());
+                assert_eq!(preset_for_metric(p.metric, None), None);
+            }
         }
     }
 }

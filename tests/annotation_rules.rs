@@ -1047,3 +1047,266 @@ fn wva_backend_reads_its_own_keys_and_the_release_decides_the_metric() {
     assert!(only_problem(&[("backend", "wva"), ("preset", "kv-cache")]).contains("never reads it"));
     assert!(only_problem(&[("wva-version", "0.5.1")]).contains("read by the wva backend"));
 }
+
+// Latency triggers: a percentile of a histogram per window (src/latency.rs,
+// src/annotations/triggers/latency.rs).
+
+const TTFT: &str = "vllm:time_to_first_token_seconds";
+
+#[test]
+fn latency_presets_read_the_worst_pods_latest_window() {
+    let (s, w) = spec(&[("preset", "ttft-p90")]);
+    assert!(w.is_empty(), "{w:?}");
+    let t = &s.triggers[0];
+    assert_eq!(t.name, "ttft_p90");
+    assert_eq!(
+        otel_query(&s, 0),
+        "max(vllm:time_to_first_token_seconds_p90{deployment=llama,namespace=llm})"
+    );
+    assert_eq!(t.operation_over_time.map(|o| o.as_str()), Some("last_one"));
+    assert_eq!(t.metric_type.as_str(), "Value");
+    assert_eq!(t.target.as_deref(), Some("1"));
+    // Nothing is forwarded as scraped: the sidecar computes the gauge.
+    assert!(s.sidecar_metrics().is_empty());
+    let windows = s.sidecar_percentiles();
+    assert_eq!(windows.len(), 1);
+    assert_eq!(
+        windows[0].gauge_name(),
+        "vllm:time_to_first_token_seconds_p90"
+    );
+    for (preset, target) in [
+        ("itl-p90", "0.1"),
+        ("e2e-p90", "30"),
+        ("queue-time-p90", "0.5"),
+    ] {
+        let (s, _) = spec(&[("preset", preset)]);
+        assert_eq!(s.triggers[0].target.as_deref(), Some(target), "{preset}");
+    }
+}
+
+#[test]
+fn a_metric_and_a_percentile_make_a_latency_trigger() {
+    let (s, w) = spec(&[("metric", TTFT), ("percentile", "95"), ("target", "0.5")]);
+    assert!(w.is_empty(), "{w:?}");
+    assert_eq!(s.triggers[0].name, "vllm_time_to_first_token_seconds_p95");
+    assert_eq!(
+        otel_query(&s, 0),
+        "max(vllm:time_to_first_token_seconds_p95{deployment=llama,namespace=llm})"
+    );
+    // The preset's target applies to the same metric at the same percentile.
+    let (s, _) = spec(&[("metric", TTFT), ("percentile", "90")]);
+    assert_eq!(s.triggers[0].target.as_deref(), Some("1"));
+    let p = only_problem(&[("metric", TTFT), ("percentile", "95")]);
+    assert!(
+        p.contains("target") && p.contains("required: the latency (seconds)"),
+        "{p}"
+    );
+    let (s, _) = spec(&[
+        ("metric", TTFT),
+        ("percentile", "90"),
+        ("aggregation", "avg"),
+        ("operation-over-time", "avg"),
+    ]);
+    assert!(otel_query(&s, 0).starts_with("avg("));
+    assert_eq!(
+        s.triggers[0].operation_over_time.map(|o| o.as_str()),
+        Some("avg")
+    );
+}
+
+#[test]
+fn percentiles_are_between_0_and_100() {
+    for bad in ["0", "100", "150", "p90", "90%", "99.9999"] {
+        let p = only_problem(&[("metric", TTFT), ("percentile", bad), ("target", "1")]);
+        assert!(p.starts_with("llm-autoscale.io/percentile:"), "{bad}: {p}");
+    }
+    let (s, w) = spec(&[("metric", TTFT), ("percentile", "99.9"), ("target", "1")]);
+    assert_eq!(s.triggers[0].name, "vllm_time_to_first_token_seconds_p99_9");
+    // p99.9 needs 1,000 requests per window before it says anything.
+    assert!(w.iter().any(|w| w.contains("1000 requests")), "{w:?}");
+}
+
+#[test]
+fn percentiles_only_on_latency_histograms() {
+    let p = only_problem(&[("percentile", "90"), ("target", "1")]);
+    assert!(
+        p.contains("llm-autoscale.io/metric") && p.contains("required with percentile"),
+        "{p}"
+    );
+    let p = only_problem(&[
+        ("metric", "vllm:num_requests_waiting"),
+        ("percentile", "90"),
+        ("target", "1"),
+    ]);
+    assert!(
+        p.contains("not one of vLLM's latency histograms") && p.contains(TTFT),
+        "{p}"
+    );
+    let p = only_problem(&[
+        ("metric", "vllm:time_to_first_token_seconds_bucket"),
+        ("percentile", "90"),
+        ("target", "1"),
+    ]);
+    assert!(
+        p.contains(&format!("write the histogram's name, {TTFT}")),
+        "{p}"
+    );
+    // Another server's histogram cannot be checked here: a warning says what it must be.
+    let (_, w) = spec(&[
+        ("metric", "sglang:time_to_first_token_seconds"),
+        ("percentile", "90"),
+        ("target", "1"),
+    ]);
+    assert!(
+        w.iter()
+            .any(|w| w.contains("must be a Prometheus histogram")),
+        "{w:?}"
+    );
+    // A histogram read as a plain value has no series of that name: refused, on both backends.
+    for backend in ["otel", "prometheus"] {
+        let p = only_problem(&[("backend", backend), ("metric", TTFT), ("target", "1")]);
+        assert!(
+            p.contains("is a histogram") && p.contains("add percentile"),
+            "{p}"
+        );
+    }
+}
+
+#[test]
+fn latency_targets_are_seconds_inside_the_buckets() {
+    // vLLM's queue-time histogram starts at 0.3 s: below it every busy window would read as
+    // an interpolation between 0 and 0.3 s.
+    let p = only_problem(&[("preset", "queue-time-p90"), ("target", "0.1")]);
+    assert!(
+        p.contains("below the first bucket bound") && p.contains("0.3"),
+        "{p}"
+    );
+    let p = only_problem(&[("preset", "ttft-p90"), ("target", "3000")]);
+    assert!(
+        p.contains("last finite bucket bound") && p.contains("2560"),
+        "{p}"
+    );
+    let p = only_problem(&[("preset", "ttft-p90"), ("target", "0")]);
+    assert!(p.contains("greater than 0"), "{p}");
+    let (_, w) = spec(&[("preset", "ttft-p90"), ("target", "0.6")]);
+    assert!(
+        w.iter()
+            .any(|w| w.contains("between the bucket bounds 0.5 and 0.75")),
+        "{w:?}"
+    );
+}
+
+#[test]
+fn latency_triggers_refuse_what_means_nothing_for_a_latency() {
+    for (key, value, says) in [
+        ("aggregation", "sum", "not a latency"),
+        ("aggregation", "count", "not a latency"),
+        ("metric-type", "AverageValue", "does not shrink per replica"),
+        ("operation-over-time", "rate", "last_one, avg, min or max"),
+        ("query", "max(x)", "set together with percentile"),
+        ("source", "gateway", "reads this workload's pods"),
+    ] {
+        let p = problems(&[("preset", "ttft-p90"), (key, value)]);
+        assert!(
+            p.iter()
+                .any(|p| p.contains(&format!("llm-autoscale.io/{key}")) && p.contains(says)),
+            "{key}={value}: {p:#?}"
+        );
+    }
+    let p = problems(&[("preset", "ttft-p90"), ("percentile", "99")]);
+    assert!(
+        p.iter().any(|p| p.contains("set together with preset")),
+        "{p:#?}"
+    );
+}
+
+#[test]
+fn latency_names_follow_the_vllm_version() {
+    let (s, w) = spec(&[("preset", "itl-p90"), ("vllm-version", "0.10.1")]);
+    assert_eq!(
+        otel_query(&s, 0),
+        "max(vllm:time_per_output_token_seconds_p90{deployment=llama,namespace=llm})"
+    );
+    assert!(
+        w.iter()
+            .any(|w| w.contains("does not exist before vLLM v0.10.2")),
+        "{w:?}"
+    );
+    let p = only_problem(&[
+        ("metric", "vllm:request_time_per_output_token_seconds"),
+        ("percentile", "90"),
+        ("target", "0.1"),
+        ("vllm-version", "0.10.2"),
+    ]);
+    assert!(p.contains("does not exist before vLLM v0.11.0"), "{p}");
+}
+
+#[test]
+fn latency_on_prometheus_merges_the_pods_buckets() {
+    let (s, _) = spec(&[("backend", "prometheus"), ("preset", "ttft-p90")]);
+    let q = match &s.triggers[0].query {
+        TriggerQuery::Prometheus(q) => q.clone(),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(
+        q,
+        "histogram_quantile(0.9, sum by (le) (rate(vllm:time_to_first_token_seconds_bucket{namespace=\"llm\",pod=~\"llama-[a-z0-9]+-[a-z0-9]{5}\"}[1m]))) and (sum(increase(vllm:time_to_first_token_seconds_count{namespace=\"llm\",pod=~\"llama-[a-z0-9]+-[a-z0-9]{5}\"}[1m])) >= 10)"
+    );
+    llm_autoscale_webhook::query::check_promql(&q).unwrap();
+    assert!(s.triggers[0].operation_over_time.is_none());
+    let (s, _) = spec(&[
+        ("backend", "prometheus"),
+        ("preset", "ttft-p90"),
+        ("aggregation", "max"),
+    ]);
+    match &s.triggers[0].query {
+        TriggerQuery::Prometheus(q) => {
+            assert!(
+                q.starts_with("max(histogram_quantile(0.9, sum by (le, pod)"),
+                "{q}"
+            );
+            llm_autoscale_webhook::query::check_promql(q).unwrap();
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn latency_on_otel_needs_a_collector_with_extract_percentile_metric() {
+    let all = [
+        ("enabled", "true"),
+        ("max-replicas", "4"),
+        ("preset", "ttft-p90"),
+    ];
+    let old = WebhookConfig {
+        collector_image: "otel/opentelemetry-collector-contrib:0.150.0".into(),
+        ..WebhookConfig::default()
+    };
+    let e = parse_with(&all, &old).unwrap_err();
+    assert_eq!(e.problems.len(), 1, "{e}");
+    let p = e.problems[0].to_string();
+    assert!(
+        p.contains("llm-autoscale.io/preset") && p.contains("extract_percentile_metric"),
+        "{p}"
+    );
+    let newer = WebhookConfig {
+        collector_image: "otel/opentelemetry-collector-contrib:0.151.0".into(),
+        ..WebhookConfig::default()
+    };
+    assert!(parse_with(&all, &newer).is_ok());
+    // Prometheus computes it itself.
+    let mut on_prometheus = all.to_vec();
+    on_prometheus.push(("backend", "prometheus"));
+    assert!(parse_with(&on_prometheus, &old).is_ok());
+}
+
+#[test]
+fn latency_without_the_sidecar_says_who_must_compute_the_gauge() {
+    let (_, w) = spec(&[("preset", "ttft-p90"), ("sidecar", "none")]);
+    assert!(
+        w.iter()
+            .any(|w| w.contains("vllm:time_to_first_token_seconds_p90")
+                && w.contains("your own collector")),
+        "{w:?}"
+    );
+}

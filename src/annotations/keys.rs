@@ -40,6 +40,8 @@ pub enum Syntax {
     /// A lowercase DNS label.
     DnsLabel,
     MetricName,
+    /// A percentile, greater than 0 and less than 100.
+    Percentile,
     Backend,
     SidecarMode,
     Preset,
@@ -81,6 +83,7 @@ impl Syntax {
             }),
             Syntax::DnsLabel => values::dns_label(v).map(drop),
             Syntax::MetricName => values::metric_name(v).map(drop),
+            Syntax::Percentile => crate::latency::Percentile::parse(v).map(drop),
             Syntax::Backend => one_of(v, "backend", &Backend::ALL.map(Backend::as_str)),
             Syntax::SidecarMode => {
                 one_of(v, "sidecar mode", &["auto", "native", "container", "none"])
@@ -168,7 +171,7 @@ const fn key(
 use Group::{HttpWake, Trigger, Workload};
 
 /// Every key, in the README's order.
-pub const KEYS: [Key; 50] = [
+pub const KEYS: [Key; 51] = [
     key(
         "enabled",
         Workload,
@@ -215,7 +218,7 @@ pub const KEYS: [Key; 50] = [
         Syntax::Preset,
         METRICS,
         "—",
-        "`queue-depth`, `kv-cache`, `running-requests` or `token-throughput` (table below). Not with `metric`.",
+        "`queue-depth`, `kv-cache`, `running-requests`, `token-throughput`, or the latency presets `ttft-p90`, `itl-p90`, `e2e-p90`, `queue-time-p90` (tables below). Not with `metric`.",
     ),
     key(
         "metric",
@@ -223,7 +226,15 @@ pub const KEYS: [Key; 50] = [
         Syntax::MetricName,
         METRICS,
         "`vllm:num_requests_waiting`",
-        "Metric to scale on. Names may contain `:`. Renamed vLLM metrics are translated (below).",
+        "Metric to scale on. Names may contain `:`. Renamed vLLM metrics are translated (below). With `percentile`: the histogram's name (without `_bucket`).",
+    ),
+    key(
+        "percentile",
+        Trigger,
+        Syntax::Percentile,
+        METRICS,
+        "— (latency presets: `90`)",
+        "Makes a latency trigger: this percentile (greater than 0, less than 100, e.g. `\"90\"`) of the histogram `metric` (one of vLLM's latency histograms, e.g. `vllm:time_to_first_token_seconds`), per scrape window in the sidecar (`otel`) or by `histogram_quantile` (`prometheus`); `target` is then seconds. See [Scaling on latency](#scaling-on-latency).",
     ),
     key(
         "target",
@@ -231,15 +242,15 @@ pub const KEYS: [Key; 50] = [
         Syntax::Decimal,
         METRICS,
         "preset's",
-        "Target as a plain decimal (`\"5\"`, `\"0.8\"`): per replica for `sum`/`count`, for the mean for `avg`/`min`/`max`. Quantities (`600m`), exponents and signs are refused. Required for metrics without a preset.",
+        "Target as a plain decimal (`\"5\"`, `\"0.8\"`): per replica for `sum`/`count`, for the mean for `avg`/`min`/`max`; seconds for a latency trigger, within the histogram's buckets. Quantities (`600m`), exponents and signs are refused. Required for metrics without a preset.",
     ),
     key(
         "aggregation",
         Trigger,
         Syntax::Aggregation,
         METRICS,
-        "preset's, else `sum`",
-        "`sum`, `avg`, `min`, `max` or `count` across the pods' series. `sum`/`count` → HPA `AverageValue`, others → `Value`.",
+        "preset's, else `sum`; latency: `max` (`otel`), the merged buckets (`prometheus`)",
+        "`sum`, `avg`, `min`, `max` or `count` across the pods' series. `sum`/`count` → HPA `AverageValue`, others → `Value`. A latency trigger takes `max` (the worst pod), `avg` or `min`.",
     ),
     key(
         "query",
@@ -254,8 +265,8 @@ pub const KEYS: [Key; 50] = [
         Trigger,
         Syntax::OperationOverTime,
         OTEL,
-        "preset's, else `avg` (`rate` for `_total`, `_count`, `_sum`)",
-        "`otel` only: `last_one`, `avg`, `min`, `max`, `rate`, `count`.",
+        "preset's, else `avg` (`rate` for `_total`, `_count`, `_sum`; `last_one` for a latency trigger)",
+        "`otel` only: `last_one`, `avg`, `min`, `max`, `rate`, `count` (a latency trigger: `last_one`, `avg`, `min` or `max`).",
     ),
     Key {
         unread_because: "the KEDA OTel add-on never reads an activation target: it is active whenever the value is above 0 (kedify/otel-add-on scaler/handlers.go)",
@@ -282,7 +293,7 @@ pub const KEYS: [Key; 50] = [
         Syntax::MetricType,
         ReadBy::All,
         "`AverageValue` for `sum`/`count`, `Value` for `avg`/`min`/`max`",
-        "The trigger's HPA `metricType`: `AverageValue` divides the value by the replicas before comparing it with `target`, `Value` compares it as it is (e.g. a metric that already is the desired replica count, or a fleet-wide latency).",
+        "The trigger's HPA `metricType`: `AverageValue` divides the value by the replicas before comparing it with `target`, `Value` compares it as it is (e.g. a metric that already is the desired replica count, or a fleet-wide latency). A latency trigger is always `Value`.",
     ),
     key(
         "triggers",
@@ -290,7 +301,7 @@ pub const KEYS: [Key; 50] = [
         Syntax::Free,
         METRICS,
         "—",
-        "JSON list for several metrics, each with `name`, `preset`, `metric`, `query`, `target`, `aggregation`, `operation-over-time`, `activation-target`, `source`; not with the single-metric keys. Every entry's problems are reported together.",
+        "JSON list for several metrics, each with `name`, `preset`, `metric`, `percentile`, `query`, `target`, `aggregation`, `operation-over-time`, `activation-target`, `source`, `metric-type`; not with the single-metric keys. Every entry's problems are reported together.",
     ),
     key(
         "polling-interval",
@@ -630,6 +641,8 @@ mod tests {
                 .contains("kv-cache")
         );
         assert!(Syntax::Count.check("-1").is_err());
+        assert!(Syntax::Percentile.check("99.9").is_ok());
+        assert!(Syntax::Percentile.check("100").is_err());
     }
 
     #[test]

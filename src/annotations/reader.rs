@@ -150,6 +150,9 @@ impl<'a> Reader<'a> {
             deployment: target_deployment.clone(),
             namespace: w.namespace.clone(),
             vllm_version: self.vllm_version(),
+            collector_version: crate::render::collector_config::collector_version(
+                &cfg.collector_image,
+            ),
         };
         let triggers = self.triggers(&ctx);
         let mut spec = AutoscalingSpec {
@@ -185,7 +188,23 @@ impl<'a> Reader<'a> {
             super::wva::apply_defaults(&mut spec);
         }
         self.scale_to_zero_wakes(&spec);
+        self.percentiles_without_sidecar(&spec);
         spec
+    }
+
+    /// With `sidecar: "none"` nothing computes the gauges the latency triggers read.
+    fn percentiles_without_sidecar(&mut self, spec: &AutoscalingSpec) {
+        let gauges: Vec<String> = spec
+            .sidecar_percentiles()
+            .iter()
+            .map(|w| w.gauge_name())
+            .collect();
+        if spec.sidecar == SidecarMode::None && !gauges.is_empty() {
+            self.f.warn(format!(
+                "{PREFIX}sidecar: \"none\": the latency triggers read {}, which the sidecar would compute per scrape window; your own collector must send them (cumulative_to_delta, then extract_percentile_metric), or they read 0",
+                gauges.join(", ")
+            ));
+        }
     }
 
     fn replicas(&mut self, backend: Backend) -> Replicas {
@@ -637,6 +656,7 @@ impl<'a> Reader<'a> {
             target: None,
             activation_target: None,
             operation_over_time: None,
+            latency: None,
         }
     }
 }

@@ -8,6 +8,7 @@ use k8s_openapi::api::autoscaling::v2::HPAScalingRules;
 
 use crate::keda::scaled_object::FallbackBehavior;
 use crate::keda::{MetricType, OperationOverTime};
+use crate::latency::WindowedPercentile;
 use crate::query::AddonQuery;
 use crate::workload::{Workload, WorkloadKind};
 
@@ -93,6 +94,9 @@ pub struct TriggerSpec {
     pub activation_target: Option<String>,
     /// `operationOverTime` (otel only).
     pub operation_over_time: Option<OperationOverTime>,
+    /// A latency trigger: the histogram percentile it reads (on otel, the gauge the sidecar
+    /// computes per scrape window).
+    pub latency: Option<WindowedPercentile>,
 }
 
 /// What the sidecar scrapes.
@@ -148,13 +152,14 @@ impl AutoscalingSpec {
     /// collector's Prometheus receiver turns the `_bucket`/`_count`/`_sum` series into one
     /// histogram of the base name, and the KEDA OTel add-on stores it back as `<name>_count`
     /// and `<name>_sum` (kedify/otel-add-on receiver/receiver.go, storeCountAndSumDatapoints).
+    /// Latency triggers read a gauge the sidecar computes: see [`Self::sidecar_percentiles`].
     pub fn sidecar_metrics(&self) -> Vec<String> {
         let mut names: Vec<String> = Vec::new();
         for t in &self.triggers {
             let TriggerQuery::Otel(q) = &t.query else {
                 continue;
             };
-            if t.source != TriggerSource::Workload {
+            if t.source != TriggerSource::Workload || t.latency.is_some() {
                 continue;
             }
             let base = histogram_base(&q.metric);
@@ -165,6 +170,19 @@ impl AutoscalingSpec {
             }
         }
         names
+    }
+
+    /// The windowed percentiles the sidecar computes for the otel triggers, each once.
+    pub fn sidecar_percentiles(&self) -> Vec<WindowedPercentile> {
+        let mut out: Vec<WindowedPercentile> = Vec::new();
+        for t in &self.triggers {
+            if let (TriggerQuery::Otel(_), Some(w)) = (&t.query, &t.latency) {
+                if !out.contains(w) {
+                    out.push(w.clone());
+                }
+            }
+        }
+        out
     }
 
     /// Whether KEDA may take the workload to zero pods (see [`scales_to_zero`]).

@@ -15,11 +15,15 @@ use serde::Deserialize;
 use super::keys::{self, Group};
 use super::values::{self, Refusal};
 
+mod latency;
+
 pub(super) struct TriggerContext {
     pub(super) backend: Backend,
     pub(super) deployment: String,
     pub(super) namespace: String,
     pub(super) vllm_version: Option<Version>,
+    /// The sidecar collector's version (from its image tag), when known.
+    pub(super) collector_version: Option<(u32, u32)>,
 }
 
 /// One trigger as written: either the single-metric annotations or one entry of `triggers`.
@@ -82,6 +86,7 @@ struct Entry {
     name: Option<Text>,
     preset: Option<Text>,
     metric: Option<Text>,
+    percentile: Option<Text>,
     target: Option<Text>,
     query: Option<Text>,
     aggregation: Option<Text>,
@@ -100,6 +105,7 @@ impl Entry {
             ("name", self.name),
             ("preset", self.preset),
             ("metric", self.metric),
+            ("percentile", self.percentile),
             ("target", self.target),
             ("query", self.query),
             ("aggregation", self.aggregation),
@@ -193,6 +199,10 @@ pub(super) fn resolve_trigger(
     let mut r = Resolver { input, ctx, f };
     r.refuse_unread_fields();
     let preset = r.written_preset();
+    if input.get("percentile").is_some() || preset.is_some_and(|p| p.percentile.is_some()) {
+        let t = r.latency_trigger(preset);
+        return t.filter(|_| r.f.problems.len() == before);
+    }
     let aggregation_given = r.written_aggregation();
     let written = r.written_query();
     let written_metric = preset
@@ -200,7 +210,7 @@ pub(super) fn resolve_trigger(
         .or_else(|| input.get("metric").map(str::to_string))
         .or_else(|| written.otel.as_ref().map(|q| q.metric.clone()));
     let metric = r.current_name(written_metric.as_deref());
-    let preset = preset.or_else(|| presets::preset_for_metric(&metric));
+    let preset = preset.or_else(|| presets::preset_for_metric(&metric, None));
     let aggregation = written
         .otel
         .as_ref()
@@ -211,6 +221,7 @@ pub(super) fn resolve_trigger(
     let target = r.target(preset, &metric);
     let activation_target = r.activation_target();
     r.refuse_buckets_on_otel(&metric);
+    r.refuse_histogram_read_as_a_value(&metric);
     let source = r.source();
     // Cumulative series are scaled on their rate: counters, and a histogram's _count/_sum.
     let counter = preset.is_some_and(|p| p.counter)
@@ -233,6 +244,7 @@ pub(super) fn resolve_trigger(
         target,
         activation_target,
         operation_over_time,
+        latency: None,
     };
     (r.f.problems.len() == before).then_some(t)
 }
@@ -641,15 +653,21 @@ pub fn default_promql(
     deployment: &str,
     namespace: &str,
 ) -> String {
-    let pod_regex = format!(
-        "{}-[a-z0-9]+-[a-z0-9]{{5}}",
-        deployment.replace('.', "\\\\.")
-    );
-    let selector = format!("{metric}{{namespace=\"{namespace}\",pod=~\"{pod_regex}\"}}");
+    let selector = workload_selector(metric, deployment, namespace);
     let inner = if counter {
         format!("rate({selector}[1m])")
     } else {
         selector
     };
     format!("{}({inner})", aggregation.as_str())
+}
+
+/// `metric{namespace="ns",pod=~"<deployment>-<hash>-<id>"}`: the series of this Deployment's
+/// pods (names as the ReplicaSet controller makes them).
+fn workload_selector(metric: &str, deployment: &str, namespace: &str) -> String {
+    let pod_regex = format!(
+        "{}-[a-z0-9]+-[a-z0-9]{{5}}",
+        deployment.replace('.', "\\\\.")
+    );
+    format!("{metric}{{namespace=\"{namespace}\",pod=~\"{pod_regex}\"}}")
 }

@@ -76,6 +76,7 @@ impl Reader<'_> {
             target: Some("1".into()),
             activation_target: Some("0".into()),
             operation_over_time: None,
+            latency: None,
         })
     }
 

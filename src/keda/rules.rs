@@ -345,6 +345,19 @@ mod tests {
         );
     }
 
+    /// The gauges latency triggers read (`<histogram>_p90`, `last_one`, seconds) pass.
+    #[test]
+    fn latency_triggers_pass() {
+        let mut s = so(otel(
+            "max(vllm:time_to_first_token_seconds_p90{deployment=m,namespace=llm})",
+        ));
+        s["spec"]["triggers"][0]["metricType"] = json!("Value");
+        s["spec"]["triggers"][0]["metadata"]["operationOverTime"] = json!("last_one");
+        s["spec"]["triggers"][0]["metadata"]["targetValue"] = json!("0.5");
+        assert!(validate(&s, ADDR).is_empty());
+        assert!(check(&s, ADDR, TESTED).is_empty());
+    }
+
     #[test]
     fn not_equal_is_denied_with_position() {
         let p = check(&so(otel("sum(vllm:x{a!=b})")), ADDR, TESTED);

@@ -9,6 +9,9 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
+use super::percentile_pipeline::{self, PercentileProcessors};
+use crate::latency::WindowedPercentile;
+
 /// Environment variables the sidecar gets from the downward API.
 pub const ENV_POD_NAME: &str = "POD_NAME";
 pub const ENV_POD_NAMESPACE: &str = "POD_NAMESPACE";
@@ -22,6 +25,10 @@ pub struct CollectorInputs {
     pub scrape_interval_seconds: i32,
     /// Metric names forwarded; everything else is dropped.
     pub metrics: Vec<String>,
+    /// Windowed percentiles computed in the latency pipeline (`percentile_pipeline.rs`).
+    pub percentiles: Vec<WindowedPercentile>,
+    /// The collector image's version, when its tag says (component names change by version).
+    pub collector_version: Option<(u32, u32)>,
     /// Value of the `deployment` attribute.
     pub deployment: String,
     pub otlp_endpoint: String,
@@ -81,10 +88,17 @@ pub struct StaticConfig {
 #[derive(Serialize)]
 pub struct Processors {
     pub memory_limiter: MemoryLimiter,
-    #[serde(rename = "filter/llm-autoscale")]
-    pub filter: Filter,
+    /// `None` when every trigger reads a percentile (nothing is forwarded as scraped).
+    #[serde(
+        rename = "filter/llm-autoscale",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub filter: Option<Filter>,
     #[serde(rename = "transform/llm-autoscale")]
     pub transform: Transform,
+    /// The latency pipeline's processors, when a trigger reads a percentile.
+    #[serde(flatten)]
+    pub percentiles: Option<PercentileProcessors>,
 }
 
 #[derive(Serialize)]
@@ -263,12 +277,12 @@ fn processors(i: &CollectorInputs) -> Processors {
             limit_mib: i.memory_limit_mib,
             spike_limit_mib: (i.memory_limit_mib / 4).max(1),
         },
-        filter: Filter {
+        filter: main_pipeline(i).then(|| Filter {
             error_mode: "ignore",
             metrics: FilterMetrics {
                 metric: vec![drop_unless_chosen],
             },
-        },
+        }),
         transform: Transform {
             error_mode: "ignore",
             metric_statements: vec![StatementGroup {
@@ -280,24 +294,44 @@ fn processors(i: &CollectorInputs) -> Processors {
                 ],
             }],
         },
+        percentiles: percentile_pipeline::processors(&i.percentiles, i.collector_version),
     }
+}
+
+/// Whether the main pipeline (metrics forwarded as scraped) is rendered: not when every
+/// trigger reads a percentile, which the latency pipeline computes.
+fn main_pipeline(i: &CollectorInputs) -> bool {
+    !i.metrics.is_empty() || i.percentiles.is_empty()
 }
 
 /// The pipeline, and the collector's own logs and metrics (on the telemetry port).
 fn service(i: &CollectorInputs, exporter_name: String) -> Service {
     let mut pipelines = BTreeMap::new();
-    pipelines.insert(
-        "metrics",
-        Pipeline {
-            receivers: vec!["prometheus"],
-            processors: vec![
+    if !i.percentiles.is_empty() {
+        pipelines.insert(
+            percentile_pipeline::PIPELINE,
+            percentile_pipeline::pipeline(
                 "memory_limiter",
-                "filter/llm-autoscale",
                 "transform/llm-autoscale",
-            ],
-            exporters: vec![exporter_name],
-        },
-    );
+                exporter_name.clone(),
+                i.collector_version,
+            ),
+        );
+    }
+    if main_pipeline(i) {
+        pipelines.insert(
+            "metrics",
+            Pipeline {
+                receivers: vec!["prometheus"],
+                processors: vec![
+                    "memory_limiter",
+                    "filter/llm-autoscale",
+                    "transform/llm-autoscale",
+                ],
+                exporters: vec![exporter_name],
+            },
+        );
+    }
     Service {
         extensions: vec!["health_check"],
         telemetry: Telemetry {
@@ -341,6 +375,8 @@ mod tests {
                 "vllm:num_requests_waiting".into(),
                 "vllm:kv_cache_usage_perc".into(),
             ],
+            percentiles: Vec::new(),
+            collector_version: Some((0, 161)),
             deployment: "qwen".into(),
             otlp_endpoint: "keda-otel-scaler.keda.svc:4317".into(),
             exporter_type: "otlp_grpc",

@@ -3,6 +3,7 @@
 
 pub mod collector_config;
 pub mod interceptor_route;
+pub mod percentile_pipeline;
 pub mod scaled_object;
 pub mod sidecar;
 

@@ -57,6 +57,8 @@ pub fn render(
         scrape_path: spec.scrape.path.clone(),
         scrape_interval_seconds: spec.scrape.interval_seconds,
         metrics: spec.sidecar_metrics(),
+        percentiles: spec.sidecar_percentiles(),
+        collector_version: collector_config::collector_version(&cfg.collector_image),
         deployment: spec.target_deployment.clone(),
         otlp_endpoint: cfg.otlp_endpoint.clone(),
         exporter_type: collector_config::exporter_type_for(collector_config::collector_version(

@@ -9,6 +9,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 
+use super::latency_histogram::{LatencyHistogram, Phase};
+
 pub const MODEL_NAME: &str = "meta-llama/Llama-3.1-8B-Instruct";
 
 /// The values the server reports; tests compare what the sink receives against these.
@@ -48,9 +50,21 @@ impl Values {
         }
     }
 
-    fn exposition(&self) -> String {
-        let labels = format!("engine=\"0\",model_name=\"{MODEL_NAME}\"");
+    /// The exposition; `ttft` replaces the fixed time-to-first-token histogram.
+    fn exposition(&self, ttft: Option<String>) -> String {
+        let labels = labels();
         let v = self;
+        let ttft = ttft.unwrap_or_else(|| {
+            format!(
+                "# HELP vllm:time_to_first_token_seconds Histogram of time to first token in seconds.\n\
+                 # TYPE vllm:time_to_first_token_seconds histogram\n\
+                 vllm:time_to_first_token_seconds_bucket{{{labels},le=\"0.1\"}} 4.0\n\
+                 vllm:time_to_first_token_seconds_bucket{{{labels},le=\"1.0\"}} 9.0\n\
+                 vllm:time_to_first_token_seconds_bucket{{{labels},le=\"+Inf\"}} 10.0\n\
+                 vllm:time_to_first_token_seconds_count{{{labels}}} 10.0\n\
+                 vllm:time_to_first_token_seconds_sum{{{labels}}} 3.5\n"
+            )
+        });
         format!(
             "# HELP vllm:num_requests_running Number of requests in model execution batches.\n\
              # TYPE vllm:num_requests_running gauge\n\
@@ -67,13 +81,7 @@ impl Values {
              # HELP vllm:prompt_tokens_total Number of prefill tokens processed.\n\
              # TYPE vllm:prompt_tokens_total counter\n\
              vllm:prompt_tokens_total{{{labels}}} {prompt:?}\n\
-             # HELP vllm:time_to_first_token_seconds Histogram of time to first token in seconds.\n\
-             # TYPE vllm:time_to_first_token_seconds histogram\n\
-             vllm:time_to_first_token_seconds_bucket{{{labels},le=\"0.1\"}} 4.0\n\
-             vllm:time_to_first_token_seconds_bucket{{{labels},le=\"1.0\"}} 9.0\n\
-             vllm:time_to_first_token_seconds_bucket{{{labels},le=\"+Inf\"}} 10.0\n\
-             vllm:time_to_first_token_seconds_count{{{labels}}} 10.0\n\
-             vllm:time_to_first_token_seconds_sum{{{labels}}} 3.5\n\
+             {ttft}\
              # HELP process_cpu_seconds_total Total user and system CPU time spent in seconds.\n\
              # TYPE process_cpu_seconds_total counter\n\
              process_cpu_seconds_total 12.5\n\
@@ -95,9 +103,16 @@ impl Values {
     }
 }
 
+/// The labels vLLM puts on its series.
+fn labels() -> String {
+    format!("engine=\"0\",model_name=\"{MODEL_NAME}\"")
+}
+
 struct Shared {
     values: Mutex<Values>,
     scrapes: AtomicU64,
+    /// A time-to-first-token histogram that grows at every scrape, when set.
+    latency: Mutex<Option<LatencyHistogram>>,
 }
 
 /// The running server; dropping it stops it.
@@ -115,6 +130,7 @@ impl FakeVllm {
         let shared = Arc::new(Shared {
             values: Mutex::new(values),
             scrapes: AtomicU64::new(0),
+            latency: Mutex::new(None),
         });
         // The random port chosen on the first address may be taken on another one: retry.
         let mut last_err = None;
@@ -144,6 +160,20 @@ impl FakeVllm {
 
     pub fn values(&self) -> Values {
         *self.shared.values.lock().unwrap()
+    }
+
+    /// From now on the time-to-first-token histogram grows at every scrape by `phase`.
+    pub fn set_latency_phase(&self, phase: Phase) {
+        let mut latency = self.shared.latency.lock().unwrap();
+        match latency.as_mut() {
+            Some(h) => h.phase = phase,
+            None => *latency = Some(LatencyHistogram::new(phase)),
+        }
+    }
+
+    /// The growing histogram so far (`None` unless a phase was set).
+    pub fn latency_histogram(&self) -> Option<LatencyHistogram> {
+        self.shared.latency.lock().unwrap().clone()
     }
 
     /// Number of `/metrics` requests served.
@@ -202,10 +232,14 @@ async fn handle(mut stream: TcpStream, shared: &Shared) -> std::io::Result<()> {
     let (status, content_type, body) = if method == "GET" && path == "/metrics" {
         shared.scrapes.fetch_add(1, Ordering::SeqCst);
         let values = *shared.values.lock().unwrap();
+        let ttft = shared.latency.lock().unwrap().as_mut().map(|h| {
+            h.on_scrape();
+            h.exposition(&labels())
+        });
         (
             "200 OK",
             "text/plain; version=0.0.4; charset=utf-8",
-            values.exposition(),
+            values.exposition(ttft),
         )
     } else {
         (

@@ -9,6 +9,8 @@
 
 mod fake_vllm;
 mod kubelet;
+mod latency;
+mod latency_histogram;
 mod otlp_sink;
 mod process;
 

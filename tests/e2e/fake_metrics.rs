@@ -94,3 +94,37 @@ pub fn gateway_metrics(model: &str, queued: f64) -> String {
          router_queue_depth{{model=\"{model}\"}} {queued}\n"
     )
 }
+
+/// vLLM's time-to-first-token histogram (bucket bounds of vllm/v1/metrics/loggers.py) after
+/// `fast` requests of 0.2 s and `slow` requests of 2 s.
+pub fn ttft_histogram(model: &str, fast: u64, slow: u64) -> String {
+    const BOUNDS: [&str; 22] = [
+        "0.001", "0.005", "0.01", "0.02", "0.04", "0.06", "0.08", "0.1", "0.25", "0.5", "0.75",
+        "1.0", "2.5", "5.0", "7.5", "10.0", "20.0", "40.0", "80.0", "160.0", "640.0", "2560.0",
+    ];
+    let name = "vllm:time_to_first_token_seconds";
+    let mut out = format!(
+        "# HELP {name} Histogram of time to first token in seconds.\n# TYPE {name} histogram\n"
+    );
+    for le in BOUNDS {
+        let bound: f64 = le.parse().expect("a bound");
+        let n = if bound >= 2.0 {
+            fast + slow
+        } else if bound >= 0.2 {
+            fast
+        } else {
+            0
+        };
+        out.push_str(&format!(
+            "{name}_bucket{{model_name=\"{model}\",le=\"{le}\"}} {n}\n"
+        ));
+    }
+    let total = fast + slow;
+    let sum = fast as f64 * 0.2 + slow as f64 * 2.0;
+    out.push_str(&format!(
+        "{name}_bucket{{model_name=\"{model}\",le=\"+Inf\"}} {total}\n\
+         {name}_count{{model_name=\"{model}\"}} {total}\n\
+         {name}_sum{{model_name=\"{model}\"}} {sum}\n"
+    ));
+    out
+}

@@ -17,13 +17,15 @@
 //! controller, [`Scenario::replicas`] copies `spec.replicas` into
 //! `status.replicas` as that controller would.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
 use crate::cluster::ControlPlane;
-use crate::fake_metrics::{MetricsEndpoint, gateway_metrics, vllm_metrics};
+use crate::fake_metrics::{MetricsEndpoint, gateway_metrics, ttft_histogram, vllm_metrics};
 use crate::product::get_json;
 use crate::prometheus::{Prometheus, write_target};
 use crate::scaling_plane::{ScalingPlane, start_product_webhook};
@@ -541,6 +543,74 @@ fn dynamo_seed(plane: &ScalingPlane) {
     );
 }
 
+/// h. A latency trigger on the prometheus backend (preset ttft-p90: p90 time to first token,
+/// target 1 s, `Value`): two Running+Ready pods serve vLLM's histogram, each finishing 20
+/// requests a second. All at 0.2 s, the fleet's p90 over the last minute is under 0.25 s and
+/// the HPA keeps min-replicas (ceil(0.25 / 1 × 2) = 1); when half of them take 2 s the p90
+/// rises towards 2.2 s; above 1.5 s the HPA wants ceil(p90 / 1 × 2) ≥ 4 = max-replicas.
+/// KEDA's webhook admits the trigger's query and its operator makes the ScaledObject Ready.
+fn ttft_p90_scales_out(plane: &ScalingPlane) {
+    let s = Scenario::new(plane, "latency", "ttft-model");
+    let names = [pod_name(&s.name, "w6x7y"), pod_name(&s.name, "z8a9b")];
+    let pods: Vec<MetricsEndpoint> = names
+        .iter()
+        .map(|p| s.metrics_pod(p, ttft_histogram(MODEL, 0, 0)))
+        .collect();
+    for p in &names {
+        s.running_ready_pod(p);
+    }
+    let slow = Arc::new(AtomicBool::new(false));
+    let slow_phase = Arc::clone(&slow);
+    // Served until the test process ends, like the endpoints themselves.
+    thread::spawn(move || {
+        let (mut fast, mut slow) = (0, 0);
+        loop {
+            if slow_phase.load(Ordering::SeqCst) {
+                fast += 5;
+                slow += 5;
+            } else {
+                fast += 10;
+            }
+            for pod in &pods {
+                pod.set(ttft_histogram(MODEL, fast, slow));
+            }
+            thread::sleep(Duration::from_millis(500));
+        }
+    });
+    s.apply(
+        1,
+        &[
+            ("backend", "prometheus"),
+            ("prometheus-address", &plane.prometheus.url),
+            ("preset", "ttft-p90"),
+            ("min-replicas", "1"),
+            ("max-replicas", "4"),
+        ],
+    );
+    let so = s.wait_scaled_object();
+    assert_eq!(so["spec"]["triggers"][0]["metricType"], "Value", "{so}");
+    let query = s.trigger_query();
+    assert!(query.starts_with("histogram_quantile(0.9, "), "{query}");
+    s.wait_condition("Ready", "True");
+    let p90 = |below: bool, limit: f64| {
+        plane
+            .prometheus
+            .query(&query)
+            .is_some_and(|v| (v < limit) == below)
+    };
+    s.cp().wait_for("a fast p90", WAIT, || p90(true, 0.25));
+    s.cp().wait_for("the HPA to read the p90", WAIT, || {
+        s.hpa()
+            .is_some_and(|h| h["status"]["currentMetrics"][0]["external"]["current"].is_object())
+    });
+    assert_eq!(s.replicas(), 1);
+
+    slow.store(true, Ordering::SeqCst);
+    s.cp().wait_for("a slow p90", WAIT, || p90(false, 1.5));
+    s.log(&format!("p90 {:?}", plane.prometheus.query(&query)));
+    s.wait_replicas(4, "p90 TTFT over 1.5 s, target 1 s, 2 ready pods");
+}
+
 /// A named scenario.
 type Named = (&'static str, fn(&ScalingPlane));
 
@@ -577,6 +647,7 @@ fn admitted_configurations_scale() {
             ("e: mean KV cache (Value)", kv_cache_mean),
             ("f: the llm-d WVA seed", wva_seed),
             ("g: the Dynamo seed", dynamo_seed),
+            ("h: p90 time to first token", ttft_p90_scales_out),
         ],
     );
     eprintln!(

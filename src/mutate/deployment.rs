@@ -31,7 +31,8 @@ enum Copy {
 /// A Deployment taken through the mutation, before the caller builds what it needs from it.
 struct Applied {
     /// The object ([`Copy::Changed`]: the parts of it that change) stripped of a previous
-    /// injection, with the sidecar and its status added.
+    /// injection, with the sidecar and its status added ([`Copy::Changed`] and
+    /// `already_current`: null, nothing changes).
     new: Value,
     /// [`Copy::Changed`]: the same parts as they were.
     before: Option<Value>,
@@ -165,6 +166,16 @@ fn apply(object: &Value, cfg: &WebhookConfig, copy: Copy) -> Result<Applied, Mut
         previous.as_ref().is_some_and(|p| p.same_container(status))
             && has_container_in(object, list, sidecar::SIDECAR_NAME)
     });
+    if already_current && copy == Copy::Changed {
+        // Nothing in the pod template changes: no copy to change, no patch to compute.
+        return Ok(Applied {
+            new: Value::Null,
+            before: None,
+            already_current,
+            warnings,
+            rendering,
+        });
+    }
     let list = injected.map(|(list, _)| list);
     let (mut new, before) = copy_to_change(
         object,

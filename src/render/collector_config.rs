@@ -108,16 +108,21 @@ pub struct MemoryLimiter {
     pub spike_limit_mib: u32,
 }
 
+/// A `filter` processor: OTTL conditions on whole metrics and on data points; what matches
+/// is dropped (collector-contrib processor/filterprocessor `config.go`).
 #[derive(Serialize)]
 pub struct Filter {
     pub error_mode: &'static str,
-    pub metrics: FilterMetrics,
+    pub metrics: FilterConditions,
 }
 
 #[derive(Serialize)]
-pub struct FilterMetrics {
-    /// OTTL conditions; a metric matching any of them is dropped.
+pub struct FilterConditions {
+    /// OTTL conditions on metrics; a metric matching any of them is dropped.
     pub metric: Vec<String>,
+    /// OTTL conditions on data points (left out when empty).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub datapoint: Vec<String>,
 }
 
 #[derive(Serialize)]
@@ -279,8 +284,9 @@ fn processors(i: &CollectorInputs) -> Processors {
         },
         filter: main_pipeline(i).then(|| Filter {
             error_mode: "ignore",
-            metrics: FilterMetrics {
+            metrics: FilterConditions {
                 metric: vec![drop_unless_chosen],
+                datapoint: Vec::new(),
             },
         }),
         transform: Transform {

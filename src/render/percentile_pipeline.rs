@@ -32,7 +32,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use super::collector_config::{Pipeline, StatementGroup, Transform};
+use super::collector_config::{Filter, FilterConditions, Pipeline, StatementGroup, Transform};
 use crate::latency::WindowedPercentile;
 
 /// Name of the pipeline in `service.pipelines`.
@@ -69,21 +69,6 @@ pub struct CumulativeToDelta {
     pub include: MatchMetrics,
     /// `drop`: the first point of a series is the baseline, never sent.
     pub initial_value: &'static str,
-}
-
-/// A `filter` processor: OTTL conditions on whole metrics and on data points; what matches
-/// is dropped (collector-contrib processor/filterprocessor `config.go`).
-#[derive(Serialize)]
-pub struct Filter {
-    pub error_mode: &'static str,
-    pub metrics: FilterConditions,
-}
-
-#[derive(Serialize)]
-pub struct FilterConditions {
-    pub metric: Vec<String>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub datapoint: Vec<String>,
 }
 
 #[derive(Serialize)]

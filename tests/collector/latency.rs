@@ -7,7 +7,6 @@
 //! with too few requests or none.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::{IpAddr, Ipv4Addr};
 use std::time::{Duration, Instant};
 
 use serde_json::json;
@@ -16,7 +15,10 @@ use super::fake_vllm::{FakeVllm, MODEL_NAME, Values};
 use super::latency_histogram::{Phase, bucket_width, percentile};
 use super::otlp_sink::{OtlpSink, Point};
 use super::process::{self, Collector};
-use super::{DEPLOYMENT, NAMESPACE, PODS, WAIT, kubelet, pod_facts, pod_ips, render_sidecar};
+use super::{
+    DEPLOYMENT, NAMESPACE, PODS, WAIT, kubelet, model_server_ips, pod_facts, pod_ips,
+    render_sidecar,
+};
 
 const GAUGE: &str = "vllm:time_to_first_token_seconds_p90";
 
@@ -26,14 +28,7 @@ async fn latency_percentile_follows_the_window() {
         .await
         .expect("collector build");
     let ips = pod_ips(3);
-    // The model server listens on all interfaces of its pod: loopback and the pod IPs.
-    let mut vllm_ips = vec![IpAddr::V4(Ipv4Addr::LOCALHOST)];
-    for ip in &ips {
-        if !vllm_ips.contains(ip) {
-            vllm_ips.push(*ip);
-        }
-    }
-    let vllm = FakeVllm::start(&vllm_ips, Values::default())
+    let vllm = FakeVllm::start(&model_server_ips(&ips), Values::default())
         .await
         .expect("fake vLLM server");
     vllm.set_latency_phase(Phase::Fast);

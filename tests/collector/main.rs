@@ -95,14 +95,7 @@ async fn run_two_replicas(slot: u8, annotations: &[(&str, &str)], expected: &[&s
         .expect("collector build");
 
     let ips = pod_ips(slot);
-    // The model server listens on all interfaces of its pod: loopback and the pod IP.
-    let mut vllm_ips = vec![IpAddr::V4(Ipv4Addr::LOCALHOST)];
-    for ip in &ips {
-        if !vllm_ips.contains(ip) {
-            vllm_ips.push(*ip);
-        }
-    }
-    let vllm = FakeVllm::start(&vllm_ips, Values::default())
+    let vllm = FakeVllm::start(&model_server_ips(&ips), Values::default())
         .await
         .expect("fake vLLM server");
     let sink = OtlpSink::start().await.expect("OTLP sink");
@@ -323,6 +316,18 @@ async fn http_get_status(ip: IpAddr, port: u16, path: &str) -> u16 {
 /// 127.0.0.1 where other local services (and concurrent runs of this test) live. Linux routes
 /// all of 127/8 to loopback; elsewhere every replica gets 127.0.0.1 (and replicas whose
 /// config binds fixed ports on the pod IP collide).
+/// The addresses the model server listens on: loopback and every pod IP (all interfaces of
+/// its pod).
+fn model_server_ips(pod_ips: &[IpAddr]) -> Vec<IpAddr> {
+    let mut ips = vec![IpAddr::V4(Ipv4Addr::LOCALHOST)];
+    for ip in pod_ips {
+        if !ips.contains(ip) {
+            ips.push(*ip);
+        }
+    }
+    ips
+}
+
 fn pod_ips(slot: u8) -> Vec<IpAddr> {
     let pid = std::process::id();
     let (a, b) = (1 + (pid / 250 % 250) as u8, 1 + (pid % 250) as u8);

@@ -509,6 +509,13 @@ impl ControlPlane {
     }
 
     fn write_kubeconfig(&self, token: &str) {
+        self.write_kubeconfig_for("e2e-admin", token, &self.kubeconfig);
+    }
+
+    /// Writes to `path` a kubeconfig for this API server that authenticates
+    /// as `user` with a bearer `token` (e.g. a ServiceAccount's, from
+    /// `kubectl create token`).
+    pub fn write_kubeconfig_for(&self, user: &str, token: &str, path: &Path) {
         let config = format!(
             "apiVersion: v1
 kind: Config
@@ -518,21 +525,21 @@ clusters:
     server: {server}
     certificate-authority-data: {ca}
 users:
-- name: e2e-admin
+- name: {user}
   user:
     token: {token}
 contexts:
 - name: e2e
   context:
     cluster: e2e
-    user: e2e-admin
+    user: {user}
     namespace: default
 current-context: e2e
 ",
             server = self.server_url,
             ca = self.ca_bundle_base64(),
         );
-        fs::write(&self.kubeconfig, config).expect("write the kubeconfig");
+        fs::write(path, config).expect("write the kubeconfig");
     }
 
     /// Starts `target/e2e-tools/bin/<name>` in its own process group with

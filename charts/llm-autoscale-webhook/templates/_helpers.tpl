@@ -67,7 +67,13 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | 
 {{- end }}
 {{- end }}
 
-{{/* Whether the cluster runs native sidecars (init containers with restartPolicy Always: on by default from Kubernetes 1.29). */}}
+{{/*
+Whether the cluster runs native sidecars: init containers with restartPolicy Always, feature gate
+SidecarContainers, alpha and off in 1.28, beta and on from 1.29 (k8s.io/kubernetes
+pkg/features/kube_features.go). .Capabilities.KubeVersion is the cluster's on install and
+upgrade; `helm template` assumes the version Helm was built for (scripts/e2e-tools.sh: 1.37)
+unless given --kube-version.
+*/}}
 {{- define "llm-autoscale-webhook.nativeSidecars" -}}
 {{- $v := toString .Values.config.nativeSidecars }}
 {{- if eq $v "auto" }}
@@ -79,7 +85,8 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | 
 
 {{/*
 Values that pass the schema but cannot work together are refused here, each with the value and
-the fix (`helm lint` only logs a fail; install, upgrade and template stop).
+the fix. `fail` stops install, upgrade and template; in `helm lint` it is only logged (Helm
+pkg/engine/engine.go, LintMode). The schema itself is checked first (pkg/chartutil/jsonschema.go).
 */}}
 {{- define "llm-autoscale-webhook.validate" -}}
 {{- $pdb := .Values.podDisruptionBudget }}

@@ -223,7 +223,7 @@ fn helm_upgrades_keep_the_generated_certificate_and_rotation_trusts_both_cas() {
             "certificates.mode=generate",
         ];
         args.extend_from_slice(extra);
-        helm_on(&cp, &args);
+        helm_on(&cp, &args)
     };
     let state = || {
         let secret = crate::product::get_json(
@@ -250,7 +250,13 @@ fn helm_upgrades_keep_the_generated_certificate_and_rotation_trusts_both_cas() {
         (field("ca.crt"), field("tls.crt"), bundles[0].clone())
     };
 
-    upgrade(&[]);
+    let notes = upgrade(&[]);
+    assert!(
+        notes.contains(
+            "kubectl -n llm-autoscale-system rollout status deployment/llm-autoscale-webhook"
+        ) && notes.contains("llm-autoscale.io/webhook=disabled"),
+        "the install notes: {notes}"
+    );
     let (ca, cert, bundle) = state();
     assert_eq!(bundle, ca, "installed: the caBundle is the Secret's CA");
 

@@ -16,9 +16,7 @@ use rustls::pki_types::{CertificateDer, ServerName};
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::{helm, webhooks};
-
-const SERVICE_DNS: &str = "llm-autoscale-webhook.llm-autoscale-system.svc";
+use crate::{SERVICE_DNS, helm, webhooks};
 
 fn secret_file(secret: &Value, key: &str) -> String {
     let b64 = secret["data"][key]

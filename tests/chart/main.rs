@@ -12,11 +12,30 @@ mod helm;
 
 mod certificates;
 mod deploy;
+mod options;
 mod rbac;
 mod render;
 mod values;
 
 use serde_json::Value;
+
+/// The Service's DNS name in the default render: what the API server checks the serving
+/// certificate against.
+const SERVICE_DNS: &str = "llm-autoscale-webhook.llm-autoscale-system.svc";
+
+/// The labels of the webhook's pods.
+fn pod_labels(objects: &[Value]) -> &serde_json::Map<String, Value> {
+    helm::find(objects, "Deployment", helm::RELEASE)["spec"]["template"]["metadata"]["labels"]
+        .as_object()
+        .expect("pod labels")
+}
+
+/// Whether `match_labels` is not empty and every pair of it is on the pods.
+fn selects_the_pods(match_labels: &Value, objects: &[Value]) -> bool {
+    let pods = pod_labels(objects);
+    let m = match_labels.as_object().expect("matchLabels");
+    !m.is_empty() && m.iter().all(|(k, v)| pods.get(k) == Some(v))
+}
 
 /// The container named `webhook` of the Deployment in `objects`.
 fn webhook_container(objects: &[Value]) -> &Value {

@@ -170,9 +170,10 @@ mod tests {
     #[test]
     fn check_ids_are_unique_kebab_case() {
         let mut ids: Vec<&str> = Check::ALL.iter().map(|c| c.id()).collect();
-        assert!(ids.iter().all(|id| id
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c == '-')));
+        assert!(
+            ids.iter()
+                .all(|id| id.chars().all(|c| c.is_ascii_lowercase() || c == '-'))
+        );
         ids.sort_unstable();
         let n = ids.len();
         ids.dedup();

@@ -12,8 +12,8 @@ use k8s_openapi::api::core::v1::{Namespace, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
-use kube::api::{Api, ApiResource, DynamicObject, ListParams};
 use kube::Client;
+use kube::api::{Api, ApiResource, DynamicObject, ListParams};
 use serde_json::Value;
 
 use super::address::{ProxyScheme, ServiceRef, query_string, service_of, service_proxy_path};
@@ -22,7 +22,7 @@ use super::probe::{api_get, http_get, tls_handshake};
 use super::selector::selects;
 use super::snapshot::{
     AddonSeen, AddonStore, ApiServiceSeen, DeploymentReadiness, EnvSetting, HookKind, KedaSeen,
-    PrometheusAnswer, Probe, Snapshot, WebhookSeen, WebhookTarget, WorkloadSeen,
+    Probe, PrometheusAnswer, Snapshot, WebhookSeen, WebhookTarget, WorkloadSeen,
 };
 use crate::annotations::PREFIX;
 use crate::config::WebhookConfig;
@@ -146,7 +146,13 @@ async fn webhooks(client: &Client, opts: &GatherOptions) -> Result<Vec<WebhookSe
     for c in mutating {
         let config = c.metadata.name.clone().unwrap_or_default();
         for h in c.webhooks.into_iter().flatten() {
-            let parts = (h.name, h.client_config, h.failure_policy, h.namespace_selector, h.object_selector);
+            let parts = (
+                h.name,
+                h.client_config,
+                h.failure_policy,
+                h.namespace_selector,
+                h.object_selector,
+            );
             if parts.0.ends_with(HOOK_SUFFIX) {
                 out.push(webhook(client, opts, &config, HookKind::Mutating, parts).await?);
             }
@@ -159,7 +165,13 @@ async fn webhooks(client: &Client, opts: &GatherOptions) -> Result<Vec<WebhookSe
     for c in validating {
         let config = c.metadata.name.clone().unwrap_or_default();
         for h in c.webhooks.into_iter().flatten() {
-            let parts = (h.name, h.client_config, h.failure_policy, h.namespace_selector, h.object_selector);
+            let parts = (
+                h.name,
+                h.client_config,
+                h.failure_policy,
+                h.namespace_selector,
+                h.object_selector,
+            );
             if parts.0.ends_with(HOOK_SUFFIX) {
                 out.push(webhook(client, opts, &config, HookKind::Validating, parts).await?);
             }
@@ -216,9 +228,13 @@ async fn webhook(
 
 async fn ready_endpoints(client: &Client, service: &ServiceRef) -> Result<usize, GatherError> {
     let slices = Api::<EndpointSlice>::namespaced(client.clone(), &service.namespace)
-        .list(&ListParams::default().labels(&format!("kubernetes.io/service-name={}", service.name)))
+        .list(
+            &ListParams::default().labels(&format!("kubernetes.io/service-name={}", service.name)),
+        )
         .await
-        .map_err(api(format!("listing the EndpointSlices of Service {service}")))?;
+        .map_err(api(format!(
+            "listing the EndpointSlices of Service {service}"
+        )))?;
     Ok(slices
         .items
         .iter()
@@ -238,7 +254,10 @@ async fn webhook_tls(
     match target {
         WebhookTarget::Url(u) => match url::Url::parse(u) {
             Ok(parsed) => {
-                let host = parsed.host_str().unwrap_or_default().trim_matches(['[', ']']);
+                let host = parsed
+                    .host_str()
+                    .unwrap_or_default()
+                    .trim_matches(['[', ']']);
                 let port = parsed.port_or_known_default().unwrap_or(443);
                 let address = if host.contains(':') {
                     format!("[{host}]:{port}")
@@ -286,13 +305,19 @@ async fn keda(client: &Client) -> Result<KedaSeen, GatherError> {
     let operators = Api::<Deployment>::all(client.clone())
         .list(&ListParams::default().labels("app.kubernetes.io/name=keda-operator"))
         .await
-        .map_err(api("listing Deployments labelled app.kubernetes.io/name=keda-operator"))?
+        .map_err(api(
+            "listing Deployments labelled app.kubernetes.io/name=keda-operator",
+        ))?
         .items
         .into_iter()
         .map(|d| DeploymentReadiness {
             namespace: d.metadata.namespace.clone().unwrap_or_default(),
             name: d.metadata.name.clone().unwrap_or_default(),
-            ready: d.status.as_ref().and_then(|s| s.ready_replicas).unwrap_or(0),
+            ready: d
+                .status
+                .as_ref()
+                .and_then(|s| s.ready_replicas)
+                .unwrap_or(0),
             wanted: d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1),
         })
         .collect();
@@ -346,9 +371,12 @@ fn dynamic_json(o: &DynamicObject, ar: &ApiResource) -> Value {
 
 fn opts_in(object: &Value) -> bool {
     let key = format!("{PREFIX}enabled");
-    ["/metadata/annotations", "/spec/template/metadata/annotations"]
-        .iter()
-        .any(|p| object.pointer(p).and_then(|a| a.get(&key)).is_some())
+    [
+        "/metadata/annotations",
+        "/spec/template/metadata/annotations",
+    ]
+    .iter()
+    .any(|p| object.pointer(p).and_then(|a| a.get(&key)).is_some())
 }
 
 fn deployment_api(client: &Client, ns: Option<&str>) -> Api<Deployment> {
@@ -373,7 +401,9 @@ async fn workload_objects(
 ) -> Result<Vec<(WorkloadKind, Value)>, GatherError> {
     let ns = opts.namespace.as_deref();
     if let Some(t) = &opts.target {
-        return one_workload(client, ns.unwrap_or("default"), t).await.map(|o| vec![o]);
+        return one_workload(client, ns.unwrap_or("default"), t)
+            .await
+            .map(|o| vec![o]);
     }
     let has_isvc = Api::<CustomResourceDefinition>::all(client.clone())
         .get_opt(ISVC_CRD)
@@ -382,7 +412,11 @@ async fn workload_objects(
         .is_some();
     let mut out = Vec::new();
     if has_isvc {
-        for o in isvc_api(client, ns).list(&ListParams::default()).await.map_err(api("listing InferenceServices"))? {
+        for o in isvc_api(client, ns)
+            .list(&ListParams::default())
+            .await
+            .map_err(api("listing InferenceServices"))?
+        {
             let v = dynamic_json(&o, &isvc_resource());
             if opts_in(&v) {
                 out.push((WorkloadKind::InferenceService, v));
@@ -414,10 +448,16 @@ async fn one_workload(
     ns: &str,
     t: &TargetRef,
 ) -> Result<(WorkloadKind, Value), GatherError> {
-    let missing = || GatherError::NotFound(format!("{}/{} not found in namespace {ns}", match t.kind {
-        WorkloadKind::Deployment => "deployment",
-        WorkloadKind::InferenceService => "inferenceservice",
-    }, t.name));
+    let missing = || {
+        GatherError::NotFound(format!(
+            "{}/{} not found in namespace {ns}",
+            match t.kind {
+                WorkloadKind::Deployment => "deployment",
+                WorkloadKind::InferenceService => "inferenceservice",
+            },
+            t.name
+        ))
+    };
     let object = match t.kind {
         WorkloadKind::Deployment => deployment_api(client, Some(ns))
             .get_opt(&t.name)
@@ -440,7 +480,13 @@ async fn workload(
     kind: WorkloadKind,
     object: Value,
 ) -> Result<WorkloadSeen, GatherError> {
-    let text = |p: &str| object.pointer(p).and_then(Value::as_str).unwrap_or_default().to_string();
+    let text = |p: &str| {
+        object
+            .pointer(p)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string()
+    };
     let (namespace, name) = (text("/metadata/namespace"), text("/metadata/name"));
     let namespace_labels = Api::<Namespace>::all(client.clone())
         .get_opt(&namespace)
@@ -449,10 +495,14 @@ async fn workload(
         .and_then(|n| n.metadata.labels)
         .unwrap_or_default();
     let (deployment, kserve) = target_of(client, kind, &object, &namespace, &name).await?;
-    let so_list = Api::<DynamicObject>::namespaced_with(client.clone(), &namespace, &scaled_object_resource())
-        .list(&ListParams::default())
-        .await
-        .map_err(api(format!("listing ScaledObjects in {namespace}")))?;
+    let so_list = Api::<DynamicObject>::namespaced_with(
+        client.clone(),
+        &namespace,
+        &scaled_object_resource(),
+    )
+    .list(&ListParams::default())
+    .await
+    .map_err(api(format!("listing ScaledObjects in {namespace}")))?;
     let scaled_objects: Vec<Value> = so_list
         .items
         .iter()
@@ -568,7 +618,10 @@ async fn prometheus_probes(
         if t.kind != TriggerKind::Prometheus {
             continue;
         }
-        let server = t.meta("serverAddress").unwrap_or_default().trim_end_matches('/');
+        let server = t
+            .meta("serverAddress")
+            .unwrap_or_default()
+            .trim_end_matches('/');
         let query = query_string(&[("query", t.meta("query").unwrap_or_default())]);
         let path = format!("/api/v1/query?{query}");
         let (via, answer) = match (&opts.prometheus_url, service_of(server)) {
@@ -582,12 +635,23 @@ async fn prometheus_probes(
                 } else {
                     (ProxyScheme::Http, "80")
                 };
-                let port = svc.port.map(|p| p.to_string()).unwrap_or(default_port.into());
-                let prefix = url::Url::parse(server).map(|u| u.path().trim_end_matches('/').to_string()).unwrap_or_default();
+                let port = svc
+                    .port
+                    .map(|p| p.to_string())
+                    .unwrap_or(default_port.into());
+                let prefix = url::Url::parse(server)
+                    .map(|u| u.path().trim_end_matches('/').to_string())
+                    .unwrap_or_default();
                 let proxied = service_proxy_path(&svc, scheme, &port, &format!("{prefix}{path}"));
-                (format!("the API server's proxy to Service {svc}"), api_get(client, &proxied).await)
+                (
+                    format!("the API server's proxy to Service {svc}"),
+                    api_get(client, &proxied).await,
+                )
             }
-            (None, _) => (server.to_string(), http_get(&format!("{server}{path}")).await),
+            (None, _) => (
+                server.to_string(),
+                http_get(&format!("{server}{path}")).await,
+            ),
         };
         out.insert(trigger_key(i, t), prometheus_answer(answer, via));
     }
@@ -605,7 +669,10 @@ pub fn prometheus_answer(answer: Result<String, String>, via: String) -> Probe<P
         Err(e) => return Probe::Failed(format!("{via}: not a Prometheus answer: {e}")),
     };
     if v.get("status").and_then(Value::as_str) != Some("success") {
-        let error = v.get("error").and_then(Value::as_str).unwrap_or("no status");
+        let error = v
+            .get("error")
+            .and_then(Value::as_str)
+            .unwrap_or("no status");
         return Probe::Failed(format!("{via}: {error}"));
     }
     let series = v
@@ -635,12 +702,21 @@ async fn addon(
     let (via, answer) = match (&opts.addon_url, &service, &found) {
         (Some(url), _, _) => {
             let url = url.trim_end_matches('/');
-            (url.to_string(), Some(http_get(&format!("{url}/memstore/data")).await))
+            (
+                url.to_string(),
+                Some(http_get(&format!("{url}/memstore/data")).await),
+            )
         }
         (None, Some(s), Some(svc)) => {
             let port = rest_port(svc);
             let path = service_proxy_path(s, ProxyScheme::Http, &port, "/memstore/data");
-            (format!("the API server's proxy to Service {}/{}:{port}", s.namespace, s.name), Some(api_get(client, &path).await))
+            (
+                format!(
+                    "the API server's proxy to Service {}/{}:{port}",
+                    s.namespace, s.name
+                ),
+                Some(api_get(client, &path).await),
+            )
         }
         (None, _, _) => (cfg.scaler_address.clone(), None),
     };
@@ -664,7 +740,11 @@ fn rest_port(svc: &Service) -> String {
     svc.spec
         .as_ref()
         .and_then(|s| s.ports.as_ref())
-        .and_then(|ports| ports.iter().find(|p| p.name.as_deref() == Some(ADDON_REST_PORT_NAME)))
+        .and_then(|ports| {
+            ports
+                .iter()
+                .find(|p| p.name.as_deref() == Some(ADDON_REST_PORT_NAME))
+        })
         .map(|p| p.port.to_string())
         .unwrap_or_else(|| ADDON_REST_PORT.to_string())
 }
@@ -687,7 +767,12 @@ async fn addon_setting(
         .await
         .map_err(api(format!("listing Deployments in {}", s.namespace)))?;
     let Some(d) = deployments.items.into_iter().find(|d| {
-        let labels = d.spec.as_ref().and_then(|sp| sp.template.metadata.as_ref()).and_then(|m| m.labels.clone()).unwrap_or_default();
+        let labels = d
+            .spec
+            .as_ref()
+            .and_then(|sp| sp.template.metadata.as_ref())
+            .and_then(|m| m.labels.clone())
+            .unwrap_or_default();
         selects(Some(&selector), &labels)
     }) else {
         return Ok(EnvSetting::NoDeployment);
@@ -723,14 +808,15 @@ pub fn env_setting(d: &Deployment, var: &str) -> EnvSetting {
 /// Reads the add-on's `GET /memstore/data` answer (kedify/otel-add-on rest/api.go
 /// `getMetricData`: metric name → list of `{labels, data, aggregatesOverTime, lastUpdate}`).
 pub fn addon_store(body: &str) -> Probe<AddonStore> {
-    let v: BTreeMap<String, Vec<Value>> = match serde_json::from_str::<Option<BTreeMap<String, Option<Vec<Value>>>>>(body) {
-        Ok(m) => m
-            .unwrap_or_default()
-            .into_iter()
-            .map(|(k, s)| (k, s.unwrap_or_default()))
-            .collect(),
-        Err(e) => return Probe::Failed(format!("not the add-on's /memstore/data answer: {e}")),
-    };
+    let v: BTreeMap<String, Vec<Value>> =
+        match serde_json::from_str::<Option<BTreeMap<String, Option<Vec<Value>>>>>(body) {
+            Ok(m) => m
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(k, s)| (k, s.unwrap_or_default()))
+                .collect(),
+            Err(e) => return Probe::Failed(format!("not the add-on's /memstore/data answer: {e}")),
+        };
     let series = v
         .into_iter()
         .map(|(name, list)| {
@@ -741,7 +827,12 @@ pub fn addon_store(body: &str) -> Probe<AddonStore> {
                         .and_then(Value::as_object)
                         .into_iter()
                         .flatten()
-                        .map(|(k, v)| (k.clone(), v.as_str().map_or_else(|| v.to_string(), str::to_string)))
+                        .map(|(k, v)| {
+                            (
+                                k.clone(),
+                                v.as_str().map_or_else(|| v.to_string(), str::to_string),
+                            )
+                        })
                         .collect()
                 })
                 .collect();
@@ -759,12 +850,28 @@ mod tests {
     #[test]
     fn targets_as_kubectl_spells_them() {
         let t: TargetRef = "deploy/qwen".parse().unwrap();
-        assert_eq!(t, TargetRef { kind: WorkloadKind::Deployment, name: "qwen".into() });
-        for s in ["deployment/qwen", "deployments/qwen", "deployment.apps/qwen"] {
-            assert_eq!(s.parse::<TargetRef>().unwrap().kind, WorkloadKind::Deployment);
+        assert_eq!(
+            t,
+            TargetRef {
+                kind: WorkloadKind::Deployment,
+                name: "qwen".into()
+            }
+        );
+        for s in [
+            "deployment/qwen",
+            "deployments/qwen",
+            "deployment.apps/qwen",
+        ] {
+            assert_eq!(
+                s.parse::<TargetRef>().unwrap().kind,
+                WorkloadKind::Deployment
+            );
         }
         for s in ["inferenceservice/q", "isvc/q", "InferenceService/q"] {
-            assert_eq!(s.parse::<TargetRef>().unwrap().kind, WorkloadKind::InferenceService);
+            assert_eq!(
+                s.parse::<TargetRef>().unwrap().kind,
+                WorkloadKind::InferenceService
+            );
         }
         for s in ["qwen", "pod/qwen", "deploy/", "deploy/a/b"] {
             assert!(s.parse::<TargetRef>().is_err(), "{s}");
@@ -782,7 +889,9 @@ mod tests {
             "empty": null
         })
         .to_string();
-        let Probe::Answered(s) = addon_store(&body) else { panic!() };
+        let Probe::Answered(s) = addon_store(&body) else {
+            panic!()
+        };
         assert_eq!(s.series["vllm:num_requests_waiting"].len(), 2);
         assert_eq!(s.series["vllm:num_requests_waiting"][0]["pod"], "m-1");
         assert_eq!(s.series["vllm:num_requests_waiting"][1]["replica"], "2");
@@ -794,27 +903,52 @@ mod tests {
     #[test]
     fn prometheus_answers_counted() {
         let ok = json!({"status": "success", "data": {"resultType": "vector", "result": [{"metric": {}, "value": [1, "2"]}]}});
-        let Probe::Answered(a) = prometheus_answer(Ok(ok.to_string()), "p".into()) else { panic!() };
+        let Probe::Answered(a) = prometheus_answer(Ok(ok.to_string()), "p".into()) else {
+            panic!()
+        };
         assert_eq!(a.series, 1);
-        let bad = json!({"status": "error", "errorType": "bad_data", "error": "parse error at char 5"});
-        let Probe::Failed(why) = prometheus_answer(Ok(bad.to_string()), "p".into()) else { panic!() };
+        let bad =
+            json!({"status": "error", "errorType": "bad_data", "error": "parse error at char 5"});
+        let Probe::Failed(why) = prometheus_answer(Ok(bad.to_string()), "p".into()) else {
+            panic!()
+        };
         assert!(why.contains("parse error"));
-        assert!(matches!(prometheus_answer(Err("refused".into()), "p".into()), Probe::Failed(_)));
+        assert!(matches!(
+            prometheus_answer(Err("refused".into()), "p".into()),
+            Probe::Failed(_)
+        ));
     }
 
     #[test]
     fn the_env_setting_of_a_deployment() {
         let d = |env: Value, env_from: Value| -> Deployment {
-            serde_json::from_value(json!({"spec": {"selector": {}, "template": {"spec": {"containers": [
-                {"name": "main", "env": env, "envFrom": env_from}]}}}}))
+            serde_json::from_value(
+                json!({"spec": {"selector": {}, "template": {"spec": {"containers": [
+                {"name": "main", "env": env, "envFrom": env_from}]}}}}),
+            )
             .unwrap()
         };
         let var = ERROR_IF_NOT_FOUND;
-        assert_eq!(env_setting(&d(json!([{"name": var, "value": "true"}]), json!([])), var), EnvSetting::Value("true".into()));
-        assert_eq!(env_setting(&d(json!([]), json!([])), var), EnvSetting::Unset);
-        assert_eq!(env_setting(&d(json!([]), json!([{"configMapRef": {"name": "c"}}])), var), EnvSetting::Elsewhere);
         assert_eq!(
-            env_setting(&d(json!([{"name": var, "valueFrom": {"configMapKeyRef": {"name": "c", "key": "k"}}}]), json!([])), var),
+            env_setting(&d(json!([{"name": var, "value": "true"}]), json!([])), var),
+            EnvSetting::Value("true".into())
+        );
+        assert_eq!(
+            env_setting(&d(json!([]), json!([])), var),
+            EnvSetting::Unset
+        );
+        assert_eq!(
+            env_setting(&d(json!([]), json!([{"configMapRef": {"name": "c"}}])), var),
+            EnvSetting::Elsewhere
+        );
+        assert_eq!(
+            env_setting(
+                &d(
+                    json!([{"name": var, "valueFrom": {"configMapKeyRef": {"name": "c", "key": "k"}}}]),
+                    json!([])
+                ),
+                var
+            ),
             EnvSetting::Elsewhere
         );
     }

@@ -59,7 +59,11 @@ pub fn condition(object: &Value, kind: &str) -> Option<Condition> {
 pub fn cluster_findings(k: &KedaSeen) -> Vec<Finding> {
     let mut out = Vec::new();
     out.push(if k.crd {
-        Finding::ok(Check::KedaCrd, "KEDA", "CRD scaledobjects.keda.sh is installed")
+        Finding::ok(
+            Check::KedaCrd,
+            "KEDA",
+            "CRD scaledobjects.keda.sh is installed",
+        )
     } else {
         Finding::new(Check::KedaCrd, Severity::Error, "KEDA")
             .saying("CRD scaledobjects.keda.sh is not installed: nothing can scale these workloads")
@@ -95,7 +99,10 @@ fn operator_finding(k: &KedaSeen) -> Finding {
         return Finding::ok(
             Check::KedaOperator,
             "KEDA",
-            format!("operator Deployment {} has ready replicas", ready.join(", ")),
+            format!(
+                "operator Deployment {} has ready replicas",
+                ready.join(", ")
+            ),
         );
     }
     match k.operators.first() {
@@ -311,15 +318,33 @@ mod tests {
 
     fn ready() -> Value {
         json!([
-            cond("Ready", "True", "ScaledObjectReady", "ScaledObject is defined correctly and is ready for scaling"),
-            cond("Active", "True", "ScalerActive", "Scaling is performed because triggers are active"),
-            cond("Fallback", "False", "NoFallbackFound", "No fallbacks are active on this scaled object"),
+            cond(
+                "Ready",
+                "True",
+                "ScaledObjectReady",
+                "ScaledObject is defined correctly and is ready for scaling"
+            ),
+            cond(
+                "Active",
+                "True",
+                "ScalerActive",
+                "Scaling is performed because triggers are active"
+            ),
+            cond(
+                "Fallback",
+                "False",
+                "NoFallbackFound",
+                "No fallbacks are active on this scaled object"
+            ),
             cond("Paused", "False", "", ""),
         ])
     }
 
     fn severities(f: &[Finding], check: Check) -> Vec<Severity> {
-        f.iter().filter(|f| f.check == check).map(|f| f.severity).collect()
+        f.iter()
+            .filter(|f| f.check == check)
+            .map(|f| f.severity)
+            .collect()
     }
 
     #[test]
@@ -332,11 +357,19 @@ mod tests {
     #[test]
     fn ready_false_carries_kedas_reason_and_message() {
         let so = so_with(
-            json!([cond("Ready", "False", "ScaledObjectCheckFailed", "failed to ensure HPA is correctly created for ScaledObject")]),
+            json!([cond(
+                "Ready",
+                "False",
+                "ScaledObjectCheckFailed",
+                "failed to ensure HPA is correctly created for ScaledObject"
+            )]),
             json!({}),
         );
         let f = scaled_object_findings(&so);
-        assert_eq!(severities(&f, Check::ScaledObjectReady), vec![Severity::Error]);
+        assert_eq!(
+            severities(&f, Check::ScaledObjectReady),
+            vec![Severity::Error]
+        );
         assert!(f[0].message.contains("ScaledObjectCheckFailed"));
         assert!(f[0].message.contains("failed to ensure HPA"));
     }
@@ -345,7 +378,10 @@ mod tests {
     fn not_reconciled_is_an_error() {
         for conditions in [json!([]), json!([cond("Ready", "Unknown", "", "")])] {
             let f = scaled_object_findings(&so_with(conditions, json!({})));
-            assert_eq!(severities(&f, Check::ScaledObjectReady), vec![Severity::Error]);
+            assert_eq!(
+                severities(&f, Check::ScaledObjectReady),
+                vec![Severity::Error]
+            );
             assert!(f[0].message.contains("not reconciled"));
         }
     }
@@ -355,12 +391,20 @@ mod tests {
         let so = so_with(
             json!([
                 cond("Ready", "True", "ScaledObjectReady", ""),
-                cond("Active", "False", "ScalerNotActive", "Scaling is not performed because triggers are not active"),
+                cond(
+                    "Active",
+                    "False",
+                    "ScalerNotActive",
+                    "Scaling is not performed because triggers are not active"
+                ),
             ]),
             json!({}),
         );
         let f = scaled_object_findings(&so);
-        assert_eq!(severities(&f, Check::ScaledObjectActive), vec![Severity::Info]);
+        assert_eq!(
+            severities(&f, Check::ScaledObjectActive),
+            vec![Severity::Info]
+        );
         assert!(f[1].message.contains("ScalerNotActive"));
     }
 
@@ -369,32 +413,63 @@ mod tests {
         let so = so_with(
             json!([
                 cond("Ready", "False", "ScaledObjectCheckFailed", "x"),
-                cond("Fallback", "True", "FallbackExists", "At least one trigger is falling back on this scaled object"),
+                cond(
+                    "Fallback",
+                    "True",
+                    "FallbackExists",
+                    "At least one trigger is falling back on this scaled object"
+                ),
             ]),
             json!({}),
         );
         let f = scaled_object_findings(&so);
-        assert_eq!(severities(&f, Check::ScaledObjectFallback), vec![Severity::Error]);
-        let fb = f.iter().find(|f| f.check == Check::ScaledObjectFallback).unwrap();
+        assert_eq!(
+            severities(&f, Check::ScaledObjectFallback),
+            vec![Severity::Error]
+        );
+        let fb = f
+            .iter()
+            .find(|f| f.check == Check::ScaledObjectFallback)
+            .unwrap();
         assert!(fb.message.contains("FallbackExists"), "{}", fb.message);
     }
 
     #[test]
     fn paused_by_condition_or_annotation_blocks() {
         let by_condition = so_with(
-            json!([cond("Ready", "True", "ScaledObjectReady", ""), cond("Paused", "True", "ScaledObjectPaused", "ScaledObject is paused")]),
+            json!([
+                cond("Ready", "True", "ScaledObjectReady", ""),
+                cond(
+                    "Paused",
+                    "True",
+                    "ScaledObjectPaused",
+                    "ScaledObject is paused"
+                )
+            ]),
             json!({}),
         );
         let by_annotation = so_with(ready(), json!({PAUSED: "true"}));
         let by_replicas = so_with(ready(), json!({PAUSED_REPLICAS: "2"}));
         for so in [by_condition, by_annotation, by_replicas] {
             let f = scaled_object_findings(&so);
-            assert_eq!(severities(&f, Check::ScaledObjectPaused), vec![Severity::Error]);
-            let p = f.iter().find(|f| f.check == Check::ScaledObjectPaused).unwrap();
+            assert_eq!(
+                severities(&f, Check::ScaledObjectPaused),
+                vec![Severity::Error]
+            );
+            let p = f
+                .iter()
+                .find(|f| f.check == Check::ScaledObjectPaused)
+                .unwrap();
             assert!(p.fix.contains("autoscaling.keda.sh/paused-"), "{}", p.fix);
         }
         let not_paused = so_with(ready(), json!({PAUSED: "false"}));
-        assert!(severities(&scaled_object_findings(&not_paused), Check::ScaledObjectPaused).is_empty());
+        assert!(
+            severities(
+                &scaled_object_findings(&not_paused),
+                Check::ScaledObjectPaused
+            )
+            .is_empty()
+        );
     }
 
     fn typed(v: &Value) -> ScaledObject {
@@ -435,33 +510,48 @@ mod tests {
     #[test]
     fn hpa_conditions_with_the_controllers_reasons() {
         let so = so_with(ready(), json!({}));
-        let healthy = hpa("keda-hpa-m", json!([
-            {"type": "AbleToScale", "status": "True", "reason": "ReadyForNewScale"},
-            {"type": "ScalingActive", "status": "True", "reason": "ValidMetricFound"},
-        ]));
+        let healthy = hpa(
+            "keda-hpa-m",
+            json!([
+                {"type": "AbleToScale", "status": "True", "reason": "ReadyForNewScale"},
+                {"type": "ScalingActive", "status": "True", "reason": "ValidMetricFound"},
+            ]),
+        );
         let f = hpa_findings(&typed(&so), &so, &[healthy]);
         assert_eq!(severities(&f, Check::HpaConditions), vec![Severity::Ok]);
 
-        let no_metric = hpa("keda-hpa-m", json!([
-            {"type": "AbleToScale", "status": "True", "reason": "SucceededGetScale"},
-            {"type": "ScalingActive", "status": "False", "reason": "FailedGetExternalMetric",
-             "message": "the HPA was unable to compute the replica count: unable to get external metric"},
-        ]));
+        let no_metric = hpa(
+            "keda-hpa-m",
+            json!([
+                {"type": "AbleToScale", "status": "True", "reason": "SucceededGetScale"},
+                {"type": "ScalingActive", "status": "False", "reason": "FailedGetExternalMetric",
+                 "message": "the HPA was unable to compute the replica count: unable to get external metric"},
+            ]),
+        );
         let f = hpa_findings(&typed(&so), &so, &[no_metric]);
         assert_eq!(severities(&f, Check::HpaConditions), vec![Severity::Error]);
-        assert!(f.iter().any(|f| f.message.contains("FailedGetExternalMetric")));
+        assert!(
+            f.iter()
+                .any(|f| f.message.contains("FailedGetExternalMetric"))
+        );
 
-        let at_zero = hpa("keda-hpa-m", json!([
-            {"type": "ScalingActive", "status": "False", "reason": "ScalingDisabled"},
-            {"type": "ScalingLimited", "status": "True", "reason": "TooFewReplicas"},
-        ]));
+        let at_zero = hpa(
+            "keda-hpa-m",
+            json!([
+                {"type": "ScalingActive", "status": "False", "reason": "ScalingDisabled"},
+                {"type": "ScalingLimited", "status": "True", "reason": "TooFewReplicas"},
+            ]),
+        );
         let f = hpa_findings(&typed(&so), &so, &[at_zero]);
         assert_eq!(
             severities(&f, Check::HpaConditions),
             vec![Severity::Ok, Severity::Info, Severity::Info]
         );
 
-        let stuck = hpa("keda-hpa-m", json!([{"type": "AbleToScale", "status": "False", "reason": "FailedGetScale"}]));
+        let stuck = hpa(
+            "keda-hpa-m",
+            json!([{"type": "AbleToScale", "status": "False", "reason": "FailedGetScale"}]),
+        );
         let f = hpa_findings(&typed(&so), &so, &[stuck]);
         assert_eq!(severities(&f, Check::HpaConditions), vec![Severity::Error]);
     }
@@ -478,15 +568,25 @@ mod tests {
             }],
             metrics_api: ApiServiceSeen::Available,
         };
-        assert!(cluster_findings(&healthy).iter().all(|f| f.severity == Severity::Ok));
+        assert!(
+            cluster_findings(&healthy)
+                .iter()
+                .all(|f| f.severity == Severity::Ok)
+        );
 
         let mut down = healthy.clone();
         down.operators[0].ready = 0;
-        assert_eq!(severities(&cluster_findings(&down), Check::KedaOperator), vec![Severity::Error]);
+        assert_eq!(
+            severities(&cluster_findings(&down), Check::KedaOperator),
+            vec![Severity::Error]
+        );
 
         let mut elsewhere = healthy.clone();
         elsewhere.operators.clear();
-        assert_eq!(severities(&cluster_findings(&elsewhere), Check::KedaOperator), vec![Severity::Info]);
+        assert_eq!(
+            severities(&cluster_findings(&elsewhere), Check::KedaOperator),
+            vec![Severity::Info]
+        );
 
         let bare = KedaSeen::default();
         let f = cluster_findings(&bare);
@@ -494,8 +594,11 @@ mod tests {
         assert_eq!(severities(&f, Check::KedaMetricsApi), vec![Severity::Error]);
 
         let mut unavailable = healthy;
-        unavailable.metrics_api = ApiServiceSeen::Unavailable("FailedDiscoveryCheck: no response".into());
+        unavailable.metrics_api =
+            ApiServiceSeen::Unavailable("FailedDiscoveryCheck: no response".into());
         let f = cluster_findings(&unavailable);
-        assert!(f.iter().any(|f| f.check == Check::KedaMetricsApi && f.message.contains("FailedDiscoveryCheck")));
+        assert!(f.iter().any(
+            |f| f.check == Check::KedaMetricsApi && f.message.contains("FailedDiscoveryCheck")
+        ));
     }
 }

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use super::finding::{Check, Finding, Severity};
-use super::snapshot::{AddonSeen, AddonStore, EnvSetting, PrometheusAnswer, Probe};
+use super::snapshot::{AddonSeen, AddonStore, EnvSetting, Probe, PrometheusAnswer};
 use crate::config::WebhookConfig;
 use crate::keda::{ScaledObject, Trigger, TriggerKind};
 use crate::query::{AddonQuery, parse_addon_query};
@@ -47,7 +47,10 @@ pub fn findings(
             uses_addon = true;
             out.extend(addon_trigger(t, addon, &subject));
         } else if t.kind == TriggerKind::Prometheus {
-            out.push(prometheus_trigger(prometheus.get(&trigger_key(i, t)), &subject));
+            out.push(prometheus_trigger(
+                prometheus.get(&trigger_key(i, t)),
+                &subject,
+            ));
         }
     }
     if uses_addon {
@@ -94,7 +97,9 @@ fn addon_trigger(t: &Trigger, addon: Option<&AddonSeen>, subject: &str) -> Vec<F
     let metric = match parse_addon_query(query) {
         Ok(q) => metric_in_store(&q, store, subject),
         Err(e) => Finding::new(Check::MetricInStore, Severity::Error, subject)
-            .saying(format!("metricQuery {query:?} does not parse with the add-on's grammar: {e}"))
+            .saying(format!(
+                "metricQuery {query:?} does not parse with the add-on's grammar: {e}"
+            ))
             .fix("correct the query (or the annotations it is rendered from)"),
     };
     vec![reachable, metric]
@@ -148,7 +153,9 @@ fn error_if_not_found(a: &AddonSeen, has_fallback: bool) -> Finding {
             return Finding::ok(
                 Check::AddonErrorIfNotFound,
                 subject,
-                format!("{ERROR_IF_NOT_FOUND}={v}: a missing metric is an error to KEDA, so fallback can fire"),
+                format!(
+                    "{ERROR_IF_NOT_FOUND}={v}: a missing metric is an error to KEDA, so fallback can fire"
+                ),
             );
         }
         EnvSetting::Value(v) => format!("{ERROR_IF_NOT_FOUND}={v}"),
@@ -164,14 +171,18 @@ fn error_if_not_found(a: &AddonSeen, has_fallback: bool) -> Finding {
             );
         }
     };
-    let fix = format!("set {ERROR_IF_NOT_FOUND}=true on the add-on (Helm: settings.metricStore.errIfNotFound=true)");
+    let fix = format!(
+        "set {ERROR_IF_NOT_FOUND}=true on the add-on (Helm: settings.metricStore.errIfNotFound=true)"
+    );
     if has_fallback {
         Finding::new(Check::AddonErrorIfNotFound, Severity::Warning, subject)
             .saying(format!("{setting}: a metric the add-on lacks reads as 0, never as an error, so this ScaledObject's fallback never fires"))
             .fix(fix)
     } else {
         Finding::new(Check::AddonErrorIfNotFound, Severity::Info, subject)
-            .saying(format!("{setting}: a metric the add-on lacks reads as 0, never as an error"))
+            .saying(format!(
+                "{setting}: a metric the add-on lacks reads as 0, never as an error"
+            ))
             .fix(fix)
     }
 }
@@ -263,12 +274,19 @@ mod tests {
     const OWN: &str = "sum(vllm:num_requests_waiting{deployment=m,namespace=llm})";
 
     fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     fn addon(store: Probe<AddonStore>, setting: EnvSetting) -> AddonSeen {
         AddonSeen {
-            service: Some(ServiceRef { namespace: "keda".into(), name: "keda-otel-scaler".into(), port: Some(4318) }),
+            service: Some(ServiceRef {
+                namespace: "keda".into(),
+                name: "keda-otel-scaler".into(),
+                port: Some(4318),
+            }),
             via: "http://127.0.0.1:9090".into(),
             error_if_not_found: setting,
             store,
@@ -277,30 +295,52 @@ mod tests {
 
     fn store(series: &[(&str, Vec<BTreeMap<String, String>>)]) -> Probe<AddonStore> {
         Probe::Answered(AddonStore {
-            series: series.iter().map(|(n, s)| (n.to_string(), s.clone())).collect(),
+            series: series
+                .iter()
+                .map(|(n, s)| (n.to_string(), s.clone()))
+                .collect(),
         })
     }
 
     fn of(f: &[Finding], check: Check) -> Vec<Severity> {
-        f.iter().filter(|f| f.check == check).map(|f| f.severity).collect()
+        f.iter()
+            .filter(|f| f.check == check)
+            .map(|f| f.severity)
+            .collect()
     }
 
     fn run(so: &ScaledObject, a: &AddonSeen) -> Vec<Finding> {
-        findings(so, "m", Some(a), &BTreeMap::new(), &WebhookConfig::default())
+        findings(
+            so,
+            "m",
+            Some(a),
+            &BTreeMap::new(),
+            &WebhookConfig::default(),
+        )
     }
 
     #[test]
     fn the_metric_with_this_workloads_series_is_ok() {
         let a = addon(
-            store(&[("vllm:num_requests_waiting", vec![
-                labels(&[("deployment", "m"), ("namespace", "llm"), ("pod", "m-1")]),
-                labels(&[("deployment", "other"), ("namespace", "llm"), ("pod", "o-1")]),
-            ])]),
+            store(&[(
+                "vllm:num_requests_waiting",
+                vec![
+                    labels(&[("deployment", "m"), ("namespace", "llm"), ("pod", "m-1")]),
+                    labels(&[
+                        ("deployment", "other"),
+                        ("namespace", "llm"),
+                        ("pod", "o-1"),
+                    ]),
+                ],
+            )]),
             EnvSetting::Value("true".into()),
         );
         let f = run(&so(Some(1), json!([otel("queue", OWN)]), false), &a);
         assert!(f.iter().all(|f| f.severity == Severity::Ok), "{f:#?}");
-        assert!(f.iter().any(|f| f.message.contains("1 series of vllm:num_requests_waiting")));
+        assert!(
+            f.iter()
+                .any(|f| f.message.contains("1 series of vllm:num_requests_waiting"))
+        );
     }
 
     #[test]
@@ -308,19 +348,28 @@ mod tests {
         let a = addon(store(&[("other", vec![])]), EnvSetting::Unset);
         let f = run(&so(Some(1), json!([otel("queue", OWN)]), false), &a);
         assert_eq!(of(&f, Check::MetricInStore), vec![Severity::Error]);
-        assert!(f.iter().any(|f| f.message.contains("no vllm:num_requests_waiting at all")));
+        assert!(
+            f.iter()
+                .any(|f| f.message.contains("no vllm:num_requests_waiting at all"))
+        );
     }
 
     #[test]
     fn series_of_other_workloads_only_block() {
         let a = addon(
-            store(&[("vllm:num_requests_waiting", vec![labels(&[("deployment", "other")])])]),
+            store(&[(
+                "vllm:num_requests_waiting",
+                vec![labels(&[("deployment", "other")])],
+            )]),
             EnvSetting::Unset,
         );
         let f = run(&so(Some(1), json!([otel("queue", OWN)]), false), &a);
         assert_eq!(of(&f, Check::MetricInStore), vec![Severity::Error]);
         // A series without the label matches any value, as in the add-on.
-        let a = addon(store(&[("vllm:num_requests_waiting", vec![labels(&[("pod", "x")])])]), EnvSetting::Unset);
+        let a = addon(
+            store(&[("vllm:num_requests_waiting", vec![labels(&[("pod", "x")])])]),
+            EnvSetting::Unset,
+        );
         let f = run(&so(Some(1), json!([otel("queue", OWN)]), false), &a);
         assert_eq!(of(&f, Check::MetricInStore), vec![Severity::Ok]);
     }
@@ -328,37 +377,67 @@ mod tests {
     #[test]
     fn dotted_names_are_looked_up_as_the_add_on_stores_them() {
         assert_eq!(store_name("http.server/requests"), "http_server_requests");
-        assert_eq!(store_name("vllm:num_requests_waiting"), "vllm:num_requests_waiting");
+        assert_eq!(
+            store_name("vllm:num_requests_waiting"),
+            "vllm:num_requests_waiting"
+        );
     }
 
     #[test]
     fn an_unreachable_add_on_blocks_and_an_unasked_one_warns() {
-        let f = run(&so(Some(1), json!([otel("queue", OWN)]), false), &addon(Probe::Failed("connection refused".into()), EnvSetting::Unset));
+        let f = run(
+            &so(Some(1), json!([otel("queue", OWN)]), false),
+            &addon(
+                Probe::Failed("connection refused".into()),
+                EnvSetting::Unset,
+            ),
+        );
         assert_eq!(of(&f, Check::AddonReachable), vec![Severity::Error]);
         assert!(of(&f, Check::MetricInStore).is_empty());
-        let f = run(&so(Some(1), json!([otel("queue", OWN)]), false), &addon(Probe::NotTried("no Service".into()), EnvSetting::Unset));
+        let f = run(
+            &so(Some(1), json!([otel("queue", OWN)]), false),
+            &addon(Probe::NotTried("no Service".into()), EnvSetting::Unset),
+        );
         assert_eq!(of(&f, Check::AddonReachable), vec![Severity::Warning]);
     }
 
     #[test]
     fn error_if_not_found_matters_with_a_fallback() {
-        let s = store(&[("vllm:num_requests_waiting", vec![labels(&[("deployment", "m")])])]);
+        let s = store(&[(
+            "vllm:num_requests_waiting",
+            vec![labels(&[("deployment", "m")])],
+        )]);
         let with_fallback = so(Some(1), json!([otel("queue", OWN)]), true);
         let without = so(Some(1), json!([otel("queue", OWN)]), false);
         for (setting, fb, want) in [
             (EnvSetting::Unset, &with_fallback, Severity::Warning),
-            (EnvSetting::Value("false".into()), &with_fallback, Severity::Warning),
+            (
+                EnvSetting::Value("false".into()),
+                &with_fallback,
+                Severity::Warning,
+            ),
             (EnvSetting::Unset, &without, Severity::Info),
-            (EnvSetting::Value("TRUE".into()), &with_fallback, Severity::Ok),
+            (
+                EnvSetting::Value("TRUE".into()),
+                &with_fallback,
+                Severity::Ok,
+            ),
             (EnvSetting::Value("1".into()), &with_fallback, Severity::Ok),
             (EnvSetting::Elsewhere, &with_fallback, Severity::Info),
             (EnvSetting::NoDeployment, &with_fallback, Severity::Info),
         ] {
             let f = run(fb, &addon(s.clone(), setting.clone()));
-            assert_eq!(of(&f, Check::AddonErrorIfNotFound), vec![want], "{setting:?}");
+            assert_eq!(
+                of(&f, Check::AddonErrorIfNotFound),
+                vec![want],
+                "{setting:?}"
+            );
         }
         let f = run(&with_fallback, &addon(s, EnvSetting::Unset));
-        let e = f.iter().find(|f| f.check == Check::AddonErrorIfNotFound).unwrap();
+        let e = f
+            .iter()
+            .find(|f| f.check == Check::AddonErrorIfNotFound)
+            .unwrap();
         assert!(e.message.contains("fallback never fires"));
         assert!(e.fix.contains("errIfNotFound"));
     }
@@ -368,7 +447,12 @@ mod tests {
         let prom = json!([{"type": "prometheus", "name": "queue", "metadata": {
             "serverAddress": "http://prometheus-operated.monitoring.svc:9090", "query": "sum(x)", "threshold": "5"}}]);
         let s = so(Some(1), prom, false);
-        let answer = |n| Probe::Answered(PrometheusAnswer { series: n, via: "http://127.0.0.1:9090".into() });
+        let answer = |n| {
+            Probe::Answered(PrometheusAnswer {
+                series: n,
+                via: "http://127.0.0.1:9090".into(),
+            })
+        };
         for (probe, want) in [
             (Some(answer(2)), Severity::Ok),
             (Some(answer(0)), Severity::Error),
@@ -393,14 +477,39 @@ mod tests {
         assert_eq!(f.severity, Severity::Error);
         // KEDA's default minimum is 0.
         let defaulted = so(None, json!([otel("queue", OWN)]), false);
-        assert_eq!(wake_finding(&defaulted, "m", &cfg).unwrap().severity, Severity::Error);
-        let gateway = so(Some(0), json!([otel("queue", OWN), otel("router", "sum(router_queue_depth{model=m})")]), false);
-        assert_eq!(wake_finding(&gateway, "m", &cfg).unwrap().severity, Severity::Ok);
-        let http = so(Some(0), json!([otel("queue", OWN), {"type": "external-push", "name": "http-wake", "metadata": {"scalerAddress": "keda-add-ons-http-external-scaler.keda:9090", "interceptorRoute": "m"}}]), false);
-        assert_eq!(wake_finding(&http, "m", &cfg).unwrap().severity, Severity::Ok);
-        assert!(wake_finding(&so(Some(1), json!([otel("queue", OWN)]), false), "m", &cfg).is_none());
+        assert_eq!(
+            wake_finding(&defaulted, "m", &cfg).unwrap().severity,
+            Severity::Error
+        );
+        let gateway = so(
+            Some(0),
+            json!([
+                otel("queue", OWN),
+                otel("router", "sum(router_queue_depth{model=m})")
+            ]),
+            false,
+        );
+        assert_eq!(
+            wake_finding(&gateway, "m", &cfg).unwrap().severity,
+            Severity::Ok
+        );
+        let http = so(
+            Some(0),
+            json!([otel("queue", OWN), {"type": "external-push", "name": "http-wake", "metadata": {"scalerAddress": "keda-add-ons-http-external-scaler.keda:9090", "interceptorRoute": "m"}}]),
+            false,
+        );
+        assert_eq!(
+            wake_finding(&http, "m", &cfg).unwrap().severity,
+            Severity::Ok
+        );
+        assert!(
+            wake_finding(&so(Some(1), json!([otel("queue", OWN)]), false), "m", &cfg).is_none()
+        );
         let mut idle = so(Some(1), json!([otel("queue", OWN)]), false);
         idle.spec.idle_replica_count = Some(0);
-        assert_eq!(wake_finding(&idle, "m", &cfg).unwrap().severity, Severity::Error);
+        assert_eq!(
+            wake_finding(&idle, "m", &cfg).unwrap().severity,
+            Severity::Error
+        );
     }
 }

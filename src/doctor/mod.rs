@@ -36,6 +36,16 @@ use crate::keda::ScaledObject;
 use crate::reconcile::plan::{Action, plan};
 use snapshot::WorkloadSeen;
 
+/// Reads the cluster and diagnoses it.
+pub async fn examine(
+    client: &kube::Client,
+    opts: &gather::GatherOptions,
+    cfg: &WebhookConfig,
+) -> Result<Report, gather::GatherError> {
+    let snapshot = gather::gather(client, opts, cfg).await?;
+    Ok(diagnose(&snapshot, cfg))
+}
+
 /// Every finding for the snapshot.
 pub fn diagnose(s: &Snapshot, cfg: &WebhookConfig) -> Report {
     let mut cluster = webhook::cluster_findings(&s.webhooks);
@@ -81,7 +91,10 @@ fn scaling_findings(w: &WorkloadSeen, s: &Snapshot, cfg: &WebhookConfig) -> Vec<
         Err(ended) => return ended,
     };
     let Some(deployment) = &w.deployment else {
-        out.push(workload::target_missing(&w.namespace, &spec.target_deployment));
+        out.push(workload::target_missing(
+            &w.namespace,
+            &spec.target_deployment,
+        ));
         return out;
     };
     let plan = plan(deployment, &w.kserve, cfg);
@@ -149,7 +162,9 @@ mod tests {
     /// HPA, the add-on holding the workload's series: nothing to report.
     fn healthy() -> (Snapshot, WebhookConfig) {
         let cfg = WebhookConfig::default();
-        let d = mutate(&deployment(opted_in_annotations()), &cfg).unwrap().patched;
+        let d = mutate(&deployment(opted_in_annotations()), &cfg)
+            .unwrap()
+            .patched;
         let Action::Apply(mut so) = plan(&d, &KserveOwner::None, &cfg).action else {
             panic!()
         };
@@ -162,7 +177,10 @@ mod tests {
         .unwrap();
         let series = BTreeMap::from([(
             "vllm:num_requests_waiting".to_string(),
-            vec![BTreeMap::from([("deployment".to_string(), "m".to_string())])],
+            vec![BTreeMap::from([(
+                "deployment".to_string(),
+                "m".to_string(),
+            )])],
         )]);
         let snapshot = Snapshot {
             webhooks: hooks(),
@@ -227,7 +245,10 @@ mod tests {
         let breaks: [(Break, Check); 6] = [
             (|s| s.webhooks.clear(), Check::WebhookConfiguration),
             (|s| s.keda.crd = false, Check::KedaCrd),
-            (|s| s.workloads[0].scaled_objects.clear(), Check::ScaledObject),
+            (
+                |s| s.workloads[0].scaled_objects.clear(),
+                Check::ScaledObject,
+            ),
             (|s| s.workloads[0].hpas.clear(), Check::Hpa),
             (
                 |s| {
@@ -257,7 +278,8 @@ mod tests {
                 .chain(r.workloads.iter().flat_map(|w| &w.findings))
                 .collect();
             assert!(
-                all.iter().any(|f| f.check == check && f.severity == Severity::Error),
+                all.iter()
+                    .any(|f| f.check == check && f.severity == Severity::Error),
                 "{check:?}: {}",
                 r.to_human(false)
             );

@@ -126,7 +126,11 @@ pub async fn api_get(client: &kube::Client, path: &str) -> Result<String, String
         .map_err(|e| e.to_string())?;
     tokio::time::timeout(TIMEOUT, client.request_text(request))
         .await
-        .unwrap_or_else(|_| Err(kube::Error::Service(format!("no answer within {TIMEOUT:?}").into())))
+        .unwrap_or_else(|_| {
+            Err(kube::Error::Service(
+                format!("no answer within {TIMEOUT:?}").into(),
+            ))
+        })
         .map_err(|e| e.to_string())
 }
 
@@ -156,17 +160,24 @@ mod tests {
         let bundle = generate(&ServingRequest::local_development()).unwrap();
         let addr = serve(&bundle.serving.cert_pem, &bundle.serving.key_pem).await;
         let ok = tls_handshake(&addr, "127.0.0.1", bundle.ca_cert_pem.as_bytes()).await;
-        let Probe::Answered(cert) = ok else { panic!("{ok:?}") };
+        let Probe::Answered(cert) = ok else {
+            panic!("{ok:?}")
+        };
         assert!(cert.expires_in_seconds > 86400, "{cert:?}");
 
         let other = generate(&ServingRequest::local_development()).unwrap();
         let bad = tls_handshake(&addr, "127.0.0.1", other.ca_cert_pem.as_bytes()).await;
-        let Probe::Failed(why) = bad else { panic!("{bad:?}") };
+        let Probe::Failed(why) = bad else {
+            panic!("{bad:?}")
+        };
         // Same subject name, another key: BadSignature (UnknownIssuer for another name).
         assert!(why.contains("invalid peer certificate"), "{why}");
 
-        let wrong_name = tls_handshake(&addr, "webhook.example.com", bundle.ca_cert_pem.as_bytes()).await;
-        let Probe::Failed(why) = wrong_name else { panic!("{wrong_name:?}") };
+        let wrong_name =
+            tls_handshake(&addr, "webhook.example.com", bundle.ca_cert_pem.as_bytes()).await;
+        let Probe::Failed(why) = wrong_name else {
+            panic!("{wrong_name:?}")
+        };
         assert!(why.contains("not valid for name"), "{why}");
 
         let not_pem = tls_handshake(&addr, "127.0.0.1", b"nothing").await;
@@ -176,14 +187,25 @@ mod tests {
     #[tokio::test]
     async fn a_closed_port_fails_with_the_address() {
         let bundle = generate(&ServingRequest::local_development()).unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
         let addr = format!("127.0.0.1:{port}");
-        let Probe::Failed(why) = tls_handshake(&addr, "127.0.0.1", bundle.ca_cert_pem.as_bytes()).await else {
+        let Probe::Failed(why) =
+            tls_handshake(&addr, "127.0.0.1", bundle.ca_cert_pem.as_bytes()).await
+        else {
             panic!()
         };
         assert!(why.contains(&addr), "{why}");
         let err = http_get(&format!("http://{addr}/x")).await.unwrap_err();
         assert!(err.contains("cannot connect"), "{err}");
-        assert!(http_get("https://127.0.0.1/").await.unwrap_err().contains("port-forward"));
+        assert!(
+            http_get("https://127.0.0.1/")
+                .await
+                .unwrap_err()
+                .contains("port-forward")
+        );
     }
 }

@@ -151,8 +151,14 @@ mod tests {
     #[test]
     fn exit_code_follows_errors_only() {
         assert_eq!(report(&[]).exit_code(), EXIT_OK);
-        assert_eq!(report(&[Severity::Warning, Severity::Info]).exit_code(), EXIT_OK);
-        assert_eq!(report(&[Severity::Warning, Severity::Error]).exit_code(), EXIT_BLOCKED);
+        assert_eq!(
+            report(&[Severity::Warning, Severity::Info]).exit_code(),
+            EXIT_OK
+        );
+        assert_eq!(
+            report(&[Severity::Warning, Severity::Error]).exit_code(),
+            EXIT_BLOCKED
+        );
     }
 
     #[test]
@@ -160,12 +166,18 @@ mod tests {
         let r = report(&[Severity::Error]);
         let text = r.to_human(false);
         assert!(text.contains("Deployment llm/m"), "{text}");
-        assert!(text.contains("error   sidecar  collector sidecar"), "{text}");
+        assert!(
+            text.contains("error   sidecar  collector sidecar"),
+            "{text}"
+        );
         assert!(text.contains("          line two"), "{text}");
         assert!(text.contains("fix: roll it"), "{text}");
         assert!(text.contains("1 check(s) passed"), "{text}");
         assert!(!text.contains("keda-crd"), "{text}");
-        assert!(text.ends_with("BLOCKED: 1 finding(s) block scaling, 0 warning(s).\n"), "{text}");
+        assert!(
+            text.ends_with("BLOCKED: 1 finding(s) block scaling, 0 warning(s).\n"),
+            "{text}"
+        );
         let verbose = r.to_human(true);
         assert!(verbose.contains("ok      keda-crd  KEDA"), "{verbose}");
     }

@@ -82,7 +82,10 @@ mod tests {
     #[test]
     fn absent_and_empty_select_everything() {
         assert!(selects(None, &labels(&[])));
-        assert!(selects(Some(&LabelSelector::default()), &labels(&[("a", "b")])));
+        assert!(selects(
+            Some(&LabelSelector::default()),
+            &labels(&[("a", "b")])
+        ));
     }
 
     #[test]

@@ -65,7 +65,11 @@ pub fn cluster_findings(hooks: &[WebhookSeen]) -> Vec<Finding> {
                 out.push(Finding::ok(
                     Check::WebhookConfiguration,
                     &subject,
-                    format!("registered in {} {}", kind.configuration_kind(), h.configuration),
+                    format!(
+                        "registered in {} {}",
+                        kind.configuration_kind(),
+                        h.configuration
+                    ),
                 ));
                 out.extend(hook_findings(h, &subject));
             }
@@ -253,9 +257,7 @@ mod tests {
     use super::*;
     use crate::doctor::address::ServiceRef;
     use crate::doctor::snapshot::ServedCertificate;
-    use k8s_openapi::apimachinery::pkg::apis::meta::v1::{
-        LabelSelector, LabelSelectorRequirement,
-    };
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, LabelSelectorRequirement};
 
     fn ca_pem() -> Vec<u8> {
         crate::certs::generate(&crate::certs::ServingRequest::local_development())
@@ -357,18 +359,30 @@ mod tests {
     #[test]
     fn certificate_outcomes() {
         let cases = [
-            (Probe::Failed("invalid peer certificate: UnknownIssuer".into()), Severity::Error),
-            (Probe::NotTried("outside the cluster".into()), Severity::Info),
             (
-                Probe::Answered(ServedCertificate { expires_in_seconds: -5 }),
+                Probe::Failed("invalid peer certificate: UnknownIssuer".into()),
                 Severity::Error,
             ),
             (
-                Probe::Answered(ServedCertificate { expires_in_seconds: 3600 * 30 }),
+                Probe::NotTried("outside the cluster".into()),
+                Severity::Info,
+            ),
+            (
+                Probe::Answered(ServedCertificate {
+                    expires_in_seconds: -5,
+                }),
+                Severity::Error,
+            ),
+            (
+                Probe::Answered(ServedCertificate {
+                    expires_in_seconds: 3600 * 30,
+                }),
                 Severity::Warning,
             ),
             (
-                Probe::Answered(ServedCertificate { expires_in_seconds: 86400 * 30 }),
+                Probe::Answered(ServedCertificate {
+                    expires_in_seconds: 86400 * 30,
+                }),
                 Severity::Ok,
             ),
         ];
@@ -376,7 +390,11 @@ mod tests {
             let mut h = all_hooks();
             h[0].tls = probe.clone();
             let f = cluster_findings(&h);
-            assert_eq!(worst(&f, Check::WebhookCertificate), Some(want), "{probe:?}");
+            assert_eq!(
+                worst(&f, Check::WebhookCertificate),
+                Some(want),
+                "{probe:?}"
+            );
         }
         let mut h = all_hooks();
         h[0].tls = Probe::Failed("UnknownIssuer".into());
@@ -386,7 +404,10 @@ mod tests {
             .find(|f| f.check == Check::WebhookCertificate && f.severity == Severity::Error)
             .unwrap();
         assert!(cert.message.contains("UnknownIssuer"), "{}", cert.message);
-        assert!(cert.message.contains("Service llm-autoscale-system/llm-autoscale-webhook:443/mutate"));
+        assert!(
+            cert.message
+                .contains("Service llm-autoscale-system/llm-autoscale-webhook:443/mutate")
+        );
     }
 
     #[test]
@@ -454,7 +475,13 @@ mod tests {
         });
         let llm = labels(&[("kubernetes.io/metadata.name", "llm")]);
         let opted_out = labels(&[("llm-autoscale.io/webhook", "disabled")]);
-        let f = selector_findings(&hooks, WorkloadKind::Deployment, &llm, &opted_out, &opted_out);
+        let f = selector_findings(
+            &hooks,
+            WorkloadKind::Deployment,
+            &llm,
+            &opted_out,
+            &opted_out,
+        );
         assert_eq!(f[0].severity, Severity::Error);
         assert!(f[0].message.contains("objectSelector"));
         // For an InferenceService the Deployment webhook reads the predictor's labels.

@@ -22,7 +22,9 @@ pub fn opt_in(
 ) -> Result<(AutoscalingSpec, Vec<Finding>), Vec<Finding>> {
     let w = Workload::from_object(kind, object);
     let subject = format!("{} {}/{}", kind_name(kind), w.namespace, w.name);
-    let enabled = w.annotations.get(&format!("{}enabled", annotations::PREFIX));
+    let enabled = w
+        .annotations
+        .get(&format!("{}enabled", annotations::PREFIX));
     match annotations::parse(&w, cfg) {
         Ok((None, _)) => Err(vec![not_opted_in(enabled.map(String::as_str), &subject)]),
         Err(invalid) => Err(vec![
@@ -59,7 +61,10 @@ fn not_opted_in(enabled: Option<&str>, subject: &str) -> Finding {
             .saying(format!("opted out ({key}: {v:?}): nothing scales it")),
         None => Finding::new(Check::OptIn, Severity::Error, subject)
             .saying(format!("not opted in: {key} is not set"))
-            .fix(format!("kubectl annotate the object {key}=true and set {}max-replicas", annotations::PREFIX)),
+            .fix(format!(
+                "kubectl annotate the object {key}=true and set {}max-replicas",
+                annotations::PREFIX
+            )),
     }
 }
 
@@ -103,11 +108,18 @@ pub fn sidecar_finding(plan: &Plan, spec: &AutoscalingSpec, deployment: &Value) 
         SidecarState::NotExpected => Finding::ok(
             Check::Sidecar,
             subject,
-            format!("none needed: the {} backend reads no metric through a sidecar", spec.backend.as_str()),
+            format!(
+                "none needed: the {} backend reads no metric through a sidecar",
+                spec.backend.as_str()
+            ),
         ),
         SidecarState::Missing => Finding::new(
             Check::Sidecar,
-            if needed { Severity::Error } else { Severity::Warning },
+            if needed {
+                Severity::Error
+            } else {
+                Severity::Warning
+            },
             subject,
         )
         .saying(format!("{reason}: {what}"))
@@ -146,10 +158,7 @@ pub fn scaled_object_findings<'a>(
     let ns = text(deployment, "/metadata/namespace");
     let uid = text(deployment, "/metadata/uid");
     let subject = format!("ScaledObject {name}");
-    let Some(found) = stored
-        .iter()
-        .find(|so| text(so, "/metadata/name") == name)
-    else {
+    let Some(found) = stored.iter().find(|so| text(so, "/metadata/name") == name) else {
         return (
             vec![
                 Finding::new(Check::ScaledObject, Severity::Error, &subject)
@@ -222,7 +231,9 @@ pub fn first_difference(rendered: &Value, stored: &Value, at: String) -> Option<
 }
 
 fn text<'a>(v: &'a Value, pointer: &str) -> &'a str {
-    v.pointer(pointer).and_then(Value::as_str).unwrap_or_default()
+    v.pointer(pointer)
+        .and_then(Value::as_str)
+        .unwrap_or_default()
 }
 
 fn targets_deployment(kind: &str, api_version: &str, name: &str, deployment: &str) -> bool {
@@ -298,15 +309,26 @@ mod tests {
     #[test]
     fn opted_in_valid_invalid_out_and_absent() {
         let cfg = WebhookConfig::default();
-        let (spec, f) = opt_in(WorkloadKind::Deployment, &deployment(opted_in_annotations()), &cfg).unwrap();
+        let (spec, f) = opt_in(
+            WorkloadKind::Deployment,
+            &deployment(opted_in_annotations()),
+            &cfg,
+        )
+        .unwrap();
         assert_eq!(spec.backend, Backend::Otel);
         assert!(f.iter().all(|f| f.severity == Severity::Ok), "{f:#?}");
 
-        let invalid = deployment(json!({"llm-autoscale.io/enabled": "true", "llm-autoscale.io/max-replicas": "4", "llm-autoscale.io/target": "600m"}));
+        let invalid = deployment(
+            json!({"llm-autoscale.io/enabled": "true", "llm-autoscale.io/max-replicas": "4", "llm-autoscale.io/target": "600m"}),
+        );
         let f = opt_in(WorkloadKind::Deployment, &invalid, &cfg).unwrap_err();
         let bad = f.iter().find(|f| f.check == Check::Annotations).unwrap();
         assert_eq!(bad.severity, Severity::Error);
-        assert!(bad.message.contains("llm-autoscale.io/target"), "{}", bad.message);
+        assert!(
+            bad.message.contains("llm-autoscale.io/target"),
+            "{}",
+            bad.message
+        );
         assert!(bad.message.contains("600m"), "{}", bad.message);
 
         let out = deployment(json!({"llm-autoscale.io/enabled": "false"}));
@@ -326,11 +348,17 @@ mod tests {
         a["llm-autoscale.io/metric"] = json!("vllm:gpu_cache_usage_perc");
         a["llm-autoscale.io/target"] = json!("0.8");
         let (_, f) = opt_in(WorkloadKind::Deployment, &deployment(a), &cfg).unwrap();
-        assert!(f.iter().any(|f| f.check == Check::Annotations && f.severity == Severity::Warning), "{f:#?}");
+        assert!(
+            f.iter()
+                .any(|f| f.check == Check::Annotations && f.severity == Severity::Warning),
+            "{f:#?}"
+        );
     }
 
     fn spec_of(d: &Value) -> AutoscalingSpec {
-        opt_in(WorkloadKind::Deployment, d, &WebhookConfig::default()).unwrap().0
+        opt_in(WorkloadKind::Deployment, d, &WebhookConfig::default())
+            .unwrap()
+            .0
     }
 
     #[test]
@@ -403,7 +431,10 @@ mod tests {
         assert!(found.is_some(), "a foreign one is still what KEDA runs");
 
         let keda_class = KserveOwner::Found {
-            id: InferenceServiceId { name: "m".into(), uid: "i".into() },
+            id: InferenceServiceId {
+                name: "m".into(),
+                uid: "i".into(),
+            },
             class: Some("keda".into()),
         };
         let p = plan(&d, &keda_class, &cfg);
@@ -417,7 +448,10 @@ mod tests {
         let cfg = WebhookConfig::default();
         let d = deployment(opted_in_annotations());
         let external = KserveOwner::Found {
-            id: InferenceServiceId { name: "isvc".into(), uid: "isvc-1".into() },
+            id: InferenceServiceId {
+                name: "isvc".into(),
+                uid: "isvc-1".into(),
+            },
             class: Some("external".into()),
         };
         let p = plan(&d, &external, &cfg);
@@ -443,19 +477,45 @@ mod tests {
         let p = plan(&d, &KserveOwner::None, &WebhookConfig::default());
         let stored = [edited];
         let (f, _) = scaled_object_findings(&p, &stored, &d, &KserveOwner::None);
-        let sync = f.iter().find(|f| f.check == Check::ScaledObjectSync).unwrap();
+        let sync = f
+            .iter()
+            .find(|f| f.check == Check::ScaledObjectSync)
+            .unwrap();
         assert_eq!(sync.severity, Severity::Warning);
-        assert!(sync.message.contains("/spec/maxReplicaCount"), "{}", sync.message);
+        assert!(
+            sync.message.contains("/spec/maxReplicaCount"),
+            "{}",
+            sync.message
+        );
     }
 
     #[test]
     fn first_difference_walks_like_is_applied() {
         let want = json!({"a": {"b": [1, {"c": "x"}]}, "n": null});
-        assert_eq!(first_difference(&want, &json!({"a": {"b": [1, {"c": "x", "d": 2}]}, "z": 1}), String::new()), None);
-        assert_eq!(first_difference(&want, &json!({"a": {"b": [1, {"c": "y"}]}}), String::new()), Some("/a/b/1/c".into()));
-        assert_eq!(first_difference(&want, &json!({"a": {"b": [1]}}), String::new()), Some("/a/b".into()));
-        assert_eq!(first_difference(&want, &json!({}), String::new()), Some("/a".into()));
-        assert_eq!(first_difference(&json!(1), &json!(2), String::new()), Some("/".into()));
+        assert_eq!(
+            first_difference(
+                &want,
+                &json!({"a": {"b": [1, {"c": "x", "d": 2}]}, "z": 1}),
+                String::new()
+            ),
+            None
+        );
+        assert_eq!(
+            first_difference(&want, &json!({"a": {"b": [1, {"c": "y"}]}}), String::new()),
+            Some("/a/b/1/c".into())
+        );
+        assert_eq!(
+            first_difference(&want, &json!({"a": {"b": [1]}}), String::new()),
+            Some("/a/b".into())
+        );
+        assert_eq!(
+            first_difference(&want, &json!({}), String::new()),
+            Some("/a".into())
+        );
+        assert_eq!(
+            first_difference(&json!(1), &json!(2), String::new()),
+            Some("/".into())
+        );
     }
 
     fn hpa(name: &str, target: &str, kind: &str) -> HorizontalPodAutoscaler {
@@ -473,12 +533,29 @@ mod tests {
     #[test]
     fn competing_scaled_objects_and_hpas_are_named() {
         let ours = Some(("m", "keda-hpa-m"));
-        let quiet = competing_findings("m", ours, &[so("m", "m"), so("other", "x")], &[hpa("keda-hpa-m", "m", "Deployment"), hpa("h", "m", "StatefulSet")]);
+        let quiet = competing_findings(
+            "m",
+            ours,
+            &[so("m", "m"), so("other", "x")],
+            &[
+                hpa("keda-hpa-m", "m", "Deployment"),
+                hpa("h", "m", "StatefulSet"),
+            ],
+        );
         assert_eq!(quiet.severity, Severity::Ok);
 
-        let f = competing_findings("m", ours, &[so("m", "m"), so("hand-made", "m")], &[hpa("cpu", "m", "Deployment")]);
+        let f = competing_findings(
+            "m",
+            ours,
+            &[so("m", "m"), so("hand-made", "m")],
+            &[hpa("cpu", "m", "Deployment")],
+        );
         assert_eq!(f.severity, Severity::Error);
-        assert!(f.message.contains("ScaledObject hand-made"), "{}", f.message);
+        assert!(
+            f.message.contains("ScaledObject hand-made"),
+            "{}",
+            f.message
+        );
         assert!(f.message.contains("HPA cpu"), "{}", f.message);
 
         // Without ours, every scaler of the Deployment competes with the one to come.

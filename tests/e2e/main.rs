@@ -6,6 +6,7 @@
 //! them. Each test starts its own [`ControlPlane`].
 
 mod cluster;
+mod doctor;
 mod fake_metrics;
 mod product;
 mod prometheus;

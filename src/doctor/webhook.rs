@@ -174,9 +174,15 @@ fn endpoints_finding(h: &WebhookSeen, subject: &str) -> Option<Finding> {
 }
 
 fn failure_policy_finding(h: &WebhookSeen, subject: &str) -> Finding {
+    let skipped = match h.kind {
+        HookKind::Mutating => {
+            "objects are admitted unchanged (no sidecar, no checks); the reconciler reports them as SidecarMissing"
+        }
+        HookKind::Validating => "ScaledObjects are admitted without the add-on query check",
+    };
     let message = match h.failure_policy.as_str() {
-        "Ignore" => "failurePolicy Ignore: while the webhook is unreachable objects are admitted unchanged (no sidecar, no checks); the reconciler reports them as SidecarMissing".to_string(),
-        "Fail" => "failurePolicy Fail: while the webhook is unreachable, applies of opted-in objects are refused".to_string(),
+        "Ignore" => format!("failurePolicy Ignore: while the webhook is unreachable {skipped}"),
+        "Fail" => "failurePolicy Fail: while the webhook is unreachable, applies of the objects it matches are refused".to_string(),
         other => format!("failurePolicy {other}"),
     };
     Finding::new(Check::WebhookFailurePolicy, Severity::Info, subject).saying(message)

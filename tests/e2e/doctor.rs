@@ -11,6 +11,7 @@
 //! server answering `GET /memstore/data` in the shape of kedify/otel-add-on rest/api.go
 //! `getMetricData`. The proxy paths are unit-tested (src/doctor/address.rs).
 
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
@@ -25,11 +26,16 @@ const WAIT: Duration = Duration::from_secs(180);
 
 /// Runs `doctor -o json ARGS` against the control plane: (exit code, report).
 fn doctor(cp: &ControlPlane, args: &[&str]) -> (i32, Value) {
+    doctor_with(cp.kubeconfig(), args)
+}
+
+/// [`doctor`] with the credentials of `kubeconfig`.
+fn doctor_with(kubeconfig: &Path, args: &[&str]) -> (i32, Value) {
     let out = Command::new(env!("CARGO_BIN_EXE_llm-autoscale-webhook"))
         .arg("doctor")
         .args(["-o", "json"])
         .args(args)
-        .env("KUBECONFIG", cp.kubeconfig())
+        .env("KUBECONFIG", kubeconfig)
         .env_remove("KUBERNETES_SERVICE_HOST")
         .output()
         .expect("run llm-autoscale-webhook doctor");
@@ -83,6 +89,50 @@ fn deployment(ns: &str, name: &str, annotations: &[(&str, &str)]) -> Value {
             "spec": {"containers": [{"name": "vllm", "image": "vllm/vllm-openai:v0.11.0",
                                      "ports": [{"name": "http", "containerPort": 8000}]}]}}}
     })
+}
+
+/// deploy/'s doctor RBAC applied, and a kubeconfig holding a token of its ServiceAccount.
+fn doctor_service_account(cp: &ControlPlane) -> PathBuf {
+    let rbac = std::fs::read_to_string(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("deploy/base/doctor-rbac.yaml"),
+    )
+    .expect("deploy/base/doctor-rbac.yaml");
+    cp.kubectl_stdin_ok(&["apply", "-f", "-"], &rbac);
+    let token = cp.kubectl_ok(&[
+        "create",
+        "token",
+        "llm-autoscale-doctor",
+        "-n",
+        "llm-autoscale-system",
+    ]);
+    let admin = std::fs::read_to_string(cp.kubeconfig()).expect("the admin kubeconfig");
+    let config: String = admin
+        .lines()
+        .map(|l| match l.split_once("token: ") {
+            Some((indent, _)) => format!("{indent}token: {}\n", token.trim()),
+            None => format!("{l}\n"),
+        })
+        .collect();
+    let path = cp.work_dir().join("doctor-kubeconfig");
+    std::fs::write(&path, config).expect("write the doctor's kubeconfig");
+    let whoami = Command::new(cp.tool("kubectl"))
+        .arg(format!("--kubeconfig={}", path.display()))
+        .args([
+            "auth",
+            "whoami",
+            "-o",
+            "jsonpath={.status.userInfo.username}",
+        ])
+        .env("KUBERC", "off")
+        .output()
+        .expect("run kubectl auth whoami");
+    assert_eq!(
+        String::from_utf8_lossy(&whoami.stdout),
+        "system:serviceaccount:llm-autoscale-system:llm-autoscale-doctor",
+        "{}",
+        String::from_utf8_lossy(&whoami.stderr)
+    );
+    path
 }
 
 fn wait_scaled_object(cp: &ControlPlane, ns: &str, name: &str) -> Value {
@@ -158,6 +208,16 @@ fn healthy_then_paused_and_competing(cp: &ControlPlane, prometheus: &str) {
     }
     assert_eq!(report["summary"]["blocks_scaling"], false, "{report:#}");
 
+    // deploy/'s doctor RBAC is all doctor needs: the same answer as the ServiceAccount.
+    let (code, as_account) = doctor_with(&doctor_service_account(cp), &args);
+    assert_eq!(code, 0, "{as_account:#}");
+    assert_eq!(as_account["summary"], report["summary"]);
+    let (code, all) = doctor_with(&doctor_service_account(cp), &[]);
+    assert!(
+        code == 0 || code == 1,
+        "listing every namespace as the ServiceAccount: {all:#}"
+    );
+
     cp.kubectl_ok(&[
         "annotate",
         "scaledobject",
@@ -205,6 +265,7 @@ fn healthy_then_paused_and_competing(cp: &ControlPlane, prometheus: &str) {
         .output()
         .expect("run doctor");
     let text = String::from_utf8_lossy(&out.stdout);
+    eprintln!("e2e: doctor -n doc-prom deploy/m:\n{text}");
     assert_eq!(out.status.code(), Some(1), "{text}");
     assert!(text.contains("Deployment doc-prom/m"), "{text}");
     assert!(

@@ -38,7 +38,7 @@ pub enum Area {
 }
 
 macro_rules! checks {
-    ($( $(#[$doc:meta])* $variant:ident => ($id:literal, $area:ident), )*) => {
+    ($( $(#[$doc:meta])* $variant:ident => ($id:literal, $area:ident, $what:literal), )*) => {
         /// Every check `doctor` makes, with the identifier it prints (README, "doctor").
         #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
         #[serde(into = "&'static str")]
@@ -56,71 +56,103 @@ macro_rules! checks {
             pub fn area(self) -> Area {
                 match self { $(Check::$variant => Area::$area,)* }
             }
+
+            /// What the check looks at and when it blocks (README, "doctor").
+            pub fn what(self) -> &'static str {
+                match self { $(Check::$variant => $what,)* }
+            }
         }
     };
 }
 
 checks! {
     /// The product's webhooks are registered.
-    WebhookConfiguration => ("webhook-configuration", Webhook),
+    WebhookConfiguration => ("webhook-configuration", Webhook, "The product's webhooks are registered: `deployments.llm-autoscale.io` (error when missing: no sidecar is injected), `inferenceservices.llm-autoscale.io` and `scaledobjects.llm-autoscale.io` (warnings)."),
     /// Their caBundle holds a certificate.
-    WebhookCaBundle => ("webhook-ca-bundle", Webhook),
+    WebhookCaBundle => ("webhook-ca-bundle", Webhook, "Each webhook's `caBundle` holds a PEM certificate (error when empty or unreadable)."),
     /// The served certificate verifies against the caBundle.
-    WebhookCertificate => ("webhook-certificate", Webhook),
+    WebhookCertificate => ("webhook-certificate", Webhook, "A TLS handshake with the webhook's endpoint, trusting only its `caBundle`, succeeds as the API server's would (error when it fails or the certificate has expired; warning within 7 days of expiry). A URL is dialled directly; a Service by its DNS name in the cluster, or at `--webhook-address` from outside (otherwise not checked)."),
     /// The webhook's Service has ready endpoints.
-    WebhookEndpoints => ("webhook-endpoints", Webhook),
+    WebhookEndpoints => ("webhook-endpoints", Webhook, "The webhook's Service has ready endpoints (error when none)."),
     /// What the API server does when the webhook cannot be reached.
-    WebhookFailurePolicy => ("webhook-failure-policy", Webhook),
+    WebhookFailurePolicy => ("webhook-failure-policy", Webhook, "What the API server does while the webhook is unreachable (`Ignore`: objects admitted unchanged; `Fail`: refused)."),
     /// The workload's namespace and labels are selected by the webhook.
-    WebhookSelector => ("webhook-selector", Webhook),
+    WebhookSelector => ("webhook-selector", Webhook, "The webhook's `namespaceSelector` selects the workload's namespace and its `objectSelector` the object (error when excluded)."),
     /// KEDA's ScaledObject CRD is installed.
-    KedaCrd => ("keda-crd", Keda),
+    KedaCrd => ("keda-crd", Keda, "KEDA's `scaledobjects.keda.sh` CRD is installed (error when missing)."),
     /// KEDA's operator runs.
-    KedaOperator => ("keda-operator", Keda),
+    KedaOperator => ("keda-operator", Keda, "A Deployment labelled `app.kubernetes.io/name=keda-operator` has ready replicas (error when none is ready; information when there is no such Deployment)."),
     /// KEDA's metrics adapter serves external.metrics.k8s.io.
-    KedaMetricsApi => ("keda-metrics-api", Keda),
+    KedaMetricsApi => ("keda-metrics-api", Keda, "The APIService `v1beta1.external.metrics.k8s.io` (KEDA's metrics server) is Available (error otherwise: HPAs cannot read any trigger)."),
     /// The ScaledObject's Ready condition.
-    ScaledObjectReady => ("scaledobject-ready", Keda),
+    ScaledObjectReady => ("scaledobject-ready", Keda, "The ScaledObject's `Ready` condition, with KEDA's reason and message (error when False, or Unknown/absent: not reconciled)."),
     /// The ScaledObject's Active condition.
-    ScaledObjectActive => ("scaledobject-active", Keda),
+    ScaledObjectActive => ("scaledobject-active", Keda, "Its `Active` condition (information when False: held at the minimum or idle count)."),
     /// The ScaledObject's Fallback condition.
-    ScaledObjectFallback => ("scaledobject-fallback", Keda),
+    ScaledObjectFallback => ("scaledobject-fallback", Keda, "Its `Fallback` condition (error when True: KEDA runs the fallback replica count because the scaler fails)."),
     /// The ScaledObject's Paused condition.
-    ScaledObjectPaused => ("scaledobject-paused", Keda),
+    ScaledObjectPaused => ("scaledobject-paused", Keda, "Its `Paused` condition or KEDA's pause annotations (error: scaling stopped)."),
     /// KEDA's HPA for the ScaledObject exists.
-    Hpa => ("hpa", Keda),
+    Hpa => ("hpa", Keda, "The HPA KEDA makes for the ScaledObject (status `hpaName`, the configured name, or `keda-hpa-<name>`) exists once KEDA reports Ready (error when missing)."),
     /// The HPA's conditions.
-    HpaConditions => ("hpa-conditions", Keda),
+    HpaConditions => ("hpa-conditions", Keda, "The HPA's `AbleToScale` and `ScalingActive` with the HPA controller's reasons (error when False, except `ScalingDisabled` at zero replicas); `ScalingLimited` as information."),
     /// The workload opts in.
-    OptIn => ("opt-in", Workload),
+    OptIn => ("opt-in", Workload, "The workload carries `llm-autoscale.io/enabled` (error when a named workload does not; information when it is `\"false\"`)."),
     /// Its annotations are valid.
-    Annotations => ("annotations", Workload),
+    Annotations => ("annotations", Workload, "The annotations are valid, judged by the webhook's own reader: every problem with its key, value and fix (error), and its warnings."),
     /// The Deployment that scales exists (an InferenceService's predictor).
-    TargetDeployment => ("target-deployment", Workload),
+    TargetDeployment => ("target-deployment", Workload, "The Deployment that scales exists (an InferenceService's `<name>-predictor`; error when missing)."),
     /// The collector sidecar is present and current.
-    Sidecar => ("sidecar", Workload),
+    Sidecar => ("sidecar", Workload, "The collector sidecar is injected and current, from the status annotation's hashes as the reconciler compares them (error when missing on the `otel` backend; warning when stale)."),
     /// Its ScaledObject exists and is managed by this product.
-    ScaledObject => ("scaledobject", Workload),
+    ScaledObject => ("scaledobject", Workload, "The ScaledObject the reconciler applies exists and is managed by this product for this Deployment (error when missing, someone else's, KServe's leftover, or not created for a reason such as the InferenceService's autoscaler class)."),
     /// The ScaledObject holds what the annotations render now.
-    ScaledObjectSync => ("scaledobject-sync", Workload),
+    ScaledObjectSync => ("scaledobject-sync", Workload, "It holds what the annotations render now (warning naming the first field that differs)."),
     /// No other ScaledObject or HPA scales the same Deployment.
-    CompetingScaler => ("competing-scaler", Workload),
+    CompetingScaler => ("competing-scaler", Workload, "No other ScaledObject or HPA targets the same Deployment (error)."),
     /// The KEDA OTel add-on's REST API answers.
-    AddonReachable => ("addon-reachable", MetricsPath),
+    AddonReachable => ("addon-reachable", MetricsPath, "The KEDA OTel add-on's REST API answers `GET /memstore/data`, at `--addon-url` or through the API server's service proxy to the Service of the scaler address (error when it does not answer)."),
     /// The trigger's metric is in the add-on's store, with series of this workload.
-    MetricInStore => ("metric-in-store", MetricsPath),
+    MetricInStore => ("metric-in-store", MetricsPath, "The trigger's metric is in the add-on's store with series matching the query's labels (error otherwise: KEDA reads 0)."),
     /// The add-on answers "not found" with an error, so KEDA's fallback can fire.
-    AddonErrorIfNotFound => ("addon-error-if-not-found", MetricsPath),
+    AddonErrorIfNotFound => ("addon-error-if-not-found", MetricsPath, "The add-on's Deployment sets `METRIC_STORE_ERROR_IF_NOT_FOUND=true` (warning when the ScaledObject has a fallback: without it a missing metric reads as 0 and fallback never fires)."),
     /// Prometheus answers the trigger's query with data.
-    PrometheusQuery => ("prometheus-query", MetricsPath),
+    PrometheusQuery => ("prometheus-query", MetricsPath, "Prometheus answers each `prometheus` trigger's query with series, at `--prometheus-url`, through the service proxy, or at `serverAddress` (error when it fails or is empty)."),
     /// A workload that scales to zero has a trigger that can wake it.
-    ScaleToZeroWake => ("scale-to-zero-wake", MetricsPath),
+    ScaleToZeroWake => ("scale-to-zero-wake", MetricsPath, "A ScaledObject that may take the workload to zero has a trigger whose data exists at zero pods (error when every trigger reads the workload's own sidecar)."),
 }
 
 impl From<Check> for &'static str {
     fn from(c: Check) -> &'static str {
         c.id()
     }
+}
+
+impl Area {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Area::Webhook => "webhook",
+            Area::Keda => "KEDA",
+            Area::Workload => "workload",
+            Area::MetricsPath => "metrics path",
+        }
+    }
+}
+
+/// The README's table of checks: id, area, what it looks at.
+pub fn markdown_table() -> String {
+    let mut out = String::from(
+        "| Check | Area | What it looks at, and when it blocks |\n| --- | --- | --- |\n",
+    );
+    for c in Check::ALL {
+        out.push_str(&format!(
+            "| `{}` | {} | {} |\n",
+            c.id(),
+            c.area().as_str(),
+            c.what()
+        ));
+    }
+    out
 }
 
 /// One result of one check.

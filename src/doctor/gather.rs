@@ -630,19 +630,7 @@ async fn prometheus_probes(
                 (url.to_string(), http_get(&format!("{url}{path}")).await)
             }
             (None, Some(svc)) if !opts.in_cluster => {
-                let (scheme, default_port) = if server.starts_with("https://") {
-                    (ProxyScheme::Https, "443")
-                } else {
-                    (ProxyScheme::Http, "80")
-                };
-                let port = svc
-                    .port
-                    .map(|p| p.to_string())
-                    .unwrap_or(default_port.into());
-                let prefix = url::Url::parse(server)
-                    .map(|u| u.path().trim_end_matches('/').to_string())
-                    .unwrap_or_default();
-                let proxied = service_proxy_path(&svc, scheme, &port, &format!("{prefix}{path}"));
+                let proxied = prometheus_proxy_path(server, &svc, &path);
                 (
                     format!("the API server's proxy to Service {svc}"),
                     api_get(client, &proxied).await,
@@ -656,6 +644,23 @@ async fn prometheus_probes(
         out.insert(trigger_key(i, t), prometheus_answer(answer, via));
     }
     out
+}
+
+/// The service-proxy path of `path` on the Prometheus at `server` (its scheme, port — 80 or 443
+/// when unsaid — and path prefix kept, as KEDA appends `/api/v1/query` to `serverAddress`).
+pub fn prometheus_proxy_path(server: &str, svc: &ServiceRef, path: &str) -> String {
+    let (scheme, default_port) = if server.starts_with("https://") {
+        (ProxyScheme::Https, "443")
+    } else {
+        (ProxyScheme::Http, "80")
+    };
+    let port = svc
+        .port
+        .map_or_else(|| default_port.to_string(), |p| p.to_string());
+    let prefix = url::Url::parse(server)
+        .map(|u| u.path().trim_end_matches('/').to_string())
+        .unwrap_or_default();
+    service_proxy_path(svc, scheme, &port, &format!("{prefix}{path}"))
 }
 
 /// Reads a Prometheus `/api/v1/query` answer: the number of series of a `success`.
@@ -898,6 +903,28 @@ mod tests {
         assert!(s.series["empty"].is_empty());
         assert!(matches!(addon_store("null"), Probe::Answered(_)));
         assert!(matches!(addon_store("<html>"), Probe::Failed(_)));
+    }
+
+    #[test]
+    fn proxy_paths_to_prometheus_and_the_add_on() {
+        let path = "/api/v1/query?query=sum%28up%29";
+        let server = "http://prometheus-operated.monitoring.svc:9090";
+        let svc = service_of(server).unwrap();
+        assert_eq!(
+            prometheus_proxy_path(server, &svc, path),
+            "/api/v1/namespaces/monitoring/services/prometheus-operated:9090/proxy/api/v1/query?query=sum%28up%29"
+        );
+        let server = "https://thanos-query.monitoring.svc/prefix";
+        let svc = service_of(server).unwrap();
+        assert_eq!(
+            prometheus_proxy_path(server, &svc, path),
+            "/api/v1/namespaces/monitoring/services/https:thanos-query:443/proxy/prefix/api/v1/query?query=sum%28up%29"
+        );
+        let addon: Service = serde_json::from_value(json!({"spec": {"ports": [
+            {"name": "keda-external-scaler", "port": 4318}, {"name": "rest-api", "port": 9191}]}}))
+        .unwrap();
+        assert_eq!(rest_port(&addon), "9191");
+        assert_eq!(rest_port(&Service::default()), ADDON_REST_PORT);
     }
 
     #[test]

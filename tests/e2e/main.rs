@@ -7,6 +7,7 @@
 
 mod chart_install;
 mod cluster;
+mod doctor;
 mod fake_metrics;
 mod product;
 mod prometheus;

@@ -1,7 +1,12 @@
 //! The RBAC the chart installs: what the reconciler calls (src/reconcile/controller.rs,
 //! leader.rs; the end-to-end tests run the reconciler with this ServiceAccount's token), the
-//! Lease it takes, and the read-only role of `doctor`.
+//! Lease it takes, and the read-only role of `doctor`: exactly the requests src/doctor/gather/
+//! makes (its `API_READS`; the end-to-end test compares that list with the requests doctor
+//! made).
 
+use std::collections::BTreeSet;
+
+use llm_autoscale_webhook::doctor::gather::API_READS;
 use llm_autoscale_webhook::reconcile::ReconcilerSettings;
 use serde_json::{Value, json};
 
@@ -39,36 +44,6 @@ const RECONCILER: &[(&str, &str, &[&str])] = &[
     ),
     ("", "events", &["create", "patch"]),
     ("events.k8s.io", "events", &["create", "patch"]),
-];
-
-/// What `doctor` reads.
-const DOCTOR: &[(&str, &str, &[&str])] = &[
-    ("apps", "deployments", &["get", "list"]),
-    ("apps", "replicasets", &["get", "list"]),
-    ("", "pods", &["get", "list"]),
-    ("", "services", &["get", "list"]),
-    ("", "endpoints", &["get", "list"]),
-    ("", "namespaces", &["get", "list"]),
-    ("", "services/proxy", &["get"]),
-    ("discovery.k8s.io", "endpointslices", &["get", "list"]),
-    ("keda.sh", "scaledobjects", &["get", "list"]),
-    ("autoscaling", "horizontalpodautoscalers", &["get", "list"]),
-    (
-        "admissionregistration.k8s.io",
-        "mutatingwebhookconfigurations",
-        &["get", "list"],
-    ),
-    (
-        "admissionregistration.k8s.io",
-        "validatingwebhookconfigurations",
-        &["get", "list"],
-    ),
-    (
-        "apiextensions.k8s.io",
-        "customresourcedefinitions",
-        &["get", "list"],
-    ),
-    ("serving.kserve.io", "inferenceservices", &["get", "list"]),
 ];
 
 #[test]
@@ -122,25 +97,55 @@ fn leader_election_is_limited_to_the_lease_the_binary_takes() {
     assert_eq!(binding["subjects"][0]["name"], helm::RELEASE);
 }
 
-#[test]
-fn doctor_reads_everything_it_checks_and_writes_nothing() {
-    let objects = helm::render(&[]);
-    let role = helm::find(&objects, "ClusterRole", "llm-autoscale-webhook-doctor");
-    for (group, resource, verbs) in DOCTOR {
-        for verb in *verbs {
-            assert!(
-                allows(&role["rules"], group, resource, verb),
-                "{verb} {group}/{resource}"
-            );
+/// Every (group, resource, verb) that `rules` grant; panics on rules that name objects or
+/// non-resource URLs, which doctor's role has none of.
+fn granted(rules: &Value) -> BTreeSet<(String, String, String)> {
+    let strings = |v: &Value| -> Vec<String> {
+        v.as_array()
+            .expect("a list")
+            .iter()
+            .map(|s| s.as_str().expect("a string").to_string())
+            .collect()
+    };
+    let mut out = BTreeSet::new();
+    for r in rules.as_array().expect("rules") {
+        assert!(
+            r.get("resourceNames").is_none() && r.get("nonResourceURLs").is_none(),
+            "{r}"
+        );
+        for group in strings(&r["apiGroups"]) {
+            for resource in strings(&r["resources"]) {
+                for verb in strings(&r["verbs"]) {
+                    out.insert((group.clone(), resource.clone(), verb));
+                }
+            }
         }
     }
-    for rule in role["rules"].as_array().unwrap() {
-        for verb in rule["verbs"].as_array().unwrap() {
-            assert!(
-                verb == "get" || verb == "list",
-                "doctor is read-only: {rule}"
-            );
-        }
+    out
+}
+
+#[test]
+fn doctor_may_make_exactly_the_requests_it_makes_and_writes_nothing() {
+    let objects = helm::render(&[]);
+    let role = helm::find(&objects, "ClusterRole", "llm-autoscale-webhook-doctor");
+    let wanted: BTreeSet<(String, String, String)> = API_READS
+        .iter()
+        .flat_map(|r| {
+            r.verbs
+                .iter()
+                .map(|v| (r.group.to_string(), r.resource.to_string(), v.to_string()))
+        })
+        .collect();
+    assert_eq!(
+        granted(&role["rules"]),
+        wanted,
+        "the doctor ClusterRole and src/doctor/gather/api_reads.rs"
+    );
+    for (_, _, verb) in &wanted {
+        assert!(
+            verb == "get" || verb == "list",
+            "doctor is read-only: {verb}"
+        );
     }
     assert!(
         helm::all_of(&objects, "ClusterRoleBinding")

@@ -1,9 +1,10 @@
 //! The API reads and network checks that fill a [`Snapshot`]: thin, read-only (get and list,
 //! and GETs through `services/proxy`); every judgement is in the findings. One file per part of
 //! the cluster: [`webhooks`], [`keda`], [`workloads`], and the metrics path ([`prometheus`],
-//! [`addon`]).
+//! [`addon`]). [`API_READS`] lists the requests they make.
 
 mod addon;
+mod api_reads;
 mod keda;
 mod prometheus;
 mod webhooks;
@@ -12,6 +13,7 @@ mod workloads;
 use kube::Client;
 
 pub use addon::{addon_store, env_setting};
+pub use api_reads::{API_READS, ApiRead};
 pub use prometheus::{prometheus_answer, prometheus_proxy_path};
 
 use super::snapshot::Snapshot;

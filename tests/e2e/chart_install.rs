@@ -13,13 +13,15 @@
 
 use std::path::PathBuf;
 
+use llm_autoscale_webhook::doctor::gather::API_READS;
 use serde_json::{Value, json};
 
 use crate::cluster::ControlPlane;
 use crate::helm;
 
-/// A user the chart's `doctor` ClusterRole is bound to (`doctor.subjects`).
-pub(crate) const DOCTOR_USER: &str = "e2e-oncall";
+/// A user the chart's `doctor` ClusterRole is bound to (`doctor.subjects`): the control plane's
+/// user with a token of its own, who runs `doctor` in tests/e2e/doctor.rs.
+pub(crate) const DOCTOR_USER: &str = crate::cluster::PLAIN_USER;
 
 /// The ServiceAccount the chart's pods run as.
 pub(crate) fn service_account_user() -> String {
@@ -111,54 +113,45 @@ pub(crate) fn can(
     String::from_utf8_lossy(&out.stdout).trim() == "yes"
 }
 
-/// The chart's `doctor` ClusterRole, as the API server evaluates it: everything `doctor`
-/// reads, nothing it could change; and the webhook's own account does not hold it.
+/// The chart's `doctor` ClusterRole, as the API server evaluates it: every request `doctor`
+/// makes (src/doctor/gather/api_reads.rs), nothing it could change; and the webhook's own
+/// account does not hold it.
 pub(crate) fn assert_doctor_access(cp: &ControlPlane) {
     let all = ["--all-namespaces"];
-    for resource in [
-        "deployments.apps",
-        "replicasets.apps",
-        "pods",
-        "services",
-        "endpoints",
-        "endpointslices.discovery.k8s.io",
-        "scaledobjects.keda.sh",
-        "horizontalpodautoscalers.autoscaling",
-        "inferenceservices.serving.kserve.io",
-    ] {
-        for verb in ["get", "list"] {
+    for read in API_READS {
+        let (resource, subresource) = match read.resource.split_once('/') {
+            Some((r, sub)) => (r, Some(sub)),
+            None => (read.resource, None),
+        };
+        let resource = if read.group.is_empty() {
+            resource.to_string()
+        } else {
+            format!("{resource}.{}", read.group)
+        };
+        let sub = subresource.map(|s| format!("--subresource={s}"));
+        let scope: Vec<&str> = match &sub {
+            Some(sub) => vec![sub.as_str(), "--namespace=keda"],
+            None => all.to_vec(),
+        };
+        for verb in read.verbs {
             assert!(
-                can(cp, DOCTOR_USER, verb, resource, &all),
-                "doctor: {verb} {resource}"
+                can(cp, DOCTOR_USER, verb, &resource, &scope),
+                "doctor: {verb} {resource} {scope:?}"
             );
         }
     }
-    for resource in [
-        "namespaces",
-        "mutatingwebhookconfigurations.admissionregistration.k8s.io",
-        "validatingwebhookconfigurations.admissionregistration.k8s.io",
-        "customresourcedefinitions.apiextensions.k8s.io",
-    ] {
-        assert!(
-            can(cp, DOCTOR_USER, "list", resource, &[]),
-            "doctor: list {resource}"
-        );
-    }
-    let proxy = ["--subresource=proxy", "--namespace=keda"];
-    assert!(
-        can(cp, DOCTOR_USER, "get", "services", &proxy),
-        "doctor: get services/proxy"
-    );
     for (verb, resource) in [
         ("patch", "deployments.apps"),
         ("delete", "scaledobjects.keda.sh"),
         ("get", "secrets"),
+        ("list", "pods"),
     ] {
         assert!(
             !can(cp, DOCTOR_USER, verb, resource, &all),
             "doctor may not {verb} {resource}"
         );
     }
+    let proxy = ["--subresource=proxy", "--namespace=keda"];
     let sa = service_account_user();
     assert!(
         !can(cp, &sa, "get", "services", &proxy),
@@ -254,7 +247,8 @@ fn helm_upgrades_keep_the_generated_certificate_and_rotation_trusts_both_cas() {
     assert!(
         notes.contains(
             "kubectl -n llm-autoscale-system rollout status deployment/llm-autoscale-webhook"
-        ) && notes.contains("llm-autoscale.io/webhook=disabled"),
+        ) && notes.contains("llm-autoscale.io/webhook=disabled")
+            && notes.contains("--clusterrole=llm-autoscale-webhook-doctor"),
         "the install notes: {notes}"
     );
     let (ca, cert, bundle) = state();

@@ -2,19 +2,28 @@
 //! between a workload and scaling is broken on purpose, and the built binary, run as a user
 //! runs it (KUBECONFIG, `-o json`), must name it with its check and exit 1; a healthy workload
 //! exits 0. One [`ScalingPlane`] (KEDA's operator and metrics adapter, the HPA controller,
-//! Prometheus, the product's webhook and reconciler) serves every case.
+//! Prometheus, the product's webhook and reconciler, installed from the chart's render) serves
+//! every case.
 //!
-//! The API server's service proxy cannot be exercised here (Services have no endpoints a
-//! proxy could dial), so Prometheus and the KEDA OTel add-on are reached through
+//! Doctor runs as the on-call user the chart's doctor ClusterRole is bound to
+//! (`doctor.subjects` in `chart_install::install`), with a token of its own: every request it
+//! makes is checked by the API server against the chart's RBAC. At the end the API server's
+//! audit log of that user's requests is compared with src/doctor/gather/api_reads.rs, which the
+//! chart's role grants exactly (tests/chart/rbac.rs).
+//!
+//! Answers through the API server's service proxy cannot be had here (Services have no
+//! endpoints a proxy could dial; the request itself is made and authorized), so Prometheus and the KEDA OTel add-on are reached through
 //! `--prometheus-url` and `--addon-url` at loopback servers: the real Prometheus, and for the
 //! add-on (which the Go module proxy does not serve, so it cannot be built here) a loopback
 //! server answering `GET /memstore/data` in the shape of kedify/otel-add-on rest/api.go
 //! `getMetricData`. The proxy paths are unit-tested (src/doctor/address.rs).
 
-use std::path::{Path, PathBuf};
+use std::collections::BTreeSet;
+use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
+use llm_autoscale_webhook::doctor::gather::API_READS;
 use serde_json::{Value, json};
 
 use crate::cluster::ControlPlane;
@@ -24,9 +33,10 @@ use crate::scaling_plane::ScalingPlane;
 
 const WAIT: Duration = Duration::from_secs(180);
 
-/// Runs `doctor -o json ARGS` against the control plane: (exit code, report).
+/// Runs `doctor -o json ARGS` against the control plane as the on-call user: (exit code,
+/// report).
 fn doctor(cp: &ControlPlane, args: &[&str]) -> (i32, Value) {
-    doctor_with(cp.kubeconfig(), args)
+    doctor_with(&cp.user_kubeconfig(), args)
 }
 
 /// [`doctor`] with the credentials of `kubeconfig`.
@@ -91,50 +101,6 @@ fn deployment(ns: &str, name: &str, annotations: &[(&str, &str)]) -> Value {
     })
 }
 
-/// deploy/'s doctor RBAC applied, and a kubeconfig holding a token of its ServiceAccount.
-fn doctor_service_account(cp: &ControlPlane) -> PathBuf {
-    let rbac = std::fs::read_to_string(
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("deploy/base/doctor-rbac.yaml"),
-    )
-    .expect("deploy/base/doctor-rbac.yaml");
-    cp.kubectl_stdin_ok(&["apply", "-f", "-"], &rbac);
-    let token = cp.kubectl_ok(&[
-        "create",
-        "token",
-        "llm-autoscale-doctor",
-        "-n",
-        "llm-autoscale-system",
-    ]);
-    let admin = std::fs::read_to_string(cp.kubeconfig()).expect("the admin kubeconfig");
-    let config: String = admin
-        .lines()
-        .map(|l| match l.split_once("token: ") {
-            Some((indent, _)) => format!("{indent}token: {}\n", token.trim()),
-            None => format!("{l}\n"),
-        })
-        .collect();
-    let path = cp.work_dir().join("doctor-kubeconfig");
-    std::fs::write(&path, config).expect("write the doctor's kubeconfig");
-    let whoami = Command::new(cp.tool("kubectl"))
-        .arg(format!("--kubeconfig={}", path.display()))
-        .args([
-            "auth",
-            "whoami",
-            "-o",
-            "jsonpath={.status.userInfo.username}",
-        ])
-        .env("KUBERC", "off")
-        .output()
-        .expect("run kubectl auth whoami");
-    assert_eq!(
-        String::from_utf8_lossy(&whoami.stdout),
-        "system:serviceaccount:llm-autoscale-system:llm-autoscale-doctor",
-        "{}",
-        String::from_utf8_lossy(&whoami.stderr)
-    );
-    path
-}
-
 fn wait_scaled_object(cp: &ControlPlane, ns: &str, name: &str) -> Value {
     let get = || crate::product::get_json(cp, &["scaledobject", "-n", ns, name]);
     cp.wait_for(&format!("ScaledObject {ns}/{name}"), WAIT, || {
@@ -177,6 +143,8 @@ fn doctor_names_what_blocks_scaling() {
     foreign_scaled_object_that_never_wakes(cp);
     webhook_trust_and_endpoints(cp);
     keda_metrics_api_gone(cp);
+    a_workload_that_does_not_exist(cp);
+    requests_were_what_the_chart_grants(cp);
 }
 
 /// The Prometheus workload scales: exit 0, each layer checked. Then KEDA's pause annotation
@@ -208,15 +176,12 @@ fn healthy_then_paused_and_competing(cp: &ControlPlane, prometheus: &str) {
     }
     assert_eq!(report["summary"]["blocks_scaling"], false, "{report:#}");
 
-    // deploy/'s doctor RBAC is all doctor needs: the same answer as the ServiceAccount.
-    let (code, as_account) = doctor_with(&doctor_service_account(cp), &args);
-    assert_eq!(code, 0, "{as_account:#}");
-    assert_eq!(as_account["summary"], report["summary"]);
-    let (code, all) = doctor_with(&doctor_service_account(cp), &[]);
-    assert!(
-        code == 0 || code == 1,
-        "listing every namespace as the ServiceAccount: {all:#}"
-    );
+    // The chart's doctor ClusterRole hides nothing doctor needs: the admin gets the same answer.
+    let (code, as_admin) = doctor_with(cp.kubeconfig(), &args);
+    assert_eq!(code, 0, "{as_admin:#}");
+    assert_eq!(as_admin["summary"], report["summary"]);
+    let (code, all) = doctor(cp, &[]);
+    assert!(code == 0 || code == 1, "listing every namespace: {all:#}");
 
     cp.kubectl_ok(&[
         "annotate",
@@ -261,7 +226,8 @@ fn healthy_then_paused_and_competing(cp: &ControlPlane, prometheus: &str) {
             "--prometheus-url",
             prometheus,
         ])
-        .env("KUBECONFIG", cp.kubeconfig())
+        .env("KUBECONFIG", cp.user_kubeconfig())
+        .env_remove("KUBERNETES_SERVICE_HOST")
         .output()
         .expect("run doctor");
     let text = String::from_utf8_lossy(&out.stdout);
@@ -582,4 +548,64 @@ fn keda_metrics_api_gone(cp: &ControlPlane) {
     let (code, report) = doctor(cp, &["-n", "doc-empty"]);
     assert_eq!(code, 1, "{report:#}");
     named(&report, "keda-metrics-api", "error");
+}
+
+/// A workload named on the command line that does not exist: nothing to check, exit 2.
+fn a_workload_that_does_not_exist(cp: &ControlPlane) {
+    let out = Command::new(env!("CARGO_BIN_EXE_llm-autoscale-webhook"))
+        .args(["doctor", "-n", "doc-prom", "inferenceservice/absent"])
+        .env("KUBECONFIG", cp.user_kubeconfig())
+        .env_remove("KUBERNETES_SERVICE_HOST")
+        .output()
+        .expect("run doctor");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("inferenceservice/absent not found in namespace doc-prom"),
+        "{stderr}"
+    );
+}
+
+/// What doctor asked the API server for in this test, as the audit log records it, is what
+/// the chart's role grants (src/doctor/gather/api_reads.rs), none of it refused. That includes
+/// `get` on `services/proxy`: without `--addon-url`, doctor asks the add-on's Service through
+/// the proxy; the API server authorizes the request, then answers 404, as no Endpoints exist
+/// for the Service here.
+fn requests_were_what_the_chart_grants(cp: &ControlPlane) {
+    let events = cp.audit_events();
+    let requests: BTreeSet<(String, String, String)> = events
+        .iter()
+        .map(|e| {
+            let text = |p: &str| e.pointer(p).and_then(Value::as_str).unwrap_or_default();
+            let resource = match (text("/objectRef/resource"), text("/objectRef/subresource")) {
+                ("", _) => format!("non-resource {}", text("/requestURI")),
+                (r, "") => r.to_string(),
+                (r, sub) => format!("{r}/{sub}"),
+            };
+            (
+                text("/objectRef/apiGroup").to_string(),
+                resource,
+                text("/verb").to_string(),
+            )
+        })
+        .collect();
+    let refused: Vec<&Value> = events
+        .iter()
+        .filter(|e| e.pointer("/responseStatus/code") == Some(&json!(403)))
+        .collect();
+    assert!(refused.is_empty(), "requests refused by RBAC: {refused:#?}");
+    let granted: BTreeSet<(String, String, String)> = API_READS
+        .iter()
+        .flat_map(|r| {
+            r.verbs
+                .iter()
+                .map(|v| (r.group.to_string(), r.resource.to_string(), v.to_string()))
+        })
+        .collect();
+    assert_eq!(
+        requests,
+        granted,
+        "doctor's requests ({} audit events) and src/doctor/gather/api_reads.rs",
+        events.len()
+    );
 }

@@ -152,10 +152,19 @@ fn doctor_names_what_blocks_scaling() {
 fn healthy_then_paused_and_competing(cp: &ControlPlane, prometheus: &str) {
     wait_scaled_object(cp, "doc-prom", "m");
     let args = ["-n", "doc-prom", "deploy/m", "--prometheus-url", prometheus];
-    // KEDA makes the HPA and the HPA controller reads the metric within seconds.
-    cp.wait_for("doctor to find nothing blocking doc-prom/m", WAIT, || {
-        doctor(cp, &args).0 == 0
-    });
+    // KEDA makes the HPA and the HPA controller reads the metric within seconds. Until the
+    // controller's first sync the HPA has no conditions, and doctor says nothing about them.
+    cp.wait_for(
+        "doctor to find nothing blocking doc-prom/m, the HPA's conditions written",
+        WAIT,
+        || {
+            let (code, report) = doctor(cp, &args);
+            code == 0
+                && findings(&report, "hpa-conditions")
+                    .iter()
+                    .any(|f| f["severity"] == "ok")
+        },
+    );
     let (_, report) = doctor(cp, &args);
     for check in [
         "webhook-configuration",

@@ -1,5 +1,5 @@
 # Shortcuts; every target is a plain cargo or script command you can run yourself.
-.PHONY: run test unit e2e collector tools bench lint fmt ci
+.PHONY: run test unit e2e chart deploy collector tools bench lint fmt ci
 
 run: ## mutate the example offline
 	cargo run -- mutate -f examples/vllm-deployment.yaml
@@ -12,6 +12,12 @@ unit: ## fast tests: unit, golden, property, HTTPS integration
 
 e2e: ## end-to-end against a real kube-apiserver, etcd, KEDA (webhook, operator, adapter), HPA, Prometheus
 	cargo test --test e2e -- --nocapture
+
+chart: ## helm lint and helm template of charts/llm-autoscale-webhook; deploy/ is its render
+	cargo test --test chart
+
+deploy: ## re-render deploy/ from the chart
+	scripts/render-deploy.sh
 
 collector: ## the rendered sidecar config in a real OpenTelemetry collector
 	cargo test --test collector -- --nocapture

@@ -7,6 +7,7 @@
 #   keda-webhooks (KEDA's admission webhook),          v2.21.0  (tests/e2e/tools/keda)
 #   keda-operator, keda-adapter (its metrics server)
 #   prometheus (API only, no service discovery)        v3.16.0  (tests/e2e/tools/prometheus)
+#   helm (lints and renders charts/)                   v3.22.0  (tests/e2e/tools/helm)
 #
 # into target/e2e-tools/bin/. Each binary has a stamp file next to it
 # (.NAME.stamp) recording the pinned version and a hash of its Go module
@@ -14,8 +15,10 @@
 # well under a second. Only Go is needed; modules come from the Go module
 # proxy into the usual module cache.
 #
-# Usage: scripts/e2e-tools.sh [--force]
-#   --force   rebuild everything, ignoring stamps
+# Usage: scripts/e2e-tools.sh [--force] [GROUP...]
+#   --force   rebuild everything asked for, ignoring stamps
+#   GROUP     build only these: kubernetes, etcd, keda, prometheus, helm
+#             (default: all of them)
 # Environment:
 #   E2E_TOOLS_JOBS   parallel compile jobs handed to `go build -p` (default 2)
 #
@@ -23,7 +26,8 @@
 # tools and 25 s for etcd. KEDA's three binaries (one build: its operator
 # links every scaler's cloud SDK) take about 12 minutes (736 s measured with
 # an empty GOCACHE, 26 min while another Go build and two Rust builds shared
-# the cores); Prometheus about 2.5 minutes (158 s).
+# the cores); Prometheus about 2.5 minutes (158 s); Helm about 5 minutes (307 s
+# with an empty GOCACHE and a load average near 10 from other builds; 216 s of CPU).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -35,20 +39,36 @@ ETCD_VERSION=v3.6.16
 KEDA_VERSION=v2.21.0
 # Prometheus 3.x publishes its Go module as v0.3xx.y (v0.316.0 is 3.16.0).
 PROMETHEUS_VERSION=v0.316.0
+HELM_VERSION=v3.22.0
+# The Kubernetes version `helm template` and `helm lint` assume without a cluster: Helm's own
+# Makefile derives it from the client-go it links (v0.37.0 -> 1.37) and sets it with -X.
+HELM_KUBE_MINOR=37
+GROUPS_ALL=(kubernetes etcd keda prometheus helm)
 
 FORCE=0
-case "${1:-}" in
-  --force) FORCE=1 ;;
-  "") ;;
-  -h | --help)
-    sed -n '2,26p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
-    exit 0
-    ;;
-  *)
-    echo "e2e-tools: unknown argument: $1 (try --help)" >&2
-    exit 2
-    ;;
-esac
+WANTED=()
+for arg in "$@"; do
+  case "$arg" in
+    --force) FORCE=1 ;;
+    -h | --help)
+      sed -n '2,30p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+      exit 0
+      ;;
+    kubernetes | etcd | keda | prometheus | helm) WANTED+=("$arg") ;;
+    *)
+      echo "e2e-tools: unknown argument: $arg (try --help)" >&2
+      exit 2
+      ;;
+  esac
+done
+[[ ${#WANTED[@]} -gt 0 ]] || WANTED=("${GROUPS_ALL[@]}")
+
+# wanted GROUP: whether this run builds that group.
+wanted() {
+  local g
+  for g in "${WANTED[@]}"; do [[ "$g" == "$1" ]] && return 0; done
+  return 1
+}
 
 log() { echo "e2e-tools: $*" >&2; }
 
@@ -98,6 +118,7 @@ is_current() {
 build() {
   local group="$1" dir="$2" version="$3" ldflags="$4" tags="${BUILD_TAGS:-}"
   shift 4
+  wanted "$group" || return 0
   local stamp pkgs=() names=() spec name pkg
   stamp="$(stamp_for "$dir" "$version" "$ldflags" "$tags")"
   for spec in "$@"; do
@@ -159,5 +180,15 @@ build keda "$TOOLS/keda" "$KEDA_VERSION" "-s -w" \
 # (web/ui/ui.go), which the tests do not need: they use the HTTP API.
 BUILD_TAGS=remove_all_sd build prometheus "$TOOLS/prometheus" "$PROMETHEUS_VERSION" "-s -w" \
   prometheus=github.com/prometheus/prometheus/cmd/prometheus
+
+# Helm's release build (its Makefile's LDFLAGS): the version `helm version` prints, and the
+# Kubernetes version chartutil.DefaultCapabilities and the lint deprecation rules assume.
+helm_ldflags="-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION"
+helm_ldflags+=" -X helm.sh/helm/v3/internal/version.gitTreeState=clean"
+for pkg in helm.sh/helm/v3/pkg/lint/rules helm.sh/helm/v3/pkg/chartutil; do
+  helm_ldflags+=" -X $pkg.k8sVersionMajor=1 -X $pkg.k8sVersionMinor=$HELM_KUBE_MINOR"
+done
+build helm "$TOOLS/helm" "$HELM_VERSION" "$helm_ldflags" \
+  helm=helm.sh/helm/v3/cmd/helm
 
 log "tools ready in $BIN"

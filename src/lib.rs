@@ -21,6 +21,7 @@ pub mod admission;
 pub mod annotations;
 pub mod certs;
 pub mod config;
+pub mod doctor;
 pub mod keda;
 pub mod latency;
 pub mod manifest;

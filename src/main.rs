@@ -18,6 +18,9 @@ use prometheus_client::registry::Registry;
 
 use llm_autoscale_webhook::certs::{self, Ca, CertBundle, ServingRequest};
 use llm_autoscale_webhook::config::loading::{ConfigArgs, LogFormat, ServeArgs};
+use llm_autoscale_webhook::doctor::Report;
+use llm_autoscale_webhook::doctor::gather::{GatherOptions, TargetRef};
+use llm_autoscale_webhook::doctor::report::EXIT_UNCHECKED;
 use llm_autoscale_webhook::manifest::{ManifestError, mutate_manifest};
 use llm_autoscale_webhook::reconcile::{self, ReconcilerSettings, metrics::ReconcileMetrics};
 use llm_autoscale_webhook::server;
@@ -81,6 +84,48 @@ enum Command {
         #[arg(long)]
         force: bool,
     },
+    /// Tell what stands between opted-in workloads and scaling (the webhook, KEDA, the
+    /// workload, its metrics path), each finding with its fix. Reads the cluster of KUBECONFIG
+    /// (or the in-cluster service account). Exit 0: nothing blocks scaling; 1: something does;
+    /// 2: the cluster could not be read.
+    Doctor(DoctorArgs),
+}
+
+#[derive(clap::Args)]
+struct DoctorArgs {
+    /// One workload: deploy/NAME or inferenceservice/NAME [default: every opted-in one].
+    workload: Option<String>,
+    /// Namespace [default: all namespaces; the kubeconfig's namespace for one workload].
+    #[arg(short = 'n', long)]
+    namespace: Option<String>,
+    /// Output format.
+    #[arg(short = 'o', long, value_enum, default_value = "human")]
+    output: DoctorOutput,
+    /// List the checks that passed too.
+    #[arg(short = 'v', long)]
+    verbose: bool,
+    /// The KEDA OTel add-on's REST API (http://HOST:PORT) [default: through the API server's
+    /// service proxy to the Service of --scaler-address].
+    #[arg(long, value_name = "URL")]
+    addon_url: Option<String>,
+    /// Prometheus (http://HOST:PORT) for every prometheus trigger [default: each trigger's
+    /// serverAddress, through the service proxy when it names a Service].
+    #[arg(long, value_name = "URL")]
+    prometheus_url: Option<String>,
+    /// HOST:PORT reaching the webhook's Service (kubectl port-forward), to verify its
+    /// certificate from outside the cluster.
+    #[arg(long, value_name = "HOST:PORT")]
+    webhook_address: Option<String>,
+    /// The webhook's configuration (the same file and LLM_AUTOSCALE_* variables), so sidecars
+    /// and ScaledObjects are compared with what it renders.
+    #[command(flatten)]
+    config: ConfigArgs,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum DoctorOutput {
+    Human,
+    Json,
 }
 
 fn read_input(file: &str) -> anyhow::Result<String> {
@@ -110,6 +155,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Serve(args) => serve(&args),
         Command::Reconcile { config, log_format } => reconcile_only(&config, log_format),
+        Command::Doctor(args) => doctor(args),
         Command::Mutate { file, config } => {
             let cfg = config.load()?;
             let input = read_input(&file)?;
@@ -281,4 +327,54 @@ fn reconcile_only(config: &ConfigArgs, log_format: Option<LogFormat>) -> anyhow:
         shutdown_signal(),
     ));
     Ok(ExitCode::SUCCESS)
+}
+
+/// `doctor`: exit 0 when nothing blocks scaling, 1 when something does, 2 when the cluster
+/// (or the arguments) could not be read.
+fn doctor(args: DoctorArgs) -> anyhow::Result<ExitCode> {
+    let (output, verbose) = (args.output, args.verbose);
+    match examine(args) {
+        Ok(report) => {
+            match output {
+                DoctorOutput::Human => print!("{}", report.to_human(verbose)),
+                DoctorOutput::Json => println!("{}", report.to_json()),
+            }
+            Ok(ExitCode::from(report.exit_code()))
+        }
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            Ok(ExitCode::from(EXIT_UNCHECKED))
+        }
+    }
+}
+
+fn examine(args: DoctorArgs) -> anyhow::Result<Report> {
+    let cfg = args.config.load()?;
+    let target = args
+        .workload
+        .as_deref()
+        .map(str::parse::<TargetRef>)
+        .transpose()?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the Tokio runtime")?;
+    runtime.block_on(async {
+        let client = kube::Client::try_default()
+            .await
+            .context("connecting to the cluster (KUBECONFIG or in-cluster)")?;
+        let opts = GatherOptions {
+            namespace: args.namespace.or_else(|| {
+                target
+                    .is_some()
+                    .then(|| client.default_namespace().to_string())
+            }),
+            target,
+            addon_url: args.addon_url,
+            prometheus_url: args.prometheus_url,
+            webhook_address: args.webhook_address,
+            in_cluster: std::env::var_os("KUBERNETES_SERVICE_HOST").is_some(),
+        };
+        Ok(llm_autoscale_webhook::doctor::examine(&client, &opts, &cfg).await?)
+    })
 }

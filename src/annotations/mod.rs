@@ -22,7 +22,7 @@ pub use http_wake::{HTTP_WAKE_TRIGGER, HttpWake};
 pub use prometheus::{AuthRef, PrometheusOptions, custom_headers};
 pub use spec::{
     AutoscalingSpec, Backend, Fallback, Scrape, TriggerQuery, TriggerSource, TriggerSpec,
-    histogram_base, target_deployment,
+    histogram_base, scales_to_zero, target_deployment,
 };
 pub use triggers::default_promql;
 

@@ -5,7 +5,8 @@
 //!
 //! - etcd v3.6.16;
 //! - kube-apiserver v1.34.4 (token authentication, RBAC, a serving
-//!   certificate signed by the harness CA);
+//!   certificate signed by the harness CA, an audit log of [`PLAIN_USER`]'s
+//!   requests);
 //! - kube-controller-manager v1.34.4 with the garbage-collector,
 //!   namespace and serviceaccount controllers, so ownerReferences are
 //!   garbage-collected, namespaces can be deleted and each namespace gets its
@@ -85,6 +86,33 @@ const SERVICE_CIDR: &str = "10.0.0.0/24";
 /// this range is what kube-apiserver reaches through the Service.
 pub const AGGREGATION_SERVICE_CIDR: &str = "127.100.0.0/24";
 
+/// A user the API server knows by a bearer token and grants nothing: tests
+/// give it permissions with RBAC bindings and act as it through
+/// [`ControlPlane::user_kubeconfig`]. Its requests, and only its, are in the
+/// API server's audit log ([`ControlPlane::audit_events`]).
+pub const PLAIN_USER: &str = "e2e-oncall";
+
+/// The audit policy: [`PLAIN_USER`]'s requests at level Metadata (user, verb,
+/// resource, response code; no bodies), once each (at ResponseComplete),
+/// nothing else. Policy rules match the authenticated user, not an
+/// impersonated one (k8s.io/apiserver v0.34.4 pkg/server/config.go applies
+/// WithAudit outside WithImpersonation; pkg/audit/policy/checker.go
+/// `ruleMatches`), hence a user with a token of its own. The log backend
+/// writes each event before the response is sent (its default mode,
+/// `blocking`: pkg/server/options/audit.go).
+fn audit_policy() -> String {
+    format!(
+        "apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: [RequestReceived]
+rules:
+  - level: Metadata
+    users: [\"{PLAIN_USER}\"]
+  - level: None
+"
+    )
+}
+
 /// What [`ControlPlane::start_with`] adds to the default control plane.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Options {
@@ -102,6 +130,8 @@ pub struct ControlPlane {
     bin: PathBuf,
     kubeconfig: PathBuf,
     server_url: String,
+    /// Bearer token of [`PLAIN_USER`].
+    user_token: String,
     ca: Ca,
     procs: Mutex<Vec<Proc>>,
 }
@@ -167,6 +197,7 @@ impl ControlPlane {
             root,
             bin,
             server_url,
+            user_token: bearer_token(),
             ca,
             procs: Mutex::new(Vec::new()),
         };
@@ -188,13 +219,18 @@ impl ControlPlane {
             ],
         );
         let (sa_signing_key, sa_verify_key) = service_account_keys(&pki);
-        let token = admin_token();
+        let token = bearer_token();
         let token_file = pki.join("tokens.csv");
         fs::write(
             &token_file,
-            format!("{token},e2e-admin,e2e-admin,system:masters\n"),
+            format!(
+                "{token},e2e-admin,e2e-admin,system:masters\n{},{PLAIN_USER},{PLAIN_USER}\n",
+                cp.user_token
+            ),
         )
         .expect("write the token file");
+        let audit_policy_file = pki.join("audit-policy.yaml");
+        fs::write(&audit_policy_file, audit_policy()).expect("write the audit policy");
         cp.write_kubeconfig(&token);
 
         let etcd_url = format!("http://127.0.0.1:{etcd_client}");
@@ -231,6 +267,8 @@ impl ControlPlane {
             ),
             format!("--token-auth-file={}", token_file.display()),
             "--authorization-mode=RBAC".into(),
+            format!("--audit-policy-file={}", audit_policy_file.display()),
+            format!("--audit-log-path={}", cp.audit_log().display()),
             // The `kubernetes` Service's endpoints would point at a
             // loopback address, which the endpoint reconciler refuses.
             "--endpoint-reconciler-type=none".into(),
@@ -403,6 +441,28 @@ impl ControlPlane {
         stop_proc(&mut p.child, Instant::now() + STOP_GRACE);
     }
 
+    /// A kubeconfig that authenticates as [`PLAIN_USER`] (written on each
+    /// call).
+    pub fn user_kubeconfig(&self) -> PathBuf {
+        let path = self.path().join("plain-user.kubeconfig");
+        self.write_kubeconfig_for(PLAIN_USER, &self.user_token, &path);
+        path
+    }
+
+    /// The API server's audit events so far: [`PLAIN_USER`]'s requests
+    /// (k8s.io/apiserver `audit.k8s.io/v1` `Event`, one JSON object a line).
+    pub fn audit_events(&self) -> Vec<serde_json::Value> {
+        fs::read_to_string(self.audit_log())
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("an audit event is one JSON line"))
+            .collect()
+    }
+
+    fn audit_log(&self) -> PathBuf {
+        self.path().join("audit.log")
+    }
+
     /// Directory holding one `<component>.log` per component.
     pub fn log_dir(&self) -> PathBuf {
         self.path().join("logs")
@@ -509,6 +569,13 @@ impl ControlPlane {
     }
 
     fn write_kubeconfig(&self, token: &str) {
+        self.write_kubeconfig_for("e2e-admin", token, &self.kubeconfig);
+    }
+
+    /// Writes to `path` a kubeconfig for this API server that authenticates
+    /// as `user` with a bearer `token` (e.g. a ServiceAccount's, from
+    /// `kubectl create token`).
+    pub fn write_kubeconfig_for(&self, user: &str, token: &str, path: &Path) {
         let config = format!(
             "apiVersion: v1
 kind: Config
@@ -518,21 +585,21 @@ clusters:
     server: {server}
     certificate-authority-data: {ca}
 users:
-- name: e2e-admin
+- name: {user}
   user:
     token: {token}
 contexts:
 - name: e2e
   context:
     cluster: e2e
-    user: e2e-admin
+    user: {user}
     namespace: default
 current-context: e2e
 ",
             server = self.server_url,
             ca = self.ca_bundle_base64(),
         );
-        fs::write(&self.kubeconfig, config).expect("write the kubeconfig");
+        fs::write(path, config).expect("write the kubeconfig");
     }
 
     /// Starts `target/e2e-tools/bin/<name>` in its own process group with
@@ -756,7 +823,7 @@ fn service_account_keys(dir: &Path) -> (PathBuf, PathBuf) {
 }
 
 /// A token nobody else can guess within the test's lifetime.
-fn admin_token() -> String {
+fn bearer_token() -> String {
     let nanos = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_nanos())

@@ -5,12 +5,17 @@
 //! (`scripts/e2e-tools.sh`, several minutes on 2 cores); later runs reuse
 //! them. Each test starts its own [`ControlPlane`].
 
+mod chart_install;
 mod cluster;
+mod doctor;
 mod fake_metrics;
 mod product;
 mod prometheus;
 mod scaling;
 mod scaling_plane;
+
+#[path = "../support/helm.rs"]
+mod helm;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};

@@ -1,6 +1,6 @@
-//! The product end to end: the real webhook binary (admission + reconciler) registered with
-//! the deploy/ webhook configurations against a real kube-apiserver, driven by real kubectl.
-//! KEDA's own admission webhook judges every ScaledObject the reconciler applies.
+//! The product end to end: the real webhook binary (admission + reconciler), installed from
+//! the Helm chart's render (`chart_install.rs`) on a real kube-apiserver, driven by real
+//! kubectl. KEDA's own admission webhook judges every ScaledObject the reconciler applies.
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
+use crate::chart_install;
 use crate::cluster::ControlPlane;
 
 const NS: &str = "llm";
@@ -40,8 +41,10 @@ pub(crate) struct Webhook {
 }
 
 impl Webhook {
+    /// Starts `serve` on 127.0.0.1:`port`, talking to the API server with `kubeconfig` (the
+    /// chart's ServiceAccount: [`chart_install::install`]).
     pub(crate) fn start(
-        cp: &ControlPlane,
+        kubeconfig: &Path,
         port: u16,
         cert: &Path,
         key: &Path,
@@ -55,7 +58,7 @@ impl Webhook {
             .arg("--tls-key")
             .arg(key)
             .args(["--log-format", "text"])
-            .env("KUBECONFIG", cp.kubeconfig())
+            .env("KUBECONFIG", kubeconfig)
             .env("POD_NAMESPACE", "llm-autoscale-system")
             .env("POD_NAME", format!("webhook-{port}"))
             .env("RUST_LOG", "info")
@@ -94,34 +97,6 @@ impl Drop for Webhook {
             }
         }
     }
-}
-
-/// deploy/'s webhook configurations, pointed at the local URL with the local caBundle.
-pub(crate) fn local_webhook_configurations(port: u16, ca_bundle: &str) -> String {
-    let text = read("deploy/base/webhook-configurations.yaml");
-    let mut out = Vec::new();
-    for doc in serde_yaml_ng::Deserializer::from_str(&text) {
-        let mut v: Value =
-            serde::Deserialize::deserialize(doc).expect("webhook configuration YAML");
-        if v.is_null() {
-            continue;
-        }
-        if let Some(a) = v["metadata"]["annotations"].as_object_mut() {
-            a.remove("cert-manager.io/inject-ca-from");
-        }
-        for hook in v["webhooks"].as_array_mut().expect("webhooks") {
-            let path = hook["clientConfig"]["service"]["path"]
-                .as_str()
-                .expect("service path")
-                .to_string();
-            hook["clientConfig"] = json!({
-                "url": format!("https://127.0.0.1:{port}{path}"),
-                "caBundle": ca_bundle,
-            });
-        }
-        out.push(serde_json::to_string(&v).unwrap());
-    }
-    out.join("\n---\n")
 }
 
 pub(crate) fn get_json(cp: &ControlPlane, args: &[&str]) -> Option<Value> {
@@ -203,10 +178,14 @@ fn annotated_workloads_get_sidecars_and_scaled_objects() {
     let mut early = yaml(&read("examples/vllm-deployment.yaml"));
     early["metadata"]["name"] = json!("before-webhook");
     cp.kubectl_stdin_ok(&["apply", "-f", "-"], &early.to_string());
-    let mut webhook = Webhook::start(&cp, port, &cert, &key, cp.log_dir().join("webhook.log"));
-    cp.kubectl_stdin_ok(
-        &["apply", "-f", "-"],
-        &local_webhook_configurations(port, &cp.ca_bundle_base64()),
+    let kubeconfig = chart_install::install(&cp, port);
+    chart_install::assert_doctor_access(&cp);
+    let mut webhook = Webhook::start(
+        &kubeconfig,
+        port,
+        &cert,
+        &key,
+        cp.log_dir().join("webhook.log"),
     );
 
     // 1. An annotated vLLM Deployment: stored with the sidecar; its ScaledObject appears,
@@ -567,7 +546,13 @@ fn annotated_workloads_get_sidecars_and_scaled_objects() {
     std::fs::remove_file(&cert).unwrap();
     std::fs::remove_file(&key).unwrap();
     let (cert2, key2) = cp.issue_serving_cert(&certs);
-    let _webhook2 = Webhook::start(&cp, port, &cert2, &key2, cp.log_dir().join("webhook-2.log"));
+    let _webhook2 = Webhook::start(
+        &kubeconfig,
+        port,
+        &cert2,
+        &key2,
+        cp.log_dir().join("webhook-2.log"),
+    );
     let mut second = example.clone();
     second["metadata"]["name"] = json!("after-restart");
     cp.wait_for("the restarted webhook to inject again", WAIT, || {

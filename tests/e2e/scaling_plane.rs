@@ -14,8 +14,9 @@
 //! - kube-controller-manager's HPA controller (sync every 2 s), reading
 //!   that API;
 //! - a real Prometheus scraping fake vLLM pods ([`crate::prometheus`]);
-//! - the product's webhook binary (`serve`: admission and reconciler), whose
-//!   webhook configurations from deploy/ point at it by URL.
+//! - the product's webhook binary (`serve`: admission and reconciler), installed
+//!   from the Helm chart's render, whose webhook configurations point at it by
+//!   URL (`chart_install.rs`).
 //!
 //! No kubelet and no Deployment controller run: scenarios set a
 //! Deployment's `status.replicas` and write Pod objects themselves.
@@ -29,8 +30,9 @@ use std::net::TcpListener;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::chart_install;
 use crate::cluster::{ControlPlane, Options, free_ports};
-use crate::product::{Webhook, free_port, local_webhook_configurations};
+use crate::product::{Webhook, free_port};
 use crate::prometheus::Prometheus;
 
 /// Cluster IP of `keda/keda-metrics-apiserver`, inside
@@ -76,18 +78,21 @@ impl ScalingPlane {
     }
 }
 
-/// Starts the product's webhook binary (admission and reconciler) as
-/// tests/e2e/product.rs does, registers deploy/'s webhook configurations
-/// pointed at it, and waits until it answers. Needs the namespace
-/// `llm-autoscale-system`.
+/// Installs the chart's render and starts the product's webhook binary
+/// (admission and reconciler) as tests/e2e/product.rs does, with the chart's
+/// webhook configurations pointed at it, and waits until it answers. Needs the
+/// namespace `llm-autoscale-system`.
 pub fn start_product_webhook(cp: &ControlPlane) -> Webhook {
     let certs = cp.work_dir().join("webhook-certs");
     let (cert, key) = cp.issue_serving_cert(&certs);
     let port = free_port();
-    let webhook = Webhook::start(cp, port, &cert, &key, cp.log_dir().join("webhook.log"));
-    cp.kubectl_stdin_ok(
-        &["apply", "-f", "-"],
-        &local_webhook_configurations(port, &cp.ca_bundle_base64()),
+    let kubeconfig = chart_install::install(cp, port);
+    let webhook = Webhook::start(
+        &kubeconfig,
+        port,
+        &cert,
+        &key,
+        cp.log_dir().join("webhook.log"),
     );
     // The webhooks fail open (failurePolicy Ignore): until the server
     // answers, an invalid annotation is admitted. Once it is denied, the

@@ -1,0 +1,176 @@
+//! What `doctor` read from the cluster, as plain data: every finding is a pure function of
+//! this (filled by [`super::gather`], built by hand in the tests).
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+use serde_json::Value;
+
+use super::address::ServiceRef;
+use crate::reconcile::plan::KserveOwner;
+use crate::workload::WorkloadKind;
+
+/// Everything read, cluster-wide and per workload.
+#[derive(Clone, Debug, Default)]
+pub struct Snapshot {
+    /// The product's webhooks found in the cluster's webhook configurations.
+    pub webhooks: Vec<WebhookSeen>,
+    pub keda: KedaSeen,
+    /// The KEDA OTel add-on, looked at when a workload's trigger goes to it.
+    pub addon: Option<AddonSeen>,
+    pub workloads: Vec<WorkloadSeen>,
+}
+
+/// The outcome of asking something over the network.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Probe<T> {
+    /// It answered.
+    Answered(T),
+    /// It was asked and did not answer (or answered an error): why.
+    Failed(String),
+    /// It was not asked: why.
+    NotTried(String),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HookKind {
+    Mutating,
+    Validating,
+}
+
+impl HookKind {
+    pub fn configuration_kind(self) -> &'static str {
+        match self {
+            HookKind::Mutating => "MutatingWebhookConfiguration",
+            HookKind::Validating => "ValidatingWebhookConfiguration",
+        }
+    }
+}
+
+/// Where the API server sends the webhook's requests (`clientConfig`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum WebhookTarget {
+    Url(String),
+    Service { service: ServiceRef, path: String },
+}
+
+/// One of the product's webhooks as registered.
+#[derive(Clone, Debug, PartialEq)]
+pub struct WebhookSeen {
+    /// Name of the webhook configuration holding it.
+    pub configuration: String,
+    pub kind: HookKind,
+    /// The webhook's name, e.g. `deployments.llm-autoscale.io`.
+    pub name: String,
+    pub target: WebhookTarget,
+    /// `clientConfig.caBundle`, decoded (PEM); empty when unset.
+    pub ca_bundle: Vec<u8>,
+    /// `failurePolicy` (`Fail` when unset, the API's default).
+    pub failure_policy: String,
+    pub namespace_selector: Option<LabelSelector>,
+    pub object_selector: Option<LabelSelector>,
+    /// Ready endpoints of a Service target (`None` for a URL target).
+    pub ready_endpoints: Option<usize>,
+    /// A TLS handshake with the endpoint, trusting only the caBundle.
+    pub tls: Probe<ServedCertificate>,
+}
+
+/// The certificate the webhook served, verified against the caBundle.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServedCertificate {
+    /// Seconds until it expires (negative: expired).
+    pub expires_in_seconds: i64,
+}
+
+/// KEDA as installed.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct KedaSeen {
+    /// The `scaledobjects.keda.sh` CRD exists.
+    pub crd: bool,
+    /// Deployments labelled as KEDA's operator (`app.kubernetes.io/name=keda-operator`).
+    pub operators: Vec<DeploymentReadiness>,
+    /// The APIService `v1beta1.external.metrics.k8s.io` (KEDA's metrics adapter).
+    pub metrics_api: ApiServiceSeen,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeploymentReadiness {
+    pub namespace: String,
+    pub name: String,
+    pub ready: i32,
+    pub wanted: i32,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum ApiServiceSeen {
+    #[default]
+    Missing,
+    Available,
+    /// Its `Available` condition is not True: reason and message.
+    Unavailable(String),
+}
+
+/// The KEDA OTel add-on.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AddonSeen {
+    /// Its Service, from the configured scaler address.
+    pub service: Option<ServiceRef>,
+    /// How its REST API was reached (the `--addon-url`, or the API server's service proxy).
+    pub via: String,
+    /// Its Deployment's `METRIC_STORE_ERROR_IF_NOT_FOUND`.
+    pub error_if_not_found: EnvSetting,
+    /// Its metric store (`GET /memstore/data`).
+    pub store: Probe<AddonStore>,
+}
+
+/// One environment variable of a container, as far as the Deployment tells.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum EnvSetting {
+    /// Set to this value.
+    Value(String),
+    /// Not set (the program's default applies).
+    Unset,
+    /// Not set by value, but the container takes variables from elsewhere (`envFrom`,
+    /// `valueFrom`): unknown here.
+    Elsewhere,
+    /// The Deployment was not found.
+    NoDeployment,
+}
+
+/// The add-on's store: each metric name and the label sets of its series.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AddonStore {
+    pub series: BTreeMap<String, Vec<BTreeMap<String, String>>>,
+}
+
+/// One workload as stored, with what surrounds it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct WorkloadSeen {
+    pub kind: WorkloadKind,
+    pub namespace: String,
+    pub name: String,
+    /// The object as stored (Deployment or InferenceService).
+    pub object: Value,
+    /// Labels of its namespace (with `kubernetes.io/metadata.name`).
+    pub namespace_labels: BTreeMap<String, String>,
+    /// The Deployment that scales: the object itself, or the InferenceService's predictor.
+    pub deployment: Option<Value>,
+    /// What KServe says about that Deployment.
+    pub kserve: KserveOwner,
+    /// Every ScaledObject in the namespace, as stored (with status).
+    pub scaled_objects: Vec<Value>,
+    /// Every HPA in the namespace.
+    pub hpas: Vec<HorizontalPodAutoscaler>,
+    /// The prometheus triggers' queries, by trigger name.
+    pub prometheus: BTreeMap<String, Probe<PrometheusAnswer>>,
+}
+
+/// What Prometheus answered to a query.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PrometheusAnswer {
+    /// How many series the result holds.
+    pub series: usize,
+    /// Where it was asked.
+    pub via: String,
+}

@@ -5,6 +5,7 @@
 //! (`scripts/e2e-tools.sh`, several minutes on 2 cores); later runs reuse
 //! them. Each test starts its own [`ControlPlane`].
 
+mod admission_cost;
 mod chart_install;
 mod cluster;
 mod doctor;

@@ -679,6 +679,27 @@ fn gateway_triggers_are_read_as_written_and_not_forwarded() {
     );
     let p = only_problem(&[("source", "router")]);
     assert!(p.contains("unknown source"), "{p}");
+    // Only gateway triggers: nothing for a sidecar to forward, so none is injected.
+    let gateway_only = [
+        ("enabled", "true"),
+        ("max-replicas", "4"),
+        ("source", "gateway"),
+        ("query", "sum(router_queue_depth{model=llama})"),
+        ("target", "5"),
+    ];
+    let (s, warnings) = spec(&gateway_only);
+    assert_eq!(s.sidecar, SidecarMode::None);
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w.contains("no sidecar is injected")),
+        "{warnings:?}"
+    );
+    let m = mutate(&deployment(&gateway_only), &WebhookConfig::default()).unwrap();
+    let pod = &m.patched["spec"]["template"]["spec"];
+    assert!(pod["initContainers"].is_null(), "{pod}");
+    assert_eq!(pod["containers"].as_array().map(Vec::len), Some(1), "{pod}");
+    assert!(m.scaled_object.is_some());
 }
 
 #[test]

@@ -285,7 +285,7 @@ pub const KEYS: [Key; 51] = [
         Syntax::Source,
         METRICS,
         "`workload`; `gateway` for your own PromQL that reads no `vllm:` metric",
-        "Where the trigger's data comes from. `workload`: this workload's pods (the query is scoped to its `deployment`/`namespace`, or its pods in PromQL). `gateway`: something that exists at zero pods (a router, gateway or queue metric): the `query` (required) is used as written and the sidecar does not forward it.",
+        "Where the trigger's data comes from. `workload`: this workload's pods (the query is scoped to its `deployment`/`namespace`, or its pods in PromQL). `gateway`: something that exists at zero pods (a router, gateway or queue metric): the `query` (required) is used as written and the sidecar does not forward it; when every trigger reads a gateway, no sidecar is injected.",
     ),
     key(
         "metric-type",

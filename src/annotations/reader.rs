@@ -189,7 +189,24 @@ impl<'a> Reader<'a> {
         }
         self.scale_to_zero_wakes(&spec);
         self.percentiles_without_sidecar(&spec);
+        self.nothing_to_forward(&mut spec);
         spec
+    }
+
+    /// A sidecar forwards this workload's own metrics; when every trigger reads a gateway
+    /// (`source: gateway`), it would forward nothing (and a collector whose filter keeps no
+    /// metric is not a valid configuration), so none is injected.
+    fn nothing_to_forward(&mut self, spec: &mut AutoscalingSpec) {
+        if spec.sidecar == SidecarMode::None
+            || !spec.sidecar_metrics().is_empty()
+            || !spec.sidecar_percentiles().is_empty()
+        {
+            return;
+        }
+        spec.sidecar = SidecarMode::None;
+        self.f.warn(format!(
+            "no sidecar is injected: every trigger reads a gateway ({PREFIX}source: \"gateway\"), none reads this workload's pods"
+        ));
     }
 
     /// With `sidecar: "none"` nothing computes the gauges the latency triggers read.

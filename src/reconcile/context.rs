@@ -7,21 +7,22 @@
 use std::sync::Arc;
 
 use futures::stream::BoxStream;
-use futures::{FutureExt, StreamExt};
+use futures::{FutureExt, StreamExt, TryStreamExt};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::core::{ApiResource, DynamicObject, GroupVersionKind};
 use kube::runtime::events::Recorder;
 use kube::runtime::reflector::{self, ObjectRef, Store, store::Writer};
 use kube::runtime::{WatchStreamExt, watcher};
-use kube::{Api, Client, Resource};
+use kube::{Api, Client, Resource, ResourceExt};
 
 use super::metadata::{AUTOSCALER_CLASS, DeploymentMeta, InferenceServiceMeta};
 use super::metrics::ReconcileMetrics;
-use super::plan::{InferenceServiceId, KserveOwner};
+use super::plan::{self, InferenceServiceId, KserveOwner};
 use super::watches;
 use crate::config::WebhookConfig;
 use crate::keda::ScaledObject;
+use crate::keda::names::{MAX_NAME, bounded_name};
 
 /// What lives as long as the process: the client, configuration, event recorder, metrics.
 pub struct Shared {
@@ -93,7 +94,12 @@ impl Context {
     /// looked up once, and their objects watched only when installed.
     pub async fn watch(shared: Arc<Shared>) -> (Arc<Context>, Watches) {
         let client = shared.client.clone();
+        // The one typed model of a ScaledObject (crate::keda), read and written as it is.
+        let (scaled_objects, writer) = reflector::store::<ScaledObject>();
+        let managed = watched(Api::all(client.clone()), &watches::managed_by_us(), writer);
+
         let (metadata, metadata_writer) = reflector::store::<DeploymentMeta>();
+        let (owned, metrics) = (scaled_objects.clone(), shared.metrics.clone());
         let all_metadata = watcher(
             Api::<DeploymentMeta>::all(client.clone()),
             watcher::Config::default(),
@@ -101,6 +107,12 @@ impl Context {
         .default_backoff()
         .reflect(metadata_writer)
         .applied_objects()
+        .try_filter(move |d| {
+            let (ns, name) = (d.namespace().unwrap_or_default(), d.name_any());
+            let has_so = owns_managed_scaled_object(&owned, &d.metadata);
+            let reported = metrics.is_reported(&ns, &name);
+            std::future::ready(watches::passes_on(&d.metadata, has_so, reported))
+        })
         .boxed();
 
         let (deployments, writer) = reflector::store::<Deployment>();
@@ -109,9 +121,6 @@ impl Context {
             &watches::labelled_deployments(),
             writer,
         );
-        // The one typed model of a ScaledObject (crate::keda), read and written as it is.
-        let (scaled_objects, writer) = reflector::store::<ScaledObject>();
-        let managed = watched(Api::all(client.clone()), &watches::managed_by_us(), writer);
 
         let (routes, route_watch) = route_watch(&client).await.unzip();
         let (inference_services, isvc_watch) = inference_service_watch(&client).await.unzip();
@@ -151,6 +160,11 @@ impl Context {
     /// The labelled Deployment of this name, from the store.
     pub fn labelled_deployment(&self, ns: &str, name: &str) -> Option<Arc<Deployment>> {
         self.deployments.get(&ObjectRef::new(name).within(ns))
+    }
+
+    /// Whether the store holds a ScaledObject managed for this Deployment.
+    pub fn owns_managed_scaled_object(&self, meta: &ObjectMeta) -> bool {
+        owns_managed_scaled_object(&self.scaled_objects, meta)
     }
 
     /// The managed ScaledObject of this name, from the store.
@@ -226,6 +240,17 @@ async fn inference_service_watch(client: &Client) -> Optional<InferenceServiceMe
         .touched_objects()
         .boxed();
     Some((store, watch))
+}
+
+/// Whether `store` holds a ScaledObject managed for the Deployment of this metadata.
+fn owns_managed_scaled_object(store: &Store<ScaledObject>, meta: &ObjectMeta) -> bool {
+    let (Some(ns), Some(name)) = (meta.namespace.as_deref(), meta.name.as_deref()) else {
+        return false;
+    };
+    let key = ObjectRef::new(&bounded_name(name, MAX_NAME)).within(ns);
+    store.get(&key).is_some_and(|so| {
+        plan::is_managed_for(&so.metadata, meta.uid.as_deref().unwrap_or_default())
+    })
 }
 
 /// An InferenceService found: who it is (for the ownerReferences KServe sets) and its class.

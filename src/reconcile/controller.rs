@@ -30,7 +30,6 @@ use super::metadata::DeploymentMeta;
 use super::plan::{self, Action, FIELD_MANAGER, Holder, KserveOwner, Plan, SidecarState};
 use super::watches::{self, Source};
 use crate::keda::ScaledObject;
-use crate::keda::names::{MAX_NAME, bounded_name};
 
 /// Reconciles running at once, at most.
 pub const CONCURRENCY: u16 = 8;
@@ -123,11 +122,7 @@ async fn reconcile(
     }
     let ns = meta.namespace().unwrap_or_default();
     let name = meta.name_any();
-    let uid = meta.uid().unwrap_or_default();
-    let owns_scaled_object = match ctx.managed_scaled_object(&ns, &bounded_name(&name, MAX_NAME)) {
-        Some(so) => plan::is_managed_for(&so.metadata, &uid),
-        None => false,
-    };
+    let owns_scaled_object = ctx.owns_managed_scaled_object(&meta.metadata);
     let deployment = match watches::source_of(&meta.metadata, owns_scaled_object) {
         Source::Store => match ctx.labelled_deployment(&ns, &name) {
             Some(d) => d,

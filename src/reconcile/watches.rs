@@ -83,6 +83,20 @@ pub fn source_of(meta: &ObjectMeta, has_managed_scaled_object: bool) -> Source {
     }
 }
 
+/// Whether a change seen in a Deployment's metadata is passed on to the controller. Not when
+/// nothing in its metadata involves this product ([`Source::Nothing`]) and no sidecar state is
+/// reported for it (`reported`): that reconcile would do nothing. Left out, such Deployments
+/// (most of a cluster) are never queued: at start the controller would otherwise queue every
+/// Deployment while the first list is read, and its queue keeps the largest size it reached
+/// (kube-runtime `src/scheduler.rs`: a `HashMap` and a `DelayQueue` that never shrink).
+///
+/// A Deployment left out here is still reconciled when something else points at it: the
+/// watch of labelled Deployments (one that loses the label leaves it), and a ScaledObject or
+/// InterceptorRoute it owns.
+pub fn passes_on(meta: &ObjectMeta, has_managed_scaled_object: bool, reported: bool) -> bool {
+    reported || source_of(meta, has_managed_scaled_object) != Source::Nothing
+}
+
 /// What the stores of full objects (labelled Deployments, managed ScaledObjects and
 /// InterceptorRoutes) drop: managedFields, which the reconciler never reads and which can be
 /// as large as the object.
@@ -113,6 +127,25 @@ mod tests {
             annotations: map(annotations),
             ..ObjectMeta::default()
         }
+    }
+
+    #[test]
+    fn only_deployments_with_something_to_reconcile_are_passed_on() {
+        let plain = meta(
+            &[("app", "x")],
+            &[("kubectl.kubernetes.io/last-applied-configuration", "{}")],
+        );
+        assert!(!passes_on(&plain, false, false));
+        // Its sidecar was reported (it was opted in): the reconcile clears the report.
+        assert!(passes_on(&plain, false, true));
+        // A ScaledObject is managed for it: the reconcile deletes it (the opt-out).
+        assert!(passes_on(&plain, true, false));
+        assert!(passes_on(
+            &meta(&[(MANAGED_LABEL, "true")], &[]),
+            false,
+            false
+        ));
+        assert!(passes_on(&meta(&[], &[(ENABLED, "true")]), false, false));
     }
 
     #[test]

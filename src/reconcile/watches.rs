@@ -86,9 +86,12 @@ pub fn source_of(meta: &ObjectMeta, has_managed_scaled_object: bool) -> Source {
 /// Whether a change seen in a Deployment's metadata is passed on to the controller. Not when
 /// nothing in its metadata involves this product ([`Source::Nothing`]) and no sidecar state is
 /// reported for it (`reported`): that reconcile would do nothing. Left out, such Deployments
-/// (most of a cluster) are never queued: at start the controller would otherwise queue every
-/// Deployment while the first list is read, and its queue keeps the largest size it reached
-/// (kube-runtime `src/scheduler.rs`: a `HashMap` and a `DelayQueue` that never shrink).
+/// (most of a cluster) are never queued. Otherwise every Deployment is queued at start: the
+/// controller runs nothing until the first list is complete (kube-runtime
+/// `src/controller/mod.rs`, `delay_tasks_until` the store is ready) and meanwhile moves each
+/// request into its scheduler's `pending` set (`src/scheduler.rs`,
+/// `pop_queue_message_into_pending`), a `HashSet` that keeps the capacity it reached: 1.9 MiB
+/// at 10,000 Deployments, measured with heaptrack.
 ///
 /// A Deployment left out here is still reconciled when something else points at it: the
 /// watch of labelled Deployments (one that loses the label leaves it), and a ScaledObject or

@@ -1,8 +1,8 @@
-//! The kube-runtime controller: Deployments (and the ScaledObjects and InterceptorRoutes they
-//! own) → apply, repair, delete, and report; with HTTP wake the same for their
-//! InterceptorRoutes, and KServe's leftover ScaledObject removed. Thin: every decision comes
-//! from [`super::plan`] and [`super::watches`], which also says what is watched and kept;
-//! the stores are read through [`super::context`].
+//! The kube-runtime controller: Deployments (and the ScaledObjects they own) → apply, repair,
+//! delete, and report; with HTTP wake the same for their InterceptorRoutes, and KServe's
+//! leftover ScaledObject removed. Thin: every decision comes from [`super::plan`] and
+//! [`super::watches`], which also says what is watched and kept; the stores are read through
+//! [`super::context`].
 //!
 //! The controller's own objects are the Deployments' trimmed metadata (every Deployment of
 //! the cluster); a reconcile takes the full Deployment from the store of labelled ones, or

@@ -91,7 +91,8 @@ impl Observation {
     }
 
     /// client-go's `isLeaseValid`: observed less than the record's leaseDurationSeconds ago
-    /// (a record without one is valid for 0 s, as `LeaseSpecToLeaderElectionRecord` reads it).
+    /// (a record without one is valid for 0 s, as `LeaseSpecToLeaderElectionRecord` in
+    /// `tools/leaderelection/resourcelock/leaselock.go` reads it).
     pub fn is_valid(&self, now: Instant) -> bool {
         let seconds = self.record.lease_duration_seconds.unwrap_or(0);
         let duration = Duration::from_secs(u64::try_from(seconds).unwrap_or(0));

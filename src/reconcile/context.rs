@@ -107,6 +107,7 @@ impl Context {
         .default_backoff()
         .reflect(metadata_writer)
         .applied_objects()
+        // Only the Deployments with something to reconcile reach the controller.
         .try_filter(move |d| {
             let (ns, name) = (d.namespace().unwrap_or_default(), d.name_any());
             let has_so = owns_managed_scaled_object(&owned, &d.metadata);

@@ -7,7 +7,10 @@
 # The cluster gets TOTAL Deployments in 10 namespaces, OPTED of them opted in (rendered by
 # `llm-autoscale-webhook mutate`, as the webhook would admit them: labelled, with the sidecar),
 # the others plain, created with kubectl --save-config (so they carry kubectl's
-# last-applied-configuration annotation, as applied objects do). The reconciler runs as
+# last-applied-configuration annotation, as applied objects do). Of the opted-in ones, KSERVE
+# are KServe predictors (each with its InferenceService, autoscalerClass external, as the
+# webhook stores it; no KServe controller runs) and WAKE use HTTP wake (an InterceptorRoute
+# each). The reconciler runs as
 # deploy/'s ServiceAccount (a static token for system:serviceaccount:llm-autoscale-system:
 # llm-autoscale-webhook), so deploy/base/rbac.yaml must cover what it reads. Requests are
 # counted from the apiserver's audit log, filtered to that user.
@@ -22,7 +25,7 @@
 #
 # Usage: scripts/measure-reconciler.sh [RECONCILER_BINARY]
 #   default binary: target/debug/llm-autoscale-webhook (built by `cargo build`)
-# Environment: TOTAL (10000), OPTED (100), IDLE_SECONDS (60; over 300 it includes the
+# Environment: TOTAL (10000), OPTED (100), KSERVE (10), WAKE (10), IDLE_SECONDS (60; over 300 it includes the
 # reconciler's periodic resync of every opted-in Deployment), PHASE1_IDLE_SECONDS
 # (IDLE_SECONDS), MUTATE (the binary whose
 # `mutate` renders the opted-in Deployments; default target/debug/llm-autoscale-webhook),
@@ -36,6 +39,8 @@ RECONCILER="${1:-$ROOT/target/debug/llm-autoscale-webhook}"
 MUTATE="${MUTATE:-$ROOT/target/debug/llm-autoscale-webhook}"
 TOTAL="${TOTAL:-10000}"
 OPTED="${OPTED:-100}"
+KSERVE="${KSERVE:-10}"
+WAKE="${WAKE:-10}"
 IDLE_SECONDS="${IDLE_SECONDS:-60}"
 PHASE1_IDLE_SECONDS="${PHASE1_IDLE_SECONDS:-$IDLE_SECONDS}"
 NAMESPACES=10
@@ -164,6 +169,87 @@ spec:
         ports: [{name: http, containerPort: 8000}]
 EOF
 }
+inference_service() { # name namespace: as the webhook stores it (autoscalerClass external)
+  cat <<EOF
+---
+apiVersion: serving.kserve.io/v1beta1
+kind: InferenceService
+metadata:
+  name: $1
+  namespace: $2
+  annotations:
+    serving.kserve.io/deploymentMode: Standard
+    serving.kserve.io/autoscalerClass: external
+    llm-autoscale.io/enabled: "true"
+    llm-autoscale.io/max-replicas: "4"
+spec:
+  predictor:
+    model:
+      modelFormat: {name: huggingface}
+      args: [--model_name=m, --model_id=facebook/opt-125m]
+EOF
+}
+predictor_deployment() { # InferenceService namespace: its predictor, as KServe (Standard mode) makes it
+  cat <<EOF
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: $1-predictor
+  namespace: $2
+  labels: {app: isvc.$1-predictor, component: predictor, serving.kserve.io/inferenceservice: $1}
+  annotations:
+    serving.kserve.io/deploymentMode: Standard
+    serving.kserve.io/autoscalerClass: external
+    llm-autoscale.io/enabled: "true"
+    llm-autoscale.io/max-replicas: "4"
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: isvc.$1-predictor}}
+  template:
+    metadata:
+      labels: {app: isvc.$1-predictor, component: predictor, serving.kserve.io/inferenceservice: $1}
+      annotations:
+        serving.kserve.io/autoscalerClass: external
+        llm-autoscale.io/enabled: "true"
+        llm-autoscale.io/max-replicas: "4"
+        prometheus.kserve.io/port: "8080"
+    spec:
+      containers:
+      - name: kserve-container
+        image: kserve/huggingfaceserver:v0.15.2
+        args: [--model_name=m, --model_id=facebook/opt-125m, --http_port=8080]
+        ports: [{name: h2c, containerPort: 8080, protocol: TCP}]
+EOF
+}
+http_wake_deployment() { # name namespace: scales to zero, woken through the KEDA HTTP add-on
+  cat <<EOF
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: $1
+  namespace: $2
+  annotations:
+    llm-autoscale.io/enabled: "true"
+    llm-autoscale.io/min-replicas: "0"
+    llm-autoscale.io/max-replicas: "4"
+    llm-autoscale.io/http-wake-service: $1
+    llm-autoscale.io/http-wake-port: "8000"
+    llm-autoscale.io/http-wake-hosts: $1.example.com
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: $1}}
+  template:
+    metadata: {labels: {app: $1}}
+    spec:
+      containers:
+      - name: vllm
+        image: vllm/vllm-openai:v0.11.0
+        args: [--model, Qwen/Qwen2-7B-Instruct]
+        ports: [{name: http, containerPort: 8000}]
+EOF
+}
 plain_deployments() { # namespace first count
   local ns=$1 first=$2 count=$3 i
   echo '{"apiVersion":"v1","kind":"List","items":['
@@ -175,12 +261,23 @@ plain_deployments() { # namespace first count
   echo ']}'
 }
 
-log "creating $OPTED opted-in Deployments (rendered by the webhook's mutate)"
-for i in $(seq 0 $((OPTED - 1))); do opted_in_deployment "model-$i" "ns-$((i % NAMESPACES))"; done >"$WORK/opted-in.yaml"
+log "creating $OPTED opted-in Deployments (rendered by the webhook's mutate): $KSERVE KServe predictors, $WAKE with HTTP wake"
+for i in $(seq 0 $((OPTED - 1))); do
+  ns="ns-$((i % NAMESPACES))"
+  if [[ $i -lt $KSERVE ]]; then
+    inference_service "model-$i" "$ns" >>"$WORK/inference-services.yaml"
+    predictor_deployment "model-$i" "$ns"
+  elif [[ $i -lt $((KSERVE + WAKE)) ]]; then
+    http_wake_deployment "model-$i" "$ns"
+  else
+    opted_in_deployment "model-$i" "$ns"
+  fi
+done >"$WORK/opted-in.yaml"
+if [[ $KSERVE -gt 0 ]]; then k create -f "$WORK/inference-services.yaml" >/dev/null; fi
 "$MUTATE" mutate -f "$WORK/opted-in.yaml" >"$WORK/opted-in-mutated.yaml" 2>/dev/null
 k create -f "$WORK/opted-in-mutated.yaml" >/dev/null
-# The ScaledObjects are the reconciler's to make.
-k delete scaledobjects --all --all-namespaces --wait=false >/dev/null
+# The ScaledObjects and InterceptorRoutes are the reconciler's to make.
+k delete scaledobjects,interceptorroutes --all --all-namespaces --wait=false >/dev/null
 labelled=$(k get deployments -A -l llm-autoscale.io/managed=true --no-headers | wc -l)
 log "$labelled of them carry the llm-autoscale.io/managed label"
 
@@ -220,11 +317,17 @@ requests_between() { # from to → "total" and a breakdown
     | [.auditID, .verb, (.objectRef.resource // .requestURI)] | @tsv' "$WORK/audit.log" |
     sort -u -k1,1 | cut -f2,3 | sort | uniq -c | sort -rn
 }
-idle_period() { # label seconds
-  local from to
+idle_period() { # label seconds → requests, and VmRSS every 30 s of it
+  local from to waited=0 step samples=""
   from=$(now_utc)
-  sleep "$2"
+  while [[ $waited -lt $2 ]]; do
+    step=$(( $2 - waited < 30 ? $2 - waited : 30 ))
+    sleep "$step"
+    waited=$((waited + step))
+    samples+=" ${waited}s:$(rss_kib)"
+  done
   to=$(now_utc)
+  echo "$1: VmRSS (KiB) during the idle period:$samples"
   local breakdown total
   breakdown=$(requests_between "$from" "$to")
   total=$(awk '{s += $1} END {print s + 0}' <<<"$breakdown")
@@ -233,7 +336,7 @@ idle_period() { # label seconds
 }
 
 echo "reconciler: $RECONCILER"
-echo "cluster: $OPTED opted-in Deployments in $NAMESPACES namespaces"
+echo "cluster: $OPTED opted-in Deployments in $NAMESPACES namespaces ($KSERVE KServe predictors, $WAKE with HTTP wake)"
 
 # Phase 1: only the opted-in Deployments.
 start_reconciler phase1

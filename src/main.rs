@@ -8,7 +8,7 @@
 
 use std::io::Read;
 use std::net::IpAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context;
@@ -156,29 +156,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Serve(args) => serve(&args),
         Command::Reconcile { config, log_format } => reconcile_only(&config, log_format),
         Command::Doctor(args) => doctor(args),
-        Command::Mutate { file, config } => {
-            let cfg = config.load()?;
-            let input = read_input(&file)?;
-            match mutate_manifest(&input, &cfg) {
-                Ok(out) => {
-                    for w in &out.warnings {
-                        eprintln!("Warning: {w}");
-                    }
-                    print!("{}", out.yaml);
-                    Ok(ExitCode::SUCCESS)
-                }
-                Err(e @ ManifestError::Invalid { .. }) => {
-                    if let ManifestError::Invalid { warnings, .. } = &e {
-                        for w in warnings {
-                            eprintln!("Warning: {w}");
-                        }
-                    }
-                    eprintln!("{e}");
-                    Ok(ExitCode::FAILURE)
-                }
-                Err(e) => Err(e.into()),
-            }
-        }
+        Command::Mutate { file, config } => mutate(&file, &config),
         Command::Certs {
             out_dir,
             dns_names,
@@ -187,53 +165,102 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             ca_dir,
             force,
         } => {
-            let defaults = ServingRequest::default();
-            let request = ServingRequest {
-                dns_names: if dns_names.is_empty() {
-                    defaults.dns_names
-                } else {
-                    dns_names
-                },
-                ips: if ips.is_empty() { defaults.ips } else { ips },
-                validity_days,
-            };
-            let bundle = match &ca_dir {
-                None => certs::generate(&request)?,
-                Some(dir) => {
-                    let ca = Ca::read_dir(dir)
-                        .with_context(|| format!("loading the CA from {}", dir.display()))?;
-                    CertBundle {
-                        ca_cert_pem: ca.cert_pem().to_string(),
-                        ca_key_pem: ca.key_pem().to_string(),
-                        serving: ca.issue(&request)?,
-                    }
-                }
-            };
+            let request = serving_request(dns_names, ips, validity_days);
+            let bundle = certificate_bundle(&request, ca_dir.as_deref())?;
             bundle.write_dir(&out_dir, force)?;
-            let mut names: Vec<String> = request.dns_names.clone();
-            names.extend(request.ips.iter().map(IpAddr::to_string));
-            eprintln!(
-                "wrote {dir}/{{{ca},{cak},{crt},{key}}}: serving certificate for {names} valid {days} days, {signed}",
-                dir = out_dir.display(),
-                ca = certs::CA_CERT_FILE,
-                cak = certs::CA_KEY_FILE,
-                crt = certs::CERT_FILE,
-                key = certs::KEY_FILE,
-                names = names.join(", "),
-                days = request.validity_days,
-                signed = match &ca_dir {
-                    Some(d) => format!("signed by the existing CA from {}", d.display()),
-                    None => "signed by a new CA".to_string(),
-                },
-            );
-            eprintln!(
-                "ca.key signs future serving certificates (certs --ca-dir); keep it out of the cluster and of version control"
-            );
-            eprintln!("caBundle (base64 of ca.crt) on stdout:");
-            println!("{}", bundle.ca_bundle());
+            report_certificates(&bundle, &request, &out_dir, ca_dir.as_deref());
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// `mutate`: the mutated documents on stdout, warnings and problems on stderr.
+fn mutate(file: &str, config: &ConfigArgs) -> anyhow::Result<ExitCode> {
+    let cfg = config.load()?;
+    let input = read_input(file)?;
+    match mutate_manifest(&input, &cfg) {
+        Ok(out) => {
+            for w in &out.warnings {
+                eprintln!("Warning: {w}");
+            }
+            print!("{}", out.yaml);
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e @ ManifestError::Invalid { .. }) => {
+            if let ManifestError::Invalid { warnings, .. } = &e {
+                for w in warnings {
+                    eprintln!("Warning: {w}");
+                }
+            }
+            eprintln!("{e}");
+            Ok(ExitCode::FAILURE)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The serving certificate asked for on the command line; the defaults for what was not.
+fn serving_request(dns_names: Vec<String>, ips: Vec<IpAddr>, validity_days: u32) -> ServingRequest {
+    let defaults = ServingRequest::default();
+    ServingRequest {
+        dns_names: if dns_names.is_empty() {
+            defaults.dns_names
+        } else {
+            dns_names
+        },
+        ips: if ips.is_empty() { defaults.ips } else { ips },
+        validity_days,
+    }
+}
+
+/// A new CA and the serving certificate it signs, or the serving certificate signed by the CA
+/// in `ca_dir`.
+fn certificate_bundle(
+    request: &ServingRequest,
+    ca_dir: Option<&Path>,
+) -> anyhow::Result<CertBundle> {
+    match ca_dir {
+        None => Ok(certs::generate(request)?),
+        Some(dir) => {
+            let ca = Ca::read_dir(dir)
+                .with_context(|| format!("loading the CA from {}", dir.display()))?;
+            Ok(CertBundle {
+                ca_cert_pem: ca.cert_pem().to_string(),
+                ca_key_pem: ca.key_pem().to_string(),
+                serving: ca.issue(request)?,
+            })
+        }
+    }
+}
+
+/// What `certs` wrote (stderr) and the caBundle (stdout).
+fn report_certificates(
+    bundle: &CertBundle,
+    request: &ServingRequest,
+    out_dir: &Path,
+    ca_dir: Option<&Path>,
+) {
+    let mut names: Vec<String> = request.dns_names.clone();
+    names.extend(request.ips.iter().map(IpAddr::to_string));
+    eprintln!(
+        "wrote {dir}/{{{ca},{cak},{crt},{key}}}: serving certificate for {names} valid {days} days, {signed}",
+        dir = out_dir.display(),
+        ca = certs::CA_CERT_FILE,
+        cak = certs::CA_KEY_FILE,
+        crt = certs::CERT_FILE,
+        key = certs::KEY_FILE,
+        names = names.join(", "),
+        days = request.validity_days,
+        signed = match ca_dir {
+            Some(d) => format!("signed by the existing CA from {}", d.display()),
+            None => "signed by a new CA".to_string(),
+        },
+    );
+    eprintln!(
+        "ca.key signs future serving certificates (certs --ca-dir); keep it out of the cluster and of version control"
+    );
+    eprintln!("caBundle (base64 of ca.crt) on stdout:");
+    println!("{}", bundle.ca_bundle());
 }
 
 fn init_tracing(format: LogFormat) {

@@ -1,43 +1,40 @@
 //! The kube-runtime controller: Deployments (and the ScaledObjects they own) → apply, repair,
 //! delete, and report; with HTTP wake the same for their InterceptorRoutes, and KServe's
 //! leftover ScaledObject removed. Thin: every decision comes from [`super::plan`] and
-//! [`super::watches`], which also says what is watched and kept.
+//! [`super::watches`], which also says what is watched and kept; the stores are read through
+//! [`super::context`].
 //!
 //! The controller's own objects are the Deployments' trimmed metadata (every Deployment of
 //! the cluster); a reconcile takes the full Deployment from the store of labelled ones, or
-//! reads it when its metadata calls for it, and the ScaledObjects from the store of managed
-//! ones. At most [`CONCURRENCY`] reconciles run at once, and a stop lets the running ones
-//! finish (kube-runtime `src/controller/mod.rs`: `Config::concurrency`,
-//! `Controller::graceful_shutdown_on`).
+//! reads it when its metadata calls for it, and the ScaledObjects, InterceptorRoutes and
+//! InferenceServices from their stores. At most [`CONCURRENCY`] reconciles run at once, and a
+//! stop lets the running ones finish (kube-runtime `src/controller/mod.rs`:
+//! `Config::concurrency`, `Controller::graceful_shutdown_on`).
 
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::{FutureExt, StreamExt};
+use futures::StreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
 use kube::api::{DeleteParams, Patch, PatchParams};
-use kube::core::{ApiResource, DynamicObject, GroupVersionKind};
+use kube::core::DynamicObject;
 use kube::runtime::controller::{Action as Requeue, Config, Controller};
-use kube::runtime::events::{Event, EventType, Recorder};
-use kube::runtime::reflector::{self, ObjectRef, Store};
-use kube::runtime::{WatchStreamExt, watcher};
-use kube::{Api, Client, Resource, ResourceExt};
+use kube::runtime::events::{Event, EventType};
+use kube::runtime::reflector::ObjectRef;
+use kube::{Api, Resource, ResourceExt};
 use serde_json::Value;
 
-use super::metrics::ReconcileMetrics;
-use super::plan::{
-    self, Action, FIELD_MANAGER, Holder, InferenceServiceId, KserveOwner, SidecarState,
-};
-use super::watches::{self, DeploymentMeta, Source};
-use crate::config::WebhookConfig;
+use super::context::{Context, Shared, Watches, interceptor_route_resource};
+use super::metadata::DeploymentMeta;
+use super::plan::{self, Action, FIELD_MANAGER, Holder, KserveOwner, Plan, SidecarState};
+use super::watches::{self, Source};
 use crate::keda::ScaledObject;
-use crate::keda::names::{MAX_NAME, bounded_name};
 
 /// Reconciles running at once, at most.
 pub const CONCURRENCY: u16 = 8;
 /// Until the next reconcile of an opted-in Deployment (drift is repaired sooner: the managed
-/// ScaledObjects are watched).
+/// ScaledObjects and InterceptorRoutes are watched).
 const RESYNC: Duration = Duration::from_secs(300);
 
 #[derive(Debug, thiserror::Error)]
@@ -48,107 +45,31 @@ pub enum ReconcileError {
     Json(#[from] serde_json::Error),
 }
 
-/// What lives as long as the process: the client, configuration, event recorder, metrics.
-pub struct Shared {
-    pub client: Client,
-    pub config: WebhookConfig,
-    pub recorder: Recorder,
-    pub metrics: ReconcileMetrics,
-}
-
-/// What one run of the controller (one term as leader) reads: [`Shared`] and its stores.
-pub struct Context {
-    shared: Arc<Shared>,
-    /// Deployments labelled by the webhook, in full (without managedFields).
-    deployments: Store<Deployment>,
-    /// ScaledObjects labelled as managed by this product.
-    scaled_objects: Store<ScaledObject>,
-}
-
-impl std::ops::Deref for Context {
-    type Target = Shared;
-    fn deref(&self) -> &Shared {
-        &self.shared
-    }
-}
-
-impl Context {
-    /// Both stores have been filled once (the metadata store is awaited by the controller).
-    fn stores_ready(&self) -> bool {
-        let ready =
-            |f: Option<Result<(), reflector::store::WriterDropped>>| matches!(f, Some(Ok(())));
-        ready(self.deployments.wait_until_ready().now_or_never())
-            && ready(self.scaled_objects.wait_until_ready().now_or_never())
-    }
-
-    /// The managed ScaledObject of this name, from the store.
-    fn managed_scaled_object(&self, ns: &str, name: &str) -> Option<Arc<ScaledObject>> {
-        self.scaled_objects.get(&ObjectRef::new(name).within(ns))
-    }
-}
-
-/// The KEDA HTTP add-on's InterceptorRoute (kedacore/http-add-on v0.15.0).
-fn interceptor_route_resource() -> ApiResource {
-    ApiResource::from_gvk(&GroupVersionKind::gvk(
-        "http.keda.sh",
-        "v1beta1",
-        "InterceptorRoute",
-    ))
-}
-
-fn inference_service_resource() -> ApiResource {
-    ApiResource::from_gvk(&GroupVersionKind::gvk(
-        "serving.kserve.io",
-        "v1beta1",
-        "InferenceService",
-    ))
-}
-
 /// Runs the controller until `stop` completes and the reconciles running then have finished.
 pub async fn run(shared: Arc<Shared>, stop: impl Future<Output = ()> + Send + Sync + 'static) {
-    let client = shared.client.clone();
-
-    let (metadata, metadata_writer) = reflector::store::<DeploymentMeta>();
-    let all_metadata = watcher(
-        Api::<DeploymentMeta>::all(client.clone()),
-        watcher::Config::default(),
-    )
-    .default_backoff()
-    .reflect(metadata_writer)
-    .applied_objects();
-
-    let (deployments, deployments_writer) = reflector::store::<Deployment>();
-    let labelled = watcher(
-        Api::<Deployment>::all(client.clone()),
-        watcher::Config::default().labels(&watches::labelled_deployments()),
-    )
-    .default_backoff()
-    .modify(|d| watches::trim_managed_fields(&mut d.metadata))
-    .reflect(deployments_writer)
-    // Deleted too: a Deployment that loses the label leaves this watch.
-    .touched_objects();
-
-    // The one typed model of a ScaledObject (crate::keda), read and written as it is.
-    let (scaled_objects, so_writer) = reflector::store::<ScaledObject>();
-    let managed = watcher(
-        Api::<ScaledObject>::all(client),
-        watcher::Config::default().labels(&watches::managed_scaled_objects()),
-    )
-    .default_backoff()
-    .modify(|so| watches::trim_managed_fields(&mut so.metadata))
-    .reflect(so_writer)
-    .touched_objects();
-
-    let ctx = Arc::new(Context {
-        shared,
-        deployments,
+    let (ctx, watches) = Context::watch(shared).await;
+    let Watches {
+        all_metadata,
+        metadata,
+        labelled,
         scaled_objects,
-    });
-    Controller::for_stream(all_metadata, metadata)
-        .owns_stream(managed)
+        routes,
+        inference_services,
+    } = watches;
+    let mut controller = Controller::for_stream(all_metadata, metadata)
+        .owns_stream(scaled_objects)
         .watches_stream(labelled, |d: Deployment| {
             Some(ObjectRef::new(&d.name_any()).within(&d.namespace().unwrap_or_default()))
-        })
+        });
+    if let Some(routes) = routes {
+        controller = controller.owns_stream_with(routes, interceptor_route_resource());
+    }
+    if let Some(isvcs) = inference_services {
+        // Only read from its store: KServe updates the predictor when its InferenceService
+        // changes, and that update is what triggers a reconcile.
+        controller = controller.watches_stream(isvcs, |_| None::<ObjectRef<DeploymentMeta>>);
+    }
+    controller
         .with_config(Config::default().concurrency(CONCURRENCY))
         .graceful_shutdown_on(stop)
         .run(reconcile, error_policy, ctx)
@@ -190,35 +111,6 @@ fn truncate(mut s: String, max: usize) -> String {
     s
 }
 
-/// The predictor's InferenceService: who it is (for ownerReferences) and its autoscaler class.
-async fn kserve_owner(
-    ctx: &Context,
-    ns: &str,
-    deployment: &Value,
-) -> Result<KserveOwner, kube::Error> {
-    let Some(isvc) = plan::inference_service_of(deployment) else {
-        return Ok(KserveOwner::None);
-    };
-    let api: Api<DynamicObject> =
-        Api::namespaced_with(ctx.client.clone(), ns, &inference_service_resource());
-    match api.get_opt(&isvc).await {
-        Ok(Some(obj)) => Ok(KserveOwner::Found {
-            id: InferenceServiceId {
-                name: obj.name_any(),
-                uid: obj.uid().unwrap_or_default(),
-            },
-            class: obj
-                .annotations()
-                .get("serving.kserve.io/autoscalerClass")
-                .cloned(),
-        }),
-        Ok(None) => Ok(KserveOwner::Missing),
-        // No InferenceService CRD in this cluster.
-        Err(kube::Error::Api(e)) if e.code == 404 => Ok(KserveOwner::Missing),
-        Err(e) => Err(e),
-    }
-}
-
 /// One Deployment, known by its metadata: where its full object comes from is decided by
 /// [`watches::source_of`]; most Deployments of a cluster cost no request at all.
 async fn reconcile(
@@ -230,13 +122,9 @@ async fn reconcile(
     }
     let ns = meta.namespace().unwrap_or_default();
     let name = meta.name_any();
-    let uid = meta.uid().unwrap_or_default();
-    let owns_scaled_object = match ctx.managed_scaled_object(&ns, &bounded_name(&name, MAX_NAME)) {
-        Some(so) => plan::is_managed_for(&so.metadata, &uid),
-        None => false,
-    };
+    let owns_scaled_object = ctx.owns_managed_scaled_object(&meta.metadata);
     let deployment = match watches::source_of(&meta.metadata, owns_scaled_object) {
-        Source::Store => match ctx.deployments.get(&ObjectRef::new(&name).within(&ns)) {
+        Source::Store => match ctx.labelled_deployment(&ns, &name) {
             Some(d) => d,
             // Not delivered by its watch yet; when it is, that triggers a reconcile.
             None => return Ok(Requeue::await_change()),
@@ -257,78 +145,106 @@ async fn reconcile(
     reconcile_deployment(&deployment, &ctx).await
 }
 
+/// Who a Deployment is: its namespace, name and uid.
+struct Target<'a> {
+    d: &'a Deployment,
+    ns: String,
+    uid: String,
+}
+
+/// Plans for the Deployment, reports what the plan says about it, and carries the plan out.
 async fn reconcile_deployment(d: &Deployment, ctx: &Context) -> Result<Requeue, ReconcileError> {
-    let ns = d.namespace().unwrap_or_default();
-    let name = d.name_any();
-    let uid = d.uid().unwrap_or_default();
+    let t = Target {
+        d,
+        ns: d.namespace().unwrap_or_default(),
+        uid: d.uid().unwrap_or_default(),
+    };
     let json = serde_json::to_value(d)?;
-    let kserve = kserve_owner(ctx, &ns, &json).await?;
+    let kserve = match plan::inference_service_of(&json) {
+        Some(isvc) => ctx.inference_service(&t.ns, &isvc).await?,
+        None => KserveOwner::None,
+    };
     let p = plan::plan(&json, &kserve, &ctx.config);
-
-    ctx.metrics.record_sidecar(&ns, &name, p.sidecar);
-    if let Some((reason, note)) = p.sidecar.event() {
-        publish(ctx, d, EventType::Warning, reason, note.to_string()).await;
-    }
-    if let Some(msg) = &p.invalid {
-        publish(
-            ctx,
-            d,
-            EventType::Warning,
-            "InvalidAnnotations",
-            msg.clone(),
-        )
-        .await;
-    }
-
-    let so_api: Api<ScaledObject> = Api::namespaced(ctx.client.clone(), &ns);
-    match p.action {
-        Action::Apply(so) => {
-            let so_name = name_of(&so);
-            // The store holds the managed ones; anything else of that name (KServe's, someone
-            // else's) or nothing is only ever looked up before a first apply.
-            let before = match ctx.managed_scaled_object(&ns, so_name) {
-                Some(stored) => Some(stored.as_ref().clone()),
-                None => so_api.get_opt(so_name).await?,
-            };
-            if plan::route_needs_reconcile(&p.route, before.as_ref()) {
-                reconcile_route(ctx, d, &ns, &uid, &p.route).await?;
-            }
-            let target = ScaledObjectTarget {
-                uid: &uid,
-                kserve: &kserve,
-            };
-            return apply_scaled_object(ctx, d, &so_api, &so, before, target).await;
-        }
+    report(ctx, &t, &p).await;
+    match &p.action {
+        Action::Apply(so) => apply(ctx, &t, so, &p.route, &kserve).await,
         Action::DeleteManaged(so_name) => {
-            if let Some(existing) = ctx.managed_scaled_object(&ns, &so_name) {
-                if plan::is_managed_for(&existing.metadata, &uid) {
-                    // The route first: once the ScaledObject is gone this branch is not
-                    // reached again for a Deployment that opted out.
-                    if plan::route_needs_reconcile(&p.route, Some(existing.as_ref())) {
-                        reconcile_route(ctx, d, &ns, &uid, &p.route).await?;
-                    }
-                    delete_scaled_object(ctx, d, &so_api, &so_name).await?;
-                }
-            }
+            delete_managed(ctx, &t, so_name, &p.route).await?;
             // Not opted in: nothing to repair periodically. A change of the Deployment, or of
             // a ScaledObject it owns, wakes this up again.
-            return Ok(Requeue::await_change());
+            Ok(Requeue::await_change())
         }
         Action::Skip(reason) => {
             if p.invalid.is_none() {
-                publish(
-                    ctx,
-                    d,
-                    EventType::Warning,
-                    "Skipped",
-                    format!("no ScaledObject: {reason}"),
-                )
-                .await;
+                let note = format!("no ScaledObject: {reason}");
+                publish(ctx, d, EventType::Warning, "Skipped", note).await;
             }
             ctx.metrics.record_result("skipped");
+            Ok(Requeue::requeue(RESYNC))
         }
     }
-    Ok(Requeue::requeue(RESYNC))
+}
+
+/// The sidecar's state (metric, and an Event when it needs attention) and invalid
+/// annotations (an Event).
+async fn report(ctx: &Context, t: &Target<'_>, p: &Plan) {
+    ctx.metrics
+        .record_sidecar(&t.ns, &t.d.name_any(), p.sidecar);
+    if let Some((reason, note)) = p.sidecar.event() {
+        publish(ctx, t.d, EventType::Warning, reason, note.to_string()).await;
+    }
+    if let Some(msg) = &p.invalid {
+        let note = msg.clone();
+        publish(ctx, t.d, EventType::Warning, "InvalidAnnotations", note).await;
+    }
+}
+
+/// The route (HTTP wake) first, as the ScaledObject's `external-push` trigger names it; then
+/// the ScaledObject.
+async fn apply(
+    ctx: &Context,
+    t: &Target<'_>,
+    so: &Value,
+    route: &Action,
+    kserve: &KserveOwner,
+) -> Result<Requeue, ReconcileError> {
+    let so_api: Api<ScaledObject> = Api::namespaced(ctx.client.clone(), &t.ns);
+    let so_name = name_of(so);
+    // The store holds the managed ones; anything else of that name (KServe's, someone
+    // else's) or nothing is only ever looked up before a first apply.
+    let before = match ctx.managed_scaled_object(&t.ns, so_name) {
+        Some(stored) => Some(stored.as_ref().clone()),
+        None => so_api.get_opt(so_name).await?,
+    };
+    if plan::route_needs_reconcile(route, before.as_ref()) {
+        reconcile_route(ctx, t.d, &t.ns, &t.uid, route).await?;
+    }
+    let target = ScaledObjectTarget {
+        uid: &t.uid,
+        kserve,
+    };
+    apply_scaled_object(ctx, t.d, &so_api, so, before, target).await
+}
+
+/// Deletes the ScaledObject managed for a Deployment that opted out (and its route first:
+/// once the ScaledObject is gone this is not reached again).
+async fn delete_managed(
+    ctx: &Context,
+    t: &Target<'_>,
+    so_name: &str,
+    route: &Action,
+) -> Result<(), ReconcileError> {
+    let Some(existing) = ctx.managed_scaled_object(&t.ns, so_name) else {
+        return Ok(());
+    };
+    if !plan::is_managed_for(&existing.metadata, &t.uid) {
+        return Ok(());
+    }
+    if plan::route_needs_reconcile(route, Some(existing.as_ref())) {
+        reconcile_route(ctx, t.d, &t.ns, &t.uid, route).await?;
+    }
+    let so_api: Api<ScaledObject> = Api::namespaced(ctx.client.clone(), &t.ns);
+    delete_scaled_object(ctx, t.d, &so_api, so_name).await
 }
 
 /// Deletes the managed ScaledObject of a Deployment that opted out; one already gone (the
@@ -391,7 +307,7 @@ async fn reconcile_route(
         Action::Apply(route) => apply_route(ctx, d, &api, uid, route).await,
         Action::DeleteManaged(name) => {
             // A missing CRD reads as "not found": nothing to delete.
-            let Some(existing) = api.get_opt(name).await? else {
+            let Some(existing) = ctx.route(ns, name).await? else {
                 return Ok(());
             };
             if plan::is_managed_for(&existing.metadata, uid) {
@@ -419,7 +335,7 @@ async fn apply_route(
     route: &Value,
 ) -> Result<(), ReconcileError> {
     let name = name_of(route);
-    let before = api.get_opt(name).await?;
+    let before = ctx.route(&d.namespace().unwrap_or_default(), name).await?;
     if let Some(existing) = &before {
         if !plan::is_managed_for(&existing.metadata, uid) {
             let note = format!(

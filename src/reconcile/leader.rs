@@ -1,11 +1,11 @@
 //! Leader election with a coordination.k8s.io/v1 Lease, so that of several webhook replicas
 //! exactly one reconciles (every replica serves admission).
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
-use k8s_openapi::jiff::{SignedDuration, Timestamp};
+use k8s_openapi::jiff::Timestamp;
 use kube::Api;
 use kube::api::PostParams;
 
@@ -18,6 +18,13 @@ use kube::api::PostParams;
 // values are client-go's defaults for core components (15 s, 10 s, 2 s). On shutdown the
 // holder releases the lease (client-go's `ReleaseOnCancel`: holder cleared, duration 1 s), so
 // another replica takes over without waiting for it to expire.
+//
+// "Not renewed for LeaseDuration" is judged as client-go judges it, on this replica's clock
+// only: `tryAcquireOrRenew` keeps the record it last saw change and when it saw it
+// (`setObservedRecord`: `observedTime = clock.Now()`, called when the record read differs from
+// the one observed), and `isLeaseValid` is `observedTime + LeaseDurationSeconds` after now. The
+// holder's renewTime is written for people to read, never compared with the local clock, so a
+// skewed clock on either side neither steals a live lease nor keeps a dead one.
 
 /// How long a lease is valid without renewal.
 pub const LEASE_DURATION: Duration = Duration::from_secs(15);
@@ -61,24 +68,44 @@ pub fn verdict(attempt: Attempt, since_renewal: Duration) -> Verdict {
     }
 }
 
-/// May `me` take or keep this lease at `now`?
-pub fn may_hold(spec: Option<&LeaseSpec>, me: &str, now: Timestamp) -> bool {
-    let Some(spec) = spec else { return true };
-    match spec.holder_identity.as_deref() {
-        None | Some("") => true,
-        Some(h) if h == me => true,
-        Some(_) => {
-            let duration = spec
-                .lease_duration_seconds
-                .map(|s| SignedDuration::from_secs(i64::from(s)))
-                .unwrap_or(SignedDuration::from_secs(15));
-            match &spec.renew_time {
-                Some(MicroTime(renewed)) => renewed
-                    .checked_add(duration)
-                    .map(|expiry| expiry < now)
-                    .unwrap_or(true),
-                None => true,
-            }
+/// The lease record as this replica last saw it change, and when, by its own clock
+/// (client-go's `observedRecord` and `observedTime`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Observation {
+    pub record: LeaseSpec,
+    pub at: Instant,
+}
+
+impl Observation {
+    /// The observation after reading `current` at `now`: a record that differs from the one
+    /// observed (any field: holder, renewTime, ...) is new as of `now`; the same record keeps
+    /// the time it was first seen, however long ago the holder says it renewed.
+    pub fn after_reading(previous: Option<Observation>, current: &LeaseSpec, now: Instant) -> Self {
+        match previous {
+            Some(seen) if seen.record == *current => seen,
+            _ => Observation {
+                record: current.clone(),
+                at: now,
+            },
+        }
+    }
+
+    /// client-go's `isLeaseValid`: observed less than the record's leaseDurationSeconds ago
+    /// (a record without one is valid for 0 s, as `LeaseSpecToLeaderElectionRecord` in
+    /// `tools/leaderelection/resourcelock/leaselock.go` reads it).
+    pub fn is_valid(&self, now: Instant) -> bool {
+        let seconds = self.record.lease_duration_seconds.unwrap_or(0);
+        let duration = Duration::from_secs(u64::try_from(seconds).unwrap_or(0));
+        self.at.checked_add(duration).is_none_or(|end| end > now)
+    }
+
+    /// Whether `me` must leave the lease alone at `now`: someone else holds it and it is still
+    /// valid by this replica's observation.
+    pub fn held_by_another(&self, me: &str, now: Instant) -> bool {
+        match self.record.holder_identity.as_deref() {
+            None | Some("") => false,
+            Some(h) if h == me => false,
+            Some(_) => self.is_valid(now),
         }
     }
 }
@@ -91,6 +118,8 @@ pub struct LeaseLock {
     /// The lease as last written by this replica while it holds it: renewed with one
     /// request (a write that fails on a conflict), as client-go's fast path does.
     held: Option<Lease>,
+    /// The record as last seen changing (read or written), and when.
+    observed: Option<Observation>,
 }
 
 impl LeaseLock {
@@ -100,6 +129,7 @@ impl LeaseLock {
             name,
             identity,
             held: None,
+            observed: None,
         }
     }
 
@@ -124,18 +154,29 @@ impl LeaseLock {
         }
     }
 
+    /// Keeps what was written as the observed record, as of `now`.
+    fn wrote(&mut self, lease: Lease, now: Instant) {
+        self.observed = Some(Observation {
+            record: lease.spec.clone().unwrap_or_default(),
+            at: now,
+        });
+        self.held = Some(lease);
+    }
+
     /// Acquires or renews the lease; `Ok(false)` when someone else holds it (or won a race).
     pub async fn try_acquire_or_renew(&mut self) -> Result<bool, kube::Error> {
-        let now = Timestamp::now();
-        if let Some(mut lease) = self.held.take() {
-            lease.spec = Some(self.spec(lease.spec.as_ref(), now));
+        let (now, wall) = (Instant::now(), Timestamp::now());
+        let still_valid = self.observed.as_ref().is_some_and(|o| o.is_valid(now));
+        // The fast path, while the lease observed as ours is valid (client-go step 1).
+        if let Some(mut lease) = self.held.take().filter(|_| still_valid) {
+            lease.spec = Some(self.spec(lease.spec.as_ref(), wall));
             // A conflict or any error falls through to reading the lease.
             if let Ok(written) = self
                 .api
                 .replace(&self.name, &PostParams::default(), &lease)
                 .await
             {
-                self.held = Some(written);
+                self.wrote(written, now);
                 return Ok(true);
             }
         }
@@ -146,15 +187,19 @@ impl LeaseLock {
                         name: Some(self.name.clone()),
                         ..ObjectMeta::default()
                     },
-                    spec: Some(self.spec(None, now)),
+                    spec: Some(self.spec(None, wall)),
                 };
                 self.api.create(&PostParams::default(), &lease).await
             }
             Some(mut lease) => {
-                if !may_hold(lease.spec.as_ref(), &self.identity, now) {
+                let current = lease.spec.clone().unwrap_or_default();
+                let observed = Observation::after_reading(self.observed.take(), &current, now);
+                let taken = observed.held_by_another(&self.identity, now);
+                self.observed = Some(observed);
+                if taken {
                     return Ok(false);
                 }
-                lease.spec = Some(self.spec(lease.spec.as_ref(), now));
+                lease.spec = Some(self.spec(Some(&current), wall));
                 // resourceVersion is kept: a concurrent writer makes this fail with 409.
                 self.api
                     .replace(&self.name, &PostParams::default(), &lease)
@@ -163,7 +208,7 @@ impl LeaseLock {
         };
         match written {
             Ok(lease) => {
-                self.held = Some(lease);
+                self.wrote(lease, now);
                 Ok(true)
             }
             Err(kube::Error::Api(e)) if e.code == 409 => Ok(false),
@@ -192,7 +237,11 @@ impl LeaseLock {
             .replace(&self.name, &PostParams::default(), &lease)
             .await
         {
-            Ok(_) => Ok(()),
+            Ok(released) => {
+                self.wrote(released, Instant::now());
+                self.held = None;
+                Ok(())
+            }
             // Written by someone else since: not ours to release any more.
             Err(kube::Error::Api(e)) if e.code == 409 => Ok(()),
             Err(e) => Err(e),
@@ -204,25 +253,77 @@ impl LeaseLock {
 mod tests {
     use super::*;
 
-    fn spec(holder: &str, renewed_secs_ago: i64) -> LeaseSpec {
+    fn spec(holder: &str, renewed: Timestamp) -> LeaseSpec {
         LeaseSpec {
             holder_identity: Some(holder.into()),
             lease_duration_seconds: Some(15),
-            renew_time: Some(MicroTime(
-                Timestamp::now() - SignedDuration::from_secs(renewed_secs_ago),
-            )),
+            renew_time: Some(MicroTime(renewed)),
             ..LeaseSpec::default()
         }
     }
 
+    /// Reads `records` one after another, `step` apart, as a candidate does.
+    fn read_all(records: &[LeaseSpec], start: Instant, step: Duration) -> Observation {
+        let mut observed = None;
+        for (i, r) in records.iter().enumerate() {
+            let now = start + step * u32::try_from(i).unwrap();
+            observed = Some(Observation::after_reading(observed, r, now));
+        }
+        observed.unwrap()
+    }
+
+    #[test]
+    fn a_lease_is_judged_by_when_it_was_seen_to_change_not_by_its_renew_time() {
+        let t0 = Instant::now();
+        let s = Duration::from_secs;
+        // The holder's clock is an hour behind ours: its renewTime always looks expired,
+        // yet it renews every 2 s, so the lease is live.
+        let behind = Timestamp::now() - k8s_openapi::jiff::SignedDuration::from_hours(1);
+        let renewals: Vec<LeaseSpec> = (0..5)
+            .map(|i| {
+                spec(
+                    "b",
+                    behind + k8s_openapi::jiff::SignedDuration::from_secs(2 * i),
+                )
+            })
+            .collect();
+        let seen = read_all(&renewals, t0, s(2));
+        assert_eq!(
+            seen.at,
+            t0 + s(8),
+            "each renewal is a change, seen when read"
+        );
+        assert!(seen.held_by_another("a", t0 + s(8)));
+        assert!(
+            seen.held_by_another("a", t0 + s(22)),
+            "valid 15 s after the last change"
+        );
+        assert!(!seen.held_by_another("a", t0 + s(23)), "then free");
+
+        // The holder's clock is an hour ahead: its renewTime looks fresh for an hour, but it
+        // stopped renewing; the lease is free 15 s after the record last changed.
+        let ahead = spec(
+            "b",
+            Timestamp::now() + k8s_openapi::jiff::SignedDuration::from_hours(1),
+        );
+        let same_record = vec![ahead.clone(); 9];
+        let seen = read_all(&same_record, t0, s(2));
+        assert_eq!(
+            seen.at, t0,
+            "an unchanged record keeps the time it was first seen"
+        );
+        assert!(seen.held_by_another("a", t0 + s(14)));
+        assert!(!seen.held_by_another("a", t0 + s(16)));
+    }
+
     #[test]
     fn holding_rules() {
+        let t0 = Instant::now();
         let now = Timestamp::now();
-        assert!(may_hold(None, "a", now));
-        assert!(may_hold(Some(&spec("a", 1)), "a", now));
-        assert!(!may_hold(Some(&spec("b", 1)), "a", now));
-        assert!(may_hold(Some(&spec("b", 60)), "a", now));
-        assert!(may_hold(Some(&LeaseSpec::default()), "a", now));
+        let seen = |r: &LeaseSpec| Observation::after_reading(None, r, t0);
+        // Ours, or nobody's: free to write.
+        assert!(!seen(&spec("a", now)).held_by_another("a", t0));
+        assert!(!seen(&LeaseSpec::default()).held_by_another("a", t0));
         let released = LeaseSpec {
             holder_identity: None,
             lease_duration_seconds: Some(1),
@@ -230,9 +331,22 @@ mod tests {
             ..LeaseSpec::default()
         };
         assert!(
-            may_hold(Some(&released), "a", now),
-            "a released lease is free"
+            !seen(&released).held_by_another("a", t0),
+            "a released lease is free at once"
         );
+        // Someone else's, just seen: not before its duration has passed without a change.
+        assert!(seen(&spec("b", now)).held_by_another("a", t0));
+        // A record without a duration is valid for 0 s (client-go reads it as 0).
+        let no_duration = LeaseSpec {
+            lease_duration_seconds: None,
+            ..spec("b", now)
+        };
+        assert!(!seen(&no_duration).held_by_another("a", t0));
+        // Another holder taking over is a change: the clock starts again.
+        let before = Observation::after_reading(None, &spec("b", now), t0);
+        let after =
+            Observation::after_reading(Some(before), &spec("c", now), t0 + Duration::from_secs(20));
+        assert!(after.held_by_another("a", t0 + Duration::from_secs(30)));
     }
 
     #[test]

@@ -64,6 +64,15 @@ impl ReconcileMetrics {
         }
     }
 
+    /// Whether a sidecar state is reported for this Deployment.
+    pub fn is_reported(&self, namespace: &str, deployment: &str) -> bool {
+        let labels = WorkloadLabels {
+            namespace: namespace.into(),
+            deployment: deployment.into(),
+        };
+        self.sidecar_missing.get(&labels).is_some()
+    }
+
     pub fn record_result(&self, result: &str) {
         self.reconciles
             .get_or_create(&ResultLabels {

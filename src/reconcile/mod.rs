@@ -8,8 +8,10 @@
 //! webhook serves. On shutdown the controller finishes the reconciles it started and the lease
 //! is released.
 
+pub mod context;
 pub mod controller;
 pub mod leader;
+pub mod metadata;
 pub mod metrics;
 pub mod plan;
 pub mod watches;
@@ -126,35 +128,14 @@ async fn lead_and_reconcile(
         settings.lease_name.clone(),
         settings.identity.clone(),
     );
-    let shared = Arc::new(controller::Shared {
-        client: client.clone(),
-        config,
-        recorder: Recorder::new(
-            client,
-            Reporter {
-                controller: "llm-autoscale-webhook".into(),
-                instance: Some(settings.identity.clone()),
-            },
-        ),
-        metrics: metrics.clone(),
-    });
+    let shared = shared(client, config, &settings, metrics);
     loop {
         tokio::select! {
             () = acquire(&mut lock) => {}
             () = stopped(&mut stop) => return,
         }
         tracing::info!(identity = %settings.identity, lease = %settings.lease_name, "reconciler: leading");
-        metrics.leader.set(1);
-        let (end_term, term_ended) = futures::channel::oneshot::channel::<()>();
-        let mut task = tokio::spawn(controller::run(shared.clone(), term_ended.map(|_| ())));
-        let end = hold(&mut lock, &mut stop, &task).await;
-        // Graceful: no new reconciles; the running ones finish within the grace period.
-        let _ = end_term.send(());
-        if tokio::time::timeout(STOP_GRACE, &mut task).await.is_err() {
-            task.abort();
-            tracing::warn!("reconciler: reconciles still running after {STOP_GRACE:?}; aborted");
-        }
-        metrics.leader.set(0);
+        let end = term(&shared, &mut lock, &mut stop).await;
         match end {
             TermEnd::Shutdown => {
                 if let Err(e) = lock.release().await {
@@ -171,6 +152,48 @@ async fn lead_and_reconcile(
             }
         }
     }
+}
+
+/// What every term shares: the client, configuration, event recorder (reporting as this
+/// replica) and metrics.
+fn shared(
+    client: Client,
+    config: WebhookConfig,
+    settings: &ReconcilerSettings,
+    metrics: ReconcileMetrics,
+) -> Arc<context::Shared> {
+    Arc::new(context::Shared {
+        client: client.clone(),
+        config,
+        recorder: Recorder::new(
+            client,
+            Reporter {
+                controller: "llm-autoscale-webhook".into(),
+                instance: Some(settings.identity.clone()),
+            },
+        ),
+        metrics,
+    })
+}
+
+/// One term as leader: the controller runs while the lease is held; then it takes no new
+/// work and the running reconciles finish within [`STOP_GRACE`] (or are aborted).
+async fn term(
+    shared: &Arc<context::Shared>,
+    lock: &mut LeaseLock,
+    stop: &mut watch::Receiver<bool>,
+) -> TermEnd {
+    shared.metrics.leader.set(1);
+    let (end_term, term_ended) = futures::channel::oneshot::channel::<()>();
+    let mut task = tokio::spawn(controller::run(shared.clone(), term_ended.map(|_| ())));
+    let end = hold(lock, stop, &task).await;
+    let _ = end_term.send(());
+    if tokio::time::timeout(STOP_GRACE, &mut task).await.is_err() {
+        task.abort();
+        tracing::warn!("reconciler: reconciles still running after {STOP_GRACE:?}; aborted");
+    }
+    shared.metrics.leader.set(0);
+    end
 }
 
 /// Retries every [`RETRY_PERIOD`] until this replica holds the lease.

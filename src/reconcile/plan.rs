@@ -250,9 +250,10 @@ fn owned_by(object: &impl serde::Serialize, name: &str, uid: &str) -> Action {
     Action::Apply(v)
 }
 
-/// Whether the InterceptorRoute action needs the API. Applying one always does; deleting one
-/// only when the stored ScaledObject carries the HTTP wake trigger (the route is made with it,
-/// and deleted before it), so a Deployment without HTTP wake costs no extra request.
+/// Whether the InterceptorRoute action needs the route looked up (in its store, or with a GET).
+/// Applying one always does; deleting one only when the stored ScaledObject carries the HTTP
+/// wake trigger (the route is made with it, and deleted before it), so a Deployment without
+/// HTTP wake costs no extra lookup.
 pub fn route_needs_reconcile(route: &Action, stored_scaled_object: Option<&ScaledObject>) -> bool {
     match route {
         Action::Apply(_) => true,

@@ -150,23 +150,40 @@ fn review(
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let start = Instant::now();
-    let body = match body {
-        Ok(b) => b,
-        Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-            s.metrics.admission(route, "too_large", start.elapsed());
-            tracing::warn!(route, limit_bytes = BODY_LIMIT, "request body too large");
-            return text(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                format!("request body over the {BODY_LIMIT}-byte limit"),
-            );
-        }
-        Err(rejection) => {
-            s.metrics.admission(route, "bad_request", start.elapsed());
-            tracing::warn!(route, error = %rejection.body_text(), "cannot read the request body");
-            return text(rejection.status(), rejection.body_text());
-        }
-    };
-    match decide(&body, &s.config) {
+    match body {
+        Ok(body) => answer(s, route, start, decide(&body, &s.config)),
+        Err(rejection) => unreadable(s, route, start, &rejection),
+    }
+}
+
+/// A body that could not be read: too large (413), or otherwise (the rejection's status).
+fn unreadable(
+    s: &AppState,
+    route: &'static str,
+    start: Instant,
+    rejection: &BytesRejection,
+) -> Response {
+    if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        s.metrics.admission(route, "too_large", start.elapsed());
+        tracing::warn!(route, limit_bytes = BODY_LIMIT, "request body too large");
+        return text(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("request body over the {BODY_LIMIT}-byte limit"),
+        );
+    }
+    s.metrics.admission(route, "bad_request", start.elapsed());
+    tracing::warn!(route, error = %rejection.body_text(), "cannot read the request body");
+    text(rejection.status(), rejection.body_text())
+}
+
+/// The review's answer (200 with the AdmissionReview), or why there is none (500 or 400).
+fn answer(
+    s: &AppState,
+    route: &'static str,
+    start: Instant,
+    decided: Result<Answer, BadReview>,
+) -> Response {
+    match decided {
         Ok(answer) => {
             let elapsed = start.elapsed();
             let m = &answer.summary;
@@ -248,41 +265,11 @@ impl Server {
     /// whose other metrics (registered before) are served on `/metrics` too.
     pub async fn start(settings: &Settings, mut registry: Registry) -> Result<Server, ServerError> {
         let metrics = Metrics::register(&mut registry);
-        let (resolver, reload, dev_ca_bundle) = match &settings.tls {
-            TlsSource::Files { cert, key } => {
-                let files = PairFiles {
-                    cert: cert.clone(),
-                    key: key.clone(),
-                };
-                let (loaded, fingerprint) = files.load().await?;
-                tls::initial(&loaded, &files, &metrics);
-                let resolver = Arc::new(ReloadingCert::new(loaded.key));
-                let reload = tokio::spawn(tls::watch(
-                    files,
-                    settings.cert_reload_interval,
-                    resolver.clone(),
-                    metrics.clone(),
-                    fingerprint,
-                ));
-                (resolver, Some(reload), None)
-            }
-            TlsSource::Ephemeral => {
-                let (loaded, ca_bundle) = tls::ephemeral()?;
-                metrics.certificate_served(loaded.not_after);
-                tracing::warn!(
-                    ca_bundle = %ca_bundle,
-                    "NO --tls-cert/--tls-key: serving an EPHEMERAL DEVELOPMENT CERTIFICATE made at start \
-                     (SANs localhost, 127.0.0.1, ::1 and the in-cluster Service names), signed by a CA \
-                     that exists only in this process; use ca_bundle as the webhooks' caBundle, \
-                     never in production"
-                );
-                (
-                    Arc::new(ReloadingCert::new(loaded.key)),
-                    None,
-                    Some(ca_bundle),
-                )
-            }
-        };
+        let ServingCertificate {
+            resolver,
+            reload,
+            dev_ca_bundle,
+        } = serving_certificate(settings, &metrics).await?;
         let rustls_config = RustlsConfig::from_config(Arc::new(tls::server_config(resolver)?));
 
         let listener =
@@ -389,6 +376,62 @@ impl Server {
                 flatten(result)
             }
             () = shutdown => self.shutdown().await,
+        }
+    }
+}
+
+/// The certificate the server presents.
+struct ServingCertificate {
+    resolver: Arc<ReloadingCert>,
+    /// Reloads the certificate files when they change.
+    reload: Option<JoinHandle<()>>,
+    /// base64 caBundle of the ephemeral development CA.
+    dev_ca_bundle: Option<String>,
+}
+
+/// The certificate to serve: loaded from files (and reloaded when they change) or, without
+/// files, an ephemeral development one.
+async fn serving_certificate(
+    settings: &Settings,
+    metrics: &Metrics,
+) -> Result<ServingCertificate, ServerError> {
+    match &settings.tls {
+        TlsSource::Files { cert, key } => {
+            let files = PairFiles {
+                cert: cert.clone(),
+                key: key.clone(),
+            };
+            let (loaded, fingerprint) = files.load().await?;
+            tls::initial(&loaded, &files, metrics);
+            let resolver = Arc::new(ReloadingCert::new(loaded.key));
+            let reload = tokio::spawn(tls::watch(
+                files,
+                settings.cert_reload_interval,
+                resolver.clone(),
+                metrics.clone(),
+                fingerprint,
+            ));
+            Ok(ServingCertificate {
+                resolver,
+                reload: Some(reload),
+                dev_ca_bundle: None,
+            })
+        }
+        TlsSource::Ephemeral => {
+            let (loaded, ca_bundle) = tls::ephemeral()?;
+            metrics.certificate_served(loaded.not_after);
+            tracing::warn!(
+                ca_bundle = %ca_bundle,
+                "NO --tls-cert/--tls-key: serving an EPHEMERAL DEVELOPMENT CERTIFICATE made at start \
+                 (SANs localhost, 127.0.0.1, ::1 and the in-cluster Service names), signed by a CA \
+                 that exists only in this process; use ca_bundle as the webhooks' caBundle, \
+                 never in production"
+            );
+            Ok(ServingCertificate {
+                resolver: Arc::new(ReloadingCert::new(loaded.key)),
+                reload: None,
+                dev_ca_bundle: Some(ca_bundle),
+            })
         }
     }
 }

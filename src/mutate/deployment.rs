@@ -176,14 +176,36 @@ fn apply(object: &Value, cfg: &WebhookConfig, copy: Copy) -> Result<Applied, Mut
             rendering,
         });
     }
-    let list = injected.map(|(list, _)| list);
-    let (mut new, before) = copy_to_change(
+    let (new, before) = with_sidecar(
         object,
         view,
-        previous.as_ref(),
-        &[stripped_from, list],
+        (previous.as_ref(), stripped_from),
+        injected,
+        status,
         copy,
-    );
+    )?;
+    Ok(Applied {
+        new,
+        before,
+        already_current,
+        warnings,
+        rendering,
+    })
+}
+
+/// The copy to change ([`copy_to_change`]) with the `previous` injection (in the list
+/// `stripped_from`) stripped and the sidecar (`injected`: the list it goes in and the
+/// container) and its `status` added; and the same parts as they were.
+fn with_sidecar(
+    object: &Value,
+    view: Value,
+    (previous, stripped_from): (Option<&InjectionStatus>, Option<&str>),
+    injected: Option<(&'static str, &Value)>,
+    status: &InjectionStatus,
+    copy: Copy,
+) -> Result<(Value, Option<Value>), MutateError> {
+    let list = injected.map(|(list, _)| list);
+    let (mut new, before) = copy_to_change(object, view, previous, &[stripped_from, list], copy);
     if let Some((list, container)) = injected {
         push_container(&mut new, list, container.clone());
     }
@@ -193,13 +215,7 @@ fn apply(object: &Value, cfg: &WebhookConfig, copy: Copy) -> Result<Applied, Mut
         STATUS,
         &status.to_annotation()?,
     );
-    Ok(Applied {
-        new,
-        before,
-        already_current,
-        warnings,
-        rendering,
-    })
+    Ok((new, before))
 }
 
 /// What goes into the pod: the status, and the rendered sidecar with the list it goes in

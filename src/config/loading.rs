@@ -352,6 +352,16 @@ pub struct ServeArgs {
 
     #[command(flatten)]
     pub webhook: ConfigArgs,
+
+    /// Also run the built-in scaler (OTLP receiver and KEDA external scaler) in this process;
+    /// its metrics join /metrics.
+    #[arg(long = "scaler", env = "LLM_AUTOSCALE_SCALER", value_name = "BOOL", default_value_t = false,
+          action = ArgAction::Set, num_args = 0..=1, default_missing_value = "true",
+          value_parser = clap::builder::BoolValueParser::new())]
+    pub with_scaler: bool,
+
+    #[command(flatten)]
+    pub scaler: crate::scaler::service::ScalerArgs,
 }
 
 impl ServeArgs {

@@ -69,6 +69,13 @@ pub enum AnswerError {
     HistogramAsValue { metric: String },
     #[error("{metric} is not a histogram: a percentile needs one (vLLM's latency histograms)")]
     NotAHistogram { metric: String },
+    #[error(
+        "the window ({window_seconds} s) is longer than this scaler keeps samples ({retention_seconds} s, --max-window)"
+    )]
+    WindowTooLong {
+        window_seconds: i64,
+        retention_seconds: i64,
+    },
     #[error("{metric}: {source}")]
     Histogram {
         metric: String,

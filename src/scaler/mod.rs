@@ -22,5 +22,6 @@ pub mod partial;
 pub mod points;
 pub mod query;
 pub mod series;
+pub mod service;
 pub mod store;
 pub mod trust;

@@ -101,6 +101,13 @@ fn http_wake_trigger(spec: &AutoscalingSpec) -> Option<Trigger> {
 fn trigger(spec: &AutoscalingSpec, t: &TriggerSpec) -> Trigger {
     let (kind, metadata) = match &t.query {
         TriggerQuery::Otel(q) => (TriggerKind::External, otel_metadata(spec, t, q)),
+        TriggerQuery::Builtin {
+            query,
+            window_seconds,
+        } => (
+            builtin_kind(spec),
+            builtin_metadata(spec, t, query, *window_seconds),
+        ),
         TriggerQuery::Prometheus(q) => (TriggerKind::Prometheus, prometheus_metadata(spec, t, q)),
         TriggerQuery::External(extra) => {
             let mut metadata = extra.clone();
@@ -152,6 +159,46 @@ fn otel_metadata(
             "operationOverTime",
             t.operation_over_time.map(|o| o.as_str().to_string()),
         ),
+    ])
+}
+
+/// `external-push` when KEDA's own loop decides a step (scale to zero or an idle count): the
+/// built-in scaler streams the activity, so KEDA activates as soon as the value passes the
+/// activation target (KEDA's scale loop acts on every `true` it receives:
+/// kedacore/keda v2.21.0 pkg/scaling/scale_handler.go, `startPushScalers`). Otherwise the
+/// HPA scales and activity is never used: `external`, one stream less per trigger.
+fn builtin_kind(spec: &AutoscalingSpec) -> TriggerKind {
+    if spec.keda_loop_scales() {
+        TriggerKind::ExternalPush
+    } else {
+        TriggerKind::External
+    }
+}
+
+/// What the built-in scaler reads ([`crate::scaler::query`]).
+fn builtin_metadata(
+    spec: &AutoscalingSpec,
+    t: &TriggerSpec,
+    q: &crate::query::AddonQuery,
+    window_seconds: i32,
+) -> BTreeMap<String, String> {
+    use crate::scaler::query as keys;
+    entries([
+        ("scalerAddress", Some(spec.scaler_address.clone())),
+        (keys::METRIC_QUERY, Some(q.to_string())),
+        (
+            keys::OPERATION_OVER_TIME,
+            t.operation_over_time.map(|o| o.as_str().to_string()),
+        ),
+        (
+            keys::PERCENTILE,
+            t.latency
+                .as_ref()
+                .map(|l| l.percentile.as_str().to_string()),
+        ),
+        (keys::WINDOW, Some(format!("{window_seconds}s"))),
+        (keys::TARGET_VALUE, t.target.clone()),
+        (keys::ACTIVATION_TARGET_VALUE, t.activation_target.clone()),
     ])
 }
 

@@ -45,6 +45,10 @@ enum Command {
     Reconcile {
         #[command(flatten)]
         config: ConfigArgs,
+        /// The built-in scaler's trust key: the reconciler writes each namespace's token
+        /// (Secret llm-autoscale-scaler-token) where workloads use the builtin backend.
+        #[arg(long, env = "LLM_AUTOSCALE_SCALER_TRUST_KEY_FILE", value_name = "FILE")]
+        trust_key_file: Option<PathBuf>,
         /// Log format [default: json in a cluster, text elsewhere]
         #[arg(long, value_enum, env = "LLM_AUTOSCALE_LOG_FORMAT")]
         log_format: Option<LogFormat>,
@@ -129,7 +133,11 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Serve(args) => serve(&args),
-        Command::Reconcile { config, log_format } => reconcile_only(&config, log_format),
+        Command::Reconcile {
+            config,
+            trust_key_file,
+            log_format,
+        } => reconcile_only(&config, trust_key_file.as_ref(), log_format),
         Command::Scaler {
             scaler,
             metrics_addr,
@@ -265,6 +273,15 @@ fn serve(args: &ServeArgs) -> anyhow::Result<ExitCode> {
         true => Some(args.scaler.settings()?),
         false => None,
     };
+    let reconciler_settings = ReconcilerSettings {
+        trust_key: args
+            .scaler
+            .trust_key_file
+            .as_ref()
+            .map(scaler::read_trust_key)
+            .transpose()?,
+        ..ReconcilerSettings::from_env()
+    };
     init_tracing(settings.log_format);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -278,7 +295,7 @@ fn serve(args: &ServeArgs) -> anyhow::Result<ExitCode> {
             let metrics = ReconcileMetrics::register(&mut registry);
             tokio::spawn(reconcile::run(
                 settings.webhook.clone(),
-                ReconcilerSettings::from_env(),
+                reconciler_settings.clone(),
                 metrics,
                 shutdown.clone(),
             ))
@@ -357,8 +374,16 @@ fn scaler_only(
     Ok(ExitCode::SUCCESS)
 }
 
-fn reconcile_only(config: &ConfigArgs, log_format: Option<LogFormat>) -> anyhow::Result<ExitCode> {
+fn reconcile_only(
+    config: &ConfigArgs,
+    trust_key_file: Option<&PathBuf>,
+    log_format: Option<LogFormat>,
+) -> anyhow::Result<ExitCode> {
     let cfg = config.load()?;
+    let settings = ReconcilerSettings {
+        trust_key: trust_key_file.map(scaler::read_trust_key).transpose()?,
+        ..ReconcilerSettings::from_env()
+    };
     let in_cluster = std::env::var_os("KUBERNETES_SERVICE_HOST").is_some();
     init_tracing(log_format.unwrap_or(LogFormat::default_for(in_cluster)));
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -367,7 +392,7 @@ fn reconcile_only(config: &ConfigArgs, log_format: Option<LogFormat>) -> anyhow:
         .context("starting the Tokio runtime")?;
     runtime.block_on(reconcile::run(
         cfg,
-        ReconcilerSettings::from_env(),
+        settings,
         ReconcileMetrics::default(),
         shutdown_signal(),
     ));

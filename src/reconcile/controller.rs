@@ -10,9 +10,10 @@
 //! finish (kube-runtime `src/controller/mod.rs`: `Config::concurrency`,
 //! `Controller::graceful_shutdown_on`).
 
+use std::collections::HashMap;
 use std::future::Future;
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use futures::{FutureExt, StreamExt};
 use k8s_openapi::api::apps::v1::Deployment;
@@ -29,10 +30,13 @@ use super::metrics::ReconcileMetrics;
 use super::plan::{
     self, Action, FIELD_MANAGER, Holder, InferenceServiceId, KserveOwner, SidecarState,
 };
+use super::token;
 use super::watches::{self, DeploymentMeta, Source};
 use crate::config::WebhookConfig;
 use crate::keda::ScaledObject;
 use crate::keda::names::{MAX_NAME, bounded_name};
+use crate::keda::trigger::KnownScalers;
+use crate::scaler::trust::{self, TrustKey};
 
 /// Reconciles running at once, at most.
 pub const CONCURRENCY: u16 = 8;
@@ -54,6 +58,10 @@ pub struct Shared {
     pub config: WebhookConfig,
     pub recorder: Recorder,
     pub metrics: ReconcileMetrics,
+    /// The built-in scaler's trust key (namespace tokens).
+    pub trust_key: Option<TrustKey>,
+    /// Namespaces whose token Secret was applied, and when.
+    pub tokens: Mutex<HashMap<String, Instant>>,
 }
 
 /// What one run of the controller (one term as leader) reads: [`Shared`] and its stores.
@@ -293,6 +301,7 @@ async fn reconcile_deployment(d: &Deployment, ctx: &Context) -> Result<Requeue, 
             if plan::route_needs_reconcile(&p.route, before.as_ref()) {
                 reconcile_route(ctx, d, &ns, &uid, &p.route).await?;
             }
+            reconcile_token(ctx, d, &ns, before.as_ref(), Some(&so)).await?;
             let target = ScaledObjectTarget {
                 uid: &uid,
                 kserve: &kserve,
@@ -308,6 +317,7 @@ async fn reconcile_deployment(d: &Deployment, ctx: &Context) -> Result<Requeue, 
                         reconcile_route(ctx, d, &ns, &uid, &p.route).await?;
                     }
                     delete_scaled_object(ctx, d, &so_api, &so_name).await?;
+                    reconcile_token(ctx, d, &ns, Some(existing.as_ref()), None).await?;
                 }
             }
             // Not opted in: nothing to repair periodically. A change of the Deployment, or of
@@ -329,6 +339,99 @@ async fn reconcile_deployment(d: &Deployment, ctx: &Context) -> Result<Requeue, 
         }
     }
     Ok(Requeue::requeue(RESYNC))
+}
+
+/// The namespace's token Secret for the built-in scaler: applied while the ScaledObject
+/// (`after`) reads it; when it stops (`before` did, `after` does not) and no other managed
+/// ScaledObject of the namespace reads it, deleted. A Deployment that never read the built-in
+/// scaler costs no request here.
+async fn reconcile_token(
+    ctx: &Context,
+    d: &Deployment,
+    ns: &str,
+    before: Option<&ScaledObject>,
+    after: Option<&Value>,
+) -> Result<(), ReconcileError> {
+    let known = KnownScalers::of(&ctx.config);
+    let reads = |so: &ScaledObject| token::reads_builtin(so, &known);
+    let after: Option<ScaledObject> = after.and_then(|v| serde_json::from_value(v.clone()).ok());
+    match (before.is_some_and(reads), after.as_ref().is_some_and(reads)) {
+        (_, true) => apply_token(ctx, d, ns).await,
+        (true, false) => {
+            let name = before.map(ResourceExt::name_any).unwrap_or_default();
+            let others: Vec<Arc<ScaledObject>> = ctx
+                .scaled_objects
+                .state()
+                .into_iter()
+                .filter(|so| so.namespace().as_deref() == Some(ns) && so.name_any() != name)
+                .collect();
+            if token::still_needed(others.iter().map(Arc::as_ref), &known) {
+                return Ok(());
+            }
+            delete_token(ctx, ns).await
+        }
+        (false, false) => Ok(()),
+    }
+}
+
+async fn apply_token(ctx: &Context, d: &Deployment, ns: &str) -> Result<(), ReconcileError> {
+    if !ctx.config.builtin_scaler_auth {
+        return Ok(());
+    }
+    let Some(key) = &ctx.trust_key else {
+        let note = format!(
+            "the built-in scaler's sidecars read their namespace's token from Secret {}, which this reconciler cannot make without the scaler's trust key (--trust-key-file / LLM_AUTOSCALE_SCALER_TRUST_KEY_FILE): give it the key, or run the webhook with --builtin-scaler-auth=false",
+            trust::SECRET_NAME
+        );
+        publish(ctx, d, EventType::Warning, "ScalerTokenUnavailable", note).await;
+        return Ok(());
+    };
+    let fresh = ctx
+        .tokens
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .get(ns)
+        .is_some_and(|at| at.elapsed() < RESYNC);
+    if fresh {
+        return Ok(());
+    }
+    let api: Api<k8s_openapi::api::core::v1::Secret> = Api::namespaced(ctx.client.clone(), ns);
+    let params = PatchParams::apply(FIELD_MANAGER).force();
+    api.patch(
+        trust::SECRET_NAME,
+        &params,
+        &Patch::Apply(token::secret(key, ns)),
+    )
+    .await?;
+    ctx.tokens
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .insert(ns.to_string(), Instant::now());
+    tracing::info!(namespace = %ns, secret = trust::SECRET_NAME, "applied the built-in scaler's namespace token");
+    Ok(())
+}
+
+async fn delete_token(ctx: &Context, ns: &str) -> Result<(), ReconcileError> {
+    ctx.tokens
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .remove(ns);
+    let api: Api<k8s_openapi::api::core::v1::Secret> = Api::namespaced(ctx.client.clone(), ns);
+    let Some(existing) = api.get_opt(trust::SECRET_NAME).await? else {
+        return Ok(());
+    };
+    if token::is_ours(&existing.metadata) {
+        match api
+            .delete(trust::SECRET_NAME, &DeleteParams::default())
+            .await
+        {
+            Ok(_) => {}
+            Err(kube::Error::Api(e)) if e.code == 404 => {}
+            Err(e) => return Err(e.into()),
+        }
+        tracing::info!(namespace = %ns, secret = trust::SECRET_NAME, "deleted the built-in scaler's namespace token: nothing reads the scaler there any more");
+    }
+    Ok(())
 }
 
 /// Deletes the managed ScaledObject of a Deployment that opted out; one already gone (the

@@ -12,6 +12,7 @@ pub mod controller;
 pub mod leader;
 pub mod metrics;
 pub mod plan;
+pub mod token;
 pub mod watches;
 
 use std::future::Future;
@@ -34,6 +35,8 @@ pub struct ReconcilerSettings {
     pub lease_name: String,
     /// Unique per replica (the pod name in a cluster).
     pub identity: String,
+    /// The built-in scaler's trust key, to provision each namespace's token (`token.rs`).
+    pub trust_key: Option<crate::scaler::trust::TrustKey>,
 }
 
 impl ReconcilerSettings {
@@ -53,6 +56,7 @@ impl ReconcilerSettings {
                 .unwrap_or_else(|| "default".into()),
             lease_name: "llm-autoscale-webhook-reconciler".into(),
             identity,
+            trust_key: None,
         }
     }
 }
@@ -137,6 +141,8 @@ async fn lead_and_reconcile(
             },
         ),
         metrics: metrics.clone(),
+        trust_key: settings.trust_key.clone(),
+        tokens: std::sync::Mutex::new(std::collections::HashMap::new()),
     });
     loop {
         tokio::select! {

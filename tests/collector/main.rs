@@ -424,5 +424,6 @@ fn pod_facts(template: &Value, pod_name: &str, ip: IpAddr) -> PodFacts {
         host_ip: "127.0.0.1".into(),
         node_allocatable_cpu: "8".into(),
         node_allocatable_memory: "32Gi".into(),
+        secrets: BTreeMap::new(),
     }
 }

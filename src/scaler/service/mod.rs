@@ -27,7 +27,7 @@ use keda::{KedaScaler, PeerService};
 use metrics::ScalerMetrics;
 use proto::externalscaler::external_scaler_server::ExternalScalerServer;
 use proto::peer::scaler_peer_server::ScalerPeerServer;
-pub use settings::{ScalerArgs, ScalerSettings, SettingsError};
+pub use settings::{ScalerArgs, ScalerSettings, SettingsError, read_trust_key};
 use state::Scaler;
 
 /// How often series of pods that stopped reporting are looked for.

@@ -141,6 +141,14 @@ fn read(path: &PathBuf) -> Result<Vec<u8>, SettingsError> {
     })
 }
 
+/// The trust key in `path` (the reconciler reads the same file).
+pub fn read_trust_key(path: &PathBuf) -> Result<TrustKey, SettingsError> {
+    TrustKey::new(&read(path)?).map_err(|error| SettingsError::Key {
+        path: path.clone(),
+        error,
+    })
+}
+
 impl ScalerArgs {
     pub fn settings(&self) -> Result<ScalerSettings, SettingsError> {
         let ms = |d: Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
@@ -150,17 +158,11 @@ impl ScalerArgs {
             retention_ms: ms(self.max_window),
             forget_after_ms: ms(self.forget_after),
         };
-        let trust = match &self.trust_key_file {
-            None => None,
-            Some(path) => {
-                Some(
-                    TrustKey::new(&read(path)?).map_err(|error| SettingsError::Key {
-                        path: path.clone(),
-                        error,
-                    })?,
-                )
-            }
-        };
+        let trust = self
+            .trust_key_file
+            .as_ref()
+            .map(read_trust_key)
+            .transpose()?;
         let peer_source = match (&self.peers_dns, self.peers.is_empty()) {
             (Some(dns), _) => {
                 let (host, port) = dns

@@ -105,7 +105,11 @@ fn trigger(spec: &AutoscalingSpec, t: &TriggerSpec) -> Trigger {
             query,
             window_seconds,
         } => (
-            builtin_kind(spec),
+            // Not `external-push`: KEDA acts on a pushed `true` only to activate from zero or
+            // the idle count (kedacore/keda v2.21.0 pkg/scaling/scale_handler.go,
+            // `startPushScalers`), and there the workload has no pods, so the built-in
+            // scaler has nothing to push; its activity counts when KEDA polls (deactivation).
+            TriggerKind::External,
             builtin_metadata(spec, t, query, *window_seconds),
         ),
         TriggerQuery::Prometheus(q) => (TriggerKind::Prometheus, prometheus_metadata(spec, t, q)),
@@ -160,19 +164,6 @@ fn otel_metadata(
             t.operation_over_time.map(|o| o.as_str().to_string()),
         ),
     ])
-}
-
-/// `external-push` when KEDA's own loop decides a step (scale to zero or an idle count): the
-/// built-in scaler streams the activity, so KEDA activates as soon as the value passes the
-/// activation target (KEDA's scale loop acts on every `true` it receives:
-/// kedacore/keda v2.21.0 pkg/scaling/scale_handler.go, `startPushScalers`). Otherwise the
-/// HPA scales and activity is never used: `external`, one stream less per trigger.
-fn builtin_kind(spec: &AutoscalingSpec) -> TriggerKind {
-    if spec.keda_loop_scales() {
-        TriggerKind::ExternalPush
-    } else {
-        TriggerKind::External
-    }
 }
 
 /// What the built-in scaler reads ([`crate::scaler::query`]).

@@ -4,6 +4,7 @@
 //! operator asking it) are in tests/collector and tests/e2e.
 
 mod clients;
+mod ha;
 mod process;
 
 use std::time::Duration;

@@ -18,6 +18,7 @@ use serde_json::{Map, Value};
 
 use crate::config::{OnInvalid, WebhookConfig};
 use crate::keda::rules as keda_rules;
+use crate::keda::trigger::KnownScalers;
 use crate::mutate::{self, MutateError};
 use crate::workload::WorkloadKind;
 
@@ -336,7 +337,7 @@ pub fn validate_review(body: &[u8], cfg: &WebhookConfig) -> Result<Answer, BadRe
             "/validate takes keda.sh/v1alpha1 ScaledObjects",
         ));
     }
-    let problems = keda_rules::validate_json(&object, &cfg.scaler_address);
+    let problems = keda_rules::validate_json(&object, &KnownScalers::of(cfg));
     if problems.is_empty() {
         return answer(&req, &Response::allow(Vec::new()), "allowed");
     }
@@ -373,6 +374,7 @@ mod tests {
         use super::super::{Answer, BadReview, Summary};
         use crate::config::{OnInvalid, WebhookConfig};
         use crate::keda::rules as keda_rules;
+        use crate::keda::trigger::KnownScalers;
         use crate::mutate::{MutateError, mutate};
         use crate::workload::WorkloadKind;
 
@@ -520,7 +522,7 @@ mod tests {
                     "/validate takes keda.sh/v1alpha1 ScaledObjects",
                 ));
             }
-            let problems = keda_rules::validate_json(&object, &cfg.scaler_address);
+            let problems = keda_rules::validate_json(&object, &KnownScalers::of(cfg));
             let (resp, decision) = if problems.is_empty() {
                 (resp, "allowed")
             } else {

@@ -31,6 +31,7 @@ pub mod problem;
 pub mod query;
 pub mod reconcile;
 pub mod render;
+pub mod scaler;
 pub mod server;
 #[cfg(test)]
 mod test_fixtures;

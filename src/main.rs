@@ -7,9 +7,11 @@
 )]
 
 use std::io::Read;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -23,6 +25,7 @@ use llm_autoscale_webhook::doctor::gather::{GatherOptions, TargetRef};
 use llm_autoscale_webhook::doctor::report::EXIT_UNCHECKED;
 use llm_autoscale_webhook::manifest::{ManifestError, mutate_manifest};
 use llm_autoscale_webhook::reconcile::{self, ReconcilerSettings, metrics::ReconcileMetrics};
+use llm_autoscale_webhook::scaler::service::{self as scaler, ScalerArgs, metrics::ScalerMetrics};
 use llm_autoscale_webhook::server;
 
 /// Kubernetes admission webhook: one annotation turns a vLLM Deployment or KServe
@@ -38,13 +41,34 @@ struct Cli {
 enum Command {
     /// Serve the admission webhook over HTTPS: POST /mutate, POST /validate, GET /healthz,
     /// /readyz, /metrics. Settings: defaults < --config file < LLM_AUTOSCALE_* < flags.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Run only the reconciler (normally part of `serve`): ScaledObjects for opted-in
     /// Deployments, drift repair, deletion on opt-out, sidecar reports. Uses KUBECONFIG or the
     /// in-cluster service account; POD_NAMESPACE/POD_NAME name its Lease and identity.
     Reconcile {
         #[command(flatten)]
         config: ConfigArgs,
+        /// The built-in scaler's trust key: the reconciler writes each namespace's token
+        /// (Secret llm-autoscale-scaler-token) where workloads use the builtin backend.
+        #[arg(long, env = "LLM_AUTOSCALE_SCALER_TRUST_KEY_FILE", value_name = "FILE")]
+        trust_key_file: Option<PathBuf>,
+        /// Log format [default: json in a cluster, text elsewhere]
+        #[arg(long, value_enum, env = "LLM_AUTOSCALE_LOG_FORMAT")]
+        log_format: Option<LogFormat>,
+    },
+    /// Run the built-in scaler: an OTLP/gRPC receiver for the sidecars (--otlp-addr), KEDA's
+    /// external scaler for the builtin backend's triggers (--scaler-addr), /metrics, /healthz
+    /// and /readyz over HTTP (--metrics-addr).
+    Scaler {
+        #[command(flatten)]
+        scaler: ScalerArgs,
+        /// Address of /metrics, /healthz and /readyz (plain HTTP).
+        #[arg(
+            long,
+            env = "LLM_AUTOSCALE_METRICS_ADDR",
+            default_value = "0.0.0.0:9464"
+        )]
+        metrics_addr: SocketAddr,
         /// Log format [default: json in a cluster, text elsewhere]
         #[arg(long, value_enum, env = "LLM_AUTOSCALE_LOG_FORMAT")]
         log_format: Option<LogFormat>,
@@ -154,7 +178,16 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Serve(args) => serve(&args),
-        Command::Reconcile { config, log_format } => reconcile_only(&config, log_format),
+        Command::Reconcile {
+            config,
+            trust_key_file,
+            log_format,
+        } => reconcile_only(&config, trust_key_file.as_ref(), log_format),
+        Command::Scaler {
+            scaler,
+            metrics_addr,
+            log_format,
+        } => scaler_only(&scaler, metrics_addr, log_format),
         Command::Doctor(args) => doctor(args),
         Command::Mutate { file, config } => mutate(&file, &config),
         Command::Certs {
@@ -309,6 +342,19 @@ async fn shutdown_signal() {
 
 fn serve(args: &ServeArgs) -> anyhow::Result<ExitCode> {
     let settings = args.settings()?;
+    let scaler_settings = match args.with_scaler {
+        true => Some(args.scaler.settings()?),
+        false => None,
+    };
+    let reconciler_settings = ReconcilerSettings {
+        trust_key: args
+            .scaler
+            .trust_key_file
+            .as_ref()
+            .map(scaler::read_trust_key)
+            .transpose()?,
+        ..ReconcilerSettings::from_env()
+    };
     init_tracing(settings.log_format);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -322,25 +368,95 @@ fn serve(args: &ServeArgs) -> anyhow::Result<ExitCode> {
             let metrics = ReconcileMetrics::register(&mut registry);
             tokio::spawn(reconcile::run(
                 settings.webhook.clone(),
-                ReconcilerSettings::from_env(),
+                reconciler_settings.clone(),
                 metrics,
                 shutdown.clone(),
             ))
         });
+        let scaler_task = match scaler_settings {
+            None => None,
+            Some(s) => {
+                let scaler = scaler::scaler(&s, ScalerMetrics::register(&mut registry));
+                let listeners = scaler::Listeners::bind(&s).await?;
+                let stop = shutdown.clone();
+                Some(tokio::spawn(async move {
+                    scaler::serve(&s, scaler, listeners, stop).await
+                }))
+            }
+        };
         let served = server::run(&settings, registry, shutdown).await;
+        if let Some(t) = scaler_task {
+            match t.await {
+                Ok(Err(e)) => tracing::error!(error = %e, "scaler failed"),
+                Err(e) => tracing::warn!(error = %e, "scaler task failed"),
+                Ok(Ok(())) => {}
+            }
+        }
         // It saw the same signal: it finishes its running reconciles and releases its lease.
         if let Some(r) = reconciler {
             if let Err(e) = r.await {
                 tracing::warn!(error = %e, "reconciler task failed");
             }
         }
-        served
+        served.map_err(anyhow::Error::from)
     })?;
     Ok(ExitCode::SUCCESS)
 }
 
-fn reconcile_only(config: &ConfigArgs, log_format: Option<LogFormat>) -> anyhow::Result<ExitCode> {
+fn scaler_only(
+    args: &ScalerArgs,
+    metrics_addr: SocketAddr,
+    log_format: Option<LogFormat>,
+) -> anyhow::Result<ExitCode> {
+    let settings = args.settings()?;
+    let in_cluster = std::env::var_os("KUBERNETES_SERVICE_HOST").is_some();
+    init_tracing(log_format.unwrap_or(LogFormat::default_for(in_cluster)));
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the Tokio runtime")?;
+    runtime.block_on(async {
+        let mut registry = prometheus_client::registry::Registry::default();
+        let scaler = scaler::scaler(&settings, ScalerMetrics::register(&mut registry));
+        let listeners = scaler::Listeners::bind(&settings).await?;
+        let http = tokio::net::TcpListener::bind(metrics_addr)
+            .await
+            .with_context(|| format!("cannot listen on {metrics_addr}"))?;
+        let ready = Arc::new(AtomicBool::new(true));
+        let shutdown = shutdown_signal().shared();
+        let http = tokio::spawn(scaler::http::serve(
+            http,
+            Arc::new(registry),
+            ready.clone(),
+            shutdown.clone(),
+        ));
+        let stop = {
+            let shutdown = shutdown.clone();
+            async move {
+                shutdown.await;
+                ready.store(false, Ordering::SeqCst);
+            }
+        }
+        .shared();
+        scaler::serve(&settings, scaler, listeners, stop).await?;
+        if let Ok(Err(e)) = http.await {
+            tracing::warn!(error = %e, "scaler: HTTP server failed");
+        }
+        anyhow::Ok(())
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn reconcile_only(
+    config: &ConfigArgs,
+    trust_key_file: Option<&PathBuf>,
+    log_format: Option<LogFormat>,
+) -> anyhow::Result<ExitCode> {
     let cfg = config.load()?;
+    let settings = ReconcilerSettings {
+        trust_key: trust_key_file.map(scaler::read_trust_key).transpose()?,
+        ..ReconcilerSettings::from_env()
+    };
     let in_cluster = std::env::var_os("KUBERNETES_SERVICE_HOST").is_some();
     init_tracing(log_format.unwrap_or(LogFormat::default_for(in_cluster)));
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -349,7 +465,7 @@ fn reconcile_only(config: &ConfigArgs, log_format: Option<LogFormat>) -> anyhow:
         .context("starting the Tokio runtime")?;
     runtime.block_on(reconcile::run(
         cfg,
-        ReconcilerSettings::from_env(),
+        settings,
         ReconcileMetrics::default(),
         shutdown_signal(),
     ));

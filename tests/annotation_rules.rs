@@ -319,7 +319,7 @@ fn unknown_backend_and_sidecar_modes() {
     // what).
     let p = only_problem(&[("backend", "prometheus"), ("sidecar", "native")]);
     assert!(p.contains("the prometheus backend never reads it"), "{p}");
-    assert!(p.contains("read by the otel backend"), "{p}");
+    assert!(p.contains("read by the otel and builtin backends"), "{p}");
 }
 
 #[test]
@@ -1330,4 +1330,142 @@ fn latency_without_the_sidecar_says_who_must_compute_the_gauge() {
                 && w.contains("your own collector")),
         "{w:?}"
     );
+}
+
+fn builtin_query(s: &AutoscalingSpec, i: usize) -> (String, i32) {
+    match &s.triggers[i].query {
+        TriggerQuery::Builtin {
+            query,
+            window_seconds,
+        } => (query.to_string(), *window_seconds),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn builtin_triggers_read_the_add_on_grammar_with_a_window() {
+    let (s, warnings) = spec(&[
+        ("backend", "builtin"),
+        (
+            "triggers",
+            r#"[{"preset":"queue-depth"},
+                {"preset":"kv-cache","window":"2m","activation-target":"0.5"},
+                {"preset":"ttft-p90"},
+                {"metric":"vllm:e2e_request_latency_seconds","percentile":"95","target":"30","aggregation":"max","window":"90s"}]"#,
+        ),
+    ]);
+    assert!(warnings.is_empty(), "{warnings:?}");
+    assert_eq!(s.backend, Backend::Builtin);
+    assert_eq!(
+        s.scaler_address,
+        "llm-autoscale-scaler.llm-autoscale-system.svc:4318"
+    );
+    assert_eq!(s.sidecar, SidecarMode::Native);
+    assert_eq!(
+        builtin_query(&s, 0),
+        (
+            "sum(vllm:num_requests_waiting{deployment=llama,namespace=llm})".into(),
+            60
+        )
+    );
+    assert_eq!(
+        builtin_query(&s, 1),
+        (
+            "avg(vllm:kv_cache_usage_perc{deployment=llama,namespace=llm})".into(),
+            120
+        )
+    );
+    assert_eq!(s.triggers[1].activation_target.as_deref(), Some("0.5"));
+    // A latency trigger reads the histogram itself: the fleet's percentile by default, the
+    // worst pod's with max.
+    assert_eq!(
+        builtin_query(&s, 2),
+        (
+            "vllm:time_to_first_token_seconds{deployment=llama,namespace=llm}".into(),
+            60
+        )
+    );
+    assert_eq!(s.triggers[2].operation_over_time, None);
+    assert_eq!(
+        builtin_query(&s, 3),
+        (
+            "max(vllm:e2e_request_latency_seconds{deployment=llama,namespace=llm})".into(),
+            90
+        )
+    );
+    // The sidecar forwards the histograms (as deltas), not percentile gauges.
+    assert_eq!(
+        s.sidecar_metrics(),
+        [
+            "vllm:num_requests_waiting",
+            "vllm:kv_cache_usage_perc",
+            "vllm:time_to_first_token_seconds",
+            "vllm:e2e_request_latency_seconds"
+        ]
+    );
+    assert!(s.sidecar_percentiles().is_empty());
+    assert!(s.sidecar_deltas());
+}
+
+#[test]
+fn builtin_refusals_say_why() {
+    let p = only_problem(&[
+        ("backend", "builtin"),
+        ("query", "sum(router_queue{model=m})"),
+        ("target", "5"),
+        ("source", "gateway"),
+    ]);
+    assert!(
+        p.contains("llm-autoscale.io/source") && p.contains("HTTP wake"),
+        "{p}"
+    );
+    let p = only_problem(&[
+        ("backend", "builtin"),
+        ("preset", "ttft-p90"),
+        ("operation-over-time", "avg"),
+    ]);
+    assert!(p.contains("percentile of the window's requests"), "{p}");
+    let p = only_problem(&[("backend", "builtin"), ("window", "0")]);
+    assert!(
+        p.contains("llm-autoscale.io/window") && p.contains("at least 1 second"),
+        "{p}"
+    );
+    let p = only_problem(&[("window", "1m")]);
+    assert!(
+        p.contains("the otel backend never reads it") && p.contains("builtin"),
+        "{p}"
+    );
+    let p = only_problem(&[
+        ("backend", "builtin"),
+        ("metric", "vllm:time_to_first_token_seconds_bucket"),
+        ("target", "1"),
+    ]);
+    assert!(p.contains("keeps the histogram whole"), "{p}");
+    // Scale to zero needs a wake path: the built-in scaler's series come from the pods.
+    let p = only_problem(&[("backend", "builtin"), ("min-replicas", "0")]);
+    assert!(p.contains("never wake up"), "{p}");
+}
+
+#[test]
+fn the_default_backend_is_configurable() {
+    let cfg = WebhookConfig {
+        default_backend: Backend::Builtin,
+        builtin_scaler_address: "scaler.ops.svc:9000".into(),
+        ..WebhookConfig::default()
+    };
+    let (s, _) = parse_with(&[("enabled", "true"), ("max-replicas", "2")], &cfg).unwrap();
+    let s = s.unwrap();
+    assert_eq!(s.backend, Backend::Builtin);
+    assert_eq!(s.scaler_address, "scaler.ops.svc:9000");
+    // A workload still chooses its own.
+    let (s, _) = parse_with(
+        &[
+            ("enabled", "true"),
+            ("max-replicas", "2"),
+            ("backend", "otel"),
+        ],
+        &cfg,
+    )
+    .unwrap();
+    assert_eq!(s.unwrap().backend, Backend::Otel);
 }

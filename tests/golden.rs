@@ -12,6 +12,7 @@ mod keda_schema;
 use std::path::{Path, PathBuf};
 
 use llm_autoscale_webhook::config::WebhookConfig;
+use llm_autoscale_webhook::keda::trigger::KnownScalers;
 use llm_autoscale_webhook::keda::{ScaledObject, rules};
 use llm_autoscale_webhook::manifest::{ManifestError, mutate_manifest, parse_documents};
 
@@ -92,7 +93,7 @@ fn mutations_match_golden_files_and_are_idempotent_and_keda_valid() {
                     doc,
                     "{name}: the typed model drops a field"
                 );
-                let problems = rules::check(&typed, &cfg.scaler_address, cfg.keda_version);
+                let problems = rules::check(&typed, &KnownScalers::of(&cfg), cfg.keda_version);
                 assert!(
                     problems.is_empty(),
                     "{name}: rendered ScaledObject breaks a rule: {problems:#?}"
@@ -111,6 +112,37 @@ fn mutations_match_golden_files_and_are_idempotent_and_keda_valid() {
     }
     assert!(routes > 0, "no golden case renders an InterceptorRoute");
     assert!(checked >= 10, "only {checked} ScaledObjects checked");
+}
+
+/// `builtin` as the cluster default (`--default-backend builtin`): a workload with only the
+/// opt-in gets the built-in scaler's sidecar and trigger.
+#[test]
+fn the_builtin_backend_as_the_cluster_default() {
+    let cfg = WebhookConfig {
+        default_backend: llm_autoscale_webhook::annotations::Backend::Builtin,
+        ..WebhookConfig::default()
+    };
+    let schema = keda_schema::ScaledObjectSchema::load();
+    let text = std::fs::read_to_string(fixtures().join("input/vllm-minimal.yaml")).unwrap();
+    let out = mutate_manifest(&text, &cfg).unwrap();
+    check_golden(
+        &fixtures().join("golden/default-backend-builtin/vllm-minimal.yaml"),
+        &out.yaml,
+    );
+    assert!(out.warnings.is_empty(), "{:?}", out.warnings);
+    assert_eq!(mutate_manifest(&out.yaml, &cfg).unwrap().yaml, out.yaml);
+    let so = parse_documents(&out.yaml)
+        .unwrap()
+        .into_iter()
+        .find(|d| d["kind"] == "ScaledObject")
+        .unwrap();
+    assert!(schema.errors(&so).is_empty());
+    let typed: ScaledObject = serde_json::from_value(so).unwrap();
+    assert!(rules::check(&typed, &KnownScalers::of(&cfg), cfg.keda_version).is_empty());
+    assert_eq!(
+        typed.spec.triggers[0].meta("scalerAddress"),
+        Some(cfg.builtin_scaler_address.as_str())
+    );
 }
 
 #[test]

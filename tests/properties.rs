@@ -4,6 +4,7 @@
 use llm_autoscale_webhook::annotations::values;
 use llm_autoscale_webhook::config::WebhookConfig;
 use llm_autoscale_webhook::keda::rules;
+use llm_autoscale_webhook::keda::trigger::KnownScalers;
 use llm_autoscale_webhook::mutate::mutate;
 use llm_autoscale_webhook::query::{self, check_promql, parse_addon_query};
 use proptest::prelude::*;
@@ -249,7 +250,7 @@ proptest! {
         // Names the apiserver stores (it refuses the others after admission, before anything
         // is rendered into the cluster) give ScaledObjects that pass the strict rules.
         if is_k8s_name(&name) && is_k8s_name(&ns) {
-            let problems = rules::check(so, &cfg.scaler_address, cfg.keda_version);
+            let problems = rules::check(so, &KnownScalers::of(&cfg), cfg.keda_version);
             prop_assert!(problems.is_empty(), "{:?}", problems);
         }
         let template = &m.patched["spec"]["template"];

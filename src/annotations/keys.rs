@@ -146,8 +146,10 @@ pub struct Key {
     pub doc: &'static str,
 }
 
-const OTEL: ReadBy = ReadBy::Only(&[Backend::Otel]);
-const METRICS: ReadBy = ReadBy::Only(&[Backend::Otel, Backend::Prometheus]);
+/// The backends with the collector sidecar.
+const SIDECAR: ReadBy = ReadBy::Only(&[Backend::Otel, Backend::Builtin]);
+/// The backends whose triggers are built from a metric.
+const METRICS: ReadBy = ReadBy::Only(&[Backend::Otel, Backend::Builtin, Backend::Prometheus]);
 
 const fn key(
     name: &'static str,
@@ -171,7 +173,7 @@ const fn key(
 use Group::{HttpWake, Trigger, Workload};
 
 /// Every key, in the README's order.
-pub const KEYS: [Key; 51] = [
+pub const KEYS: [Key; 52] = [
     key(
         "enabled",
         Workload,
@@ -209,8 +211,8 @@ pub const KEYS: [Key; 51] = [
         Workload,
         Syntax::Backend,
         ReadBy::All,
-        "`otel`",
-        "`otel`: sidecar → KEDA OTel add-on, `external` trigger at its scaler. `prometheus`: an existing Prometheus, no sidecar. `external`: any KEDA external scaler, no sidecar. `wva`: the llm-d workload-variant-autoscaler's desired replicas from Prometheus (see [llm-d WVA](#llm-d-workload-variant-autoscaler-wva)).",
+        "`otel` (`--default-backend`)",
+        "`otel`: sidecar → KEDA OTel add-on, `external` trigger at its scaler. `builtin`: sidecar → this product's built-in scaler (`llm-autoscale-webhook scaler`), `external` trigger at it: missing data is an error, activation thresholds, fleet percentiles (see [The built-in scaler](#the-built-in-scaler)). `prometheus`: an existing Prometheus, no sidecar. `external`: any KEDA external scaler, no sidecar. `wva`: the llm-d workload-variant-autoscaler's desired replicas from Prometheus (see [llm-d WVA](#llm-d-workload-variant-autoscaler-wva)).",
     ),
     key(
         "preset",
@@ -234,7 +236,7 @@ pub const KEYS: [Key; 51] = [
         Syntax::Percentile,
         METRICS,
         "— (latency presets: `90`)",
-        "Makes a latency trigger: this percentile (greater than 0, less than 100, e.g. `\"90\"`) of the histogram `metric` (one of vLLM's latency histograms, e.g. `vllm:time_to_first_token_seconds`), per scrape window in the sidecar (`otel`) or by `histogram_quantile` (`prometheus`); `target` is then seconds. See [Scaling on latency](#scaling-on-latency).",
+        "Makes a latency trigger: this percentile (greater than 0, less than 100, e.g. `\"90\"`) of the histogram `metric` (one of vLLM's latency histograms, e.g. `vllm:time_to_first_token_seconds`), per scrape window in the sidecar (`otel`), by `histogram_quantile` (`prometheus`) or of the pods' merged windows in the scaler (`builtin`); `target` is then seconds. See [Scaling on latency](#scaling-on-latency).",
     ),
     key(
         "target",
@@ -249,8 +251,8 @@ pub const KEYS: [Key; 51] = [
         Trigger,
         Syntax::Aggregation,
         METRICS,
-        "preset's, else `sum`; latency: `max` (`otel`), the merged buckets (`prometheus`)",
-        "`sum`, `avg`, `min`, `max` or `count` across the pods' series. `sum`/`count` → HPA `AverageValue`, others → `Value`. A latency trigger takes `max` (the worst pod), `avg` or `min`.",
+        "preset's, else `sum`; latency: `max` (`otel`), the merged buckets (`prometheus`, `builtin`)",
+        "`sum`, `avg`, `min`, `max` or `count` across the pods' series. `sum`/`count` → HPA `AverageValue`, others → `Value`. A latency trigger takes `max` (the worst pod), `avg` or `min` (on `prometheus` and `builtin` of each pod's percentile; without it, the fleet's).",
     ),
     key(
         "query",
@@ -258,15 +260,23 @@ pub const KEYS: [Key; 51] = [
         Syntax::Free,
         METRICS,
         "built",
-        "`otel`: the add-on's `op(name{k=v,k2=\"v2\"})`, only `=` matchers; `deployment`/`namespace` are added when absent. `prometheus`: any PromQL returning one value, parsed by a PromQL parser (`promql-parser`; brackets and strings are reported with their column).",
+        "`otel`, `builtin`: the add-on's `op(name{k=v,k2=\"v2\"})`, only `=` matchers; `deployment`/`namespace` are added when absent. `prometheus`: any PromQL returning one value, parsed by a PromQL parser (`promql-parser`; brackets and strings are reported with their column).",
     ),
     key(
         "operation-over-time",
         Trigger,
         Syntax::OperationOverTime,
-        OTEL,
+        SIDECAR,
         "preset's, else `avg` (`rate` for `_total`, `_count`, `_sum`; `last_one` for a latency trigger)",
-        "`otel` only: `last_one`, `avg`, `min`, `max`, `rate`, `count` (a latency trigger: `last_one`, `avg`, `min` or `max`).",
+        "`otel`, `builtin`: `last_one`, `avg`, `min`, `max`, `rate`, `count` (`otel` over the add-on's retention, `builtin` over `window`; a latency trigger on `otel`: `last_one`, `avg`, `min` or `max`, on `builtin` none: its percentile is of the window's requests).",
+    ),
+    key(
+        "window",
+        Trigger,
+        Syntax::Seconds,
+        ReadBy::Only(&[Backend::Builtin]),
+        "`1m`",
+        "`builtin` only: the span the operation over time covers, or whose requests a latency trigger's percentile is taken of (all pods' windows merged); at most the scaler's `--max-window` (`5m`). Seconds or `30s`/`2m`.",
     ),
     Key {
         unread_because: "the KEDA OTel add-on never reads an activation target: it is active whenever the value is above 0 (kedify/otel-add-on scaler/handlers.go)",
@@ -274,9 +284,9 @@ pub const KEYS: [Key; 51] = [
             "activation-target",
             Trigger,
             Syntax::Decimal,
-            ReadBy::Only(&[Backend::Prometheus, Backend::Wva]),
+            ReadBy::Only(&[Backend::Prometheus, Backend::Wva, Backend::Builtin]),
             "—",
-            "`prometheus`: `activationThreshold` (the value above which a workload at zero wakes). Refused on `otel`: the add-on never reads it (active means value > 0).",
+            "`prometheus`: `activationThreshold`; `builtin`: `activationTargetValue` (the trigger is active, waking a workload at zero or its idle count, when the value is above it). Refused on `otel`: the add-on never reads it (active means value > 0).",
         )
     },
     key(
@@ -285,7 +295,7 @@ pub const KEYS: [Key; 51] = [
         Syntax::Source,
         METRICS,
         "`workload`; `gateway` for your own PromQL that reads no `vllm:` metric",
-        "Where the trigger's data comes from. `workload`: this workload's pods (the query is scoped to its `deployment`/`namespace`, or its pods in PromQL). `gateway`: something that exists at zero pods (a router, gateway or queue metric): the `query` (required) is used as written and the sidecar does not forward it; when every trigger reads a gateway, no sidecar is injected.",
+        "Where the trigger's data comes from. `workload`: this workload's pods (the query is scoped to its `deployment`/`namespace`, or its pods in PromQL). `gateway`: something that exists at zero pods (a router, gateway or queue metric): the `query` (required) is used as written and the sidecar does not forward it; when every trigger reads a gateway, no sidecar is injected. Not on `builtin`, which stores only this product's sidecars' series.",
     ),
     key(
         "metric-type",
@@ -301,7 +311,7 @@ pub const KEYS: [Key; 51] = [
         Syntax::Free,
         METRICS,
         "—",
-        "JSON list for several metrics, each with `name`, `preset`, `metric`, `percentile`, `query`, `target`, `aggregation`, `operation-over-time`, `activation-target`, `source`, `metric-type`; not with the single-metric keys. Every entry's problems are reported together.",
+        "JSON list for several metrics, each with `name`, `preset`, `metric`, `percentile`, `query`, `target`, `aggregation`, `operation-over-time`, `window`, `activation-target`, `source`, `metric-type`; not with the single-metric keys. Every entry's problems are reported together.",
     ),
     key(
         "polling-interval",
@@ -333,7 +343,7 @@ pub const KEYS: [Key; 51] = [
         Syntax::Count,
         ReadBy::All,
         "—",
-        "Replicas while the scaler fails (KEDA `fallback`). With KEDA < 2.18 (`--keda-version`) it needs a `sum`/`count` trigger; from 2.18 a mean (`Value`) trigger works too, but KEDA then divides by the ready replicas and skips the fallback while none is ready (kedacore/keda `pkg/fallback/fallback.go`). On `otel` it fires only when the add-on itself fails, see [What each backend honours](#what-each-backend-honours).",
+        "Replicas while the scaler fails (KEDA `fallback`). With KEDA < 2.18 (`--keda-version`) it needs a `sum`/`count` trigger; from 2.18 a mean (`Value`) trigger works too, but KEDA then divides by the ready replicas and skips the fallback while none is ready (kedacore/keda `pkg/fallback/fallback.go`). On `otel` it fires only when the add-on itself fails; on `builtin` also when the sidecars stop reporting; see [What each backend honours](#what-each-backend-honours).",
     ),
     key(
         "fallback-failure-threshold",
@@ -419,7 +429,7 @@ pub const KEYS: [Key; 51] = [
         "metrics-port",
         Workload,
         Syntax::Port,
-        OTEL,
+        SIDECAR,
         "`8000`; for KServe `prometheus.kserve.io/port`, else `8080`",
         "Port the model server serves metrics on (the sidecar scrapes it).",
     ),
@@ -427,7 +437,7 @@ pub const KEYS: [Key; 51] = [
         "metrics-path",
         Workload,
         Syntax::HttpPath,
-        OTEL,
+        SIDECAR,
         "`/metrics` (or `prometheus.kserve.io/path`)",
         "Path the sidecar scrapes.",
     ),
@@ -435,7 +445,7 @@ pub const KEYS: [Key; 51] = [
         "scrape-interval",
         Workload,
         Syntax::Seconds,
-        OTEL,
+        SIDECAR,
         "`5s`",
         "How often the sidecar scrapes.",
     ),
@@ -443,9 +453,9 @@ pub const KEYS: [Key; 51] = [
         "scaler-address",
         Workload,
         Syntax::GrpcAddress,
-        ReadBy::Only(&[Backend::Otel, Backend::External]),
-        "webhook's `--scaler-address` (`keda-otel-scaler.keda.svc:4318`)",
-        "`host:port` of the add-on's scaler (`otel`) or of your scaler (`external`, required there unless `--external-scaler-address` is set).",
+        ReadBy::Only(&[Backend::Otel, Backend::Builtin, Backend::External]),
+        "webhook's `--scaler-address` (`keda-otel-scaler.keda.svc:4318`), `--builtin-scaler-address` on `builtin`",
+        "`host:port` of the add-on's scaler (`otel`), of the built-in scaler (`builtin`) or of your scaler (`external`, required there unless `--external-scaler-address` is set).",
     ),
     key(
         "prometheus-address",
@@ -539,9 +549,9 @@ pub const KEYS: [Key; 51] = [
         "sidecar",
         Workload,
         Syntax::SidecarMode,
-        OTEL,
+        SIDECAR,
         "`auto`",
-        "`auto` (native sidecar where the cluster supports it, see `--native-sidecars`), `native`, `container`, `none` (metrics reach the add-on some other way).",
+        "`auto` (native sidecar where the cluster supports it, see `--native-sidecars`), `native`, `container`, `none` (metrics reach the scaler some other way).",
     ),
     key(
         "vllm-version",

@@ -36,7 +36,7 @@ pub(super) fn read(
         None if r.raw("enabled").is_none() => return Ok((None, Vec::new())),
         None => {}
     }
-    let backend = r.backend();
+    let backend = r.backend(cfg);
     r.check_keys(backend);
     if w.name.is_empty() {
         r.f.problem(Problem::new(
@@ -94,16 +94,17 @@ impl<'a> Reader<'a> {
         self.f.problem(Problem::new(key(short), v, reason, fix));
     }
 
-    fn backend(&mut self) -> Backend {
+    /// The written backend, else the webhook's default.
+    fn backend(&mut self, cfg: &WebhookConfig) -> Backend {
         let syntax = keys::Syntax::Backend;
         self.get("backend", |v| {
             syntax.check(v)?;
             Backend::parse(v).ok_or(Refusal {
                 reason: "unknown backend".into(),
-                fix: "write \"otel\", \"prometheus\" or \"external\"".into(),
+                fix: "write \"otel\", \"builtin\", \"prometheus\" or \"external\"".into(),
             })
         })
-        .unwrap_or(Backend::Otel)
+        .unwrap_or(cfg.default_backend)
     }
 
     /// Every `llm-autoscale.io/` key against the table: unknown keys (with "did you mean"),
@@ -216,6 +217,12 @@ impl<'a> Reader<'a> {
             .iter()
             .map(|w| w.gauge_name())
             .collect();
+        if spec.sidecar == SidecarMode::None && spec.sidecar_deltas() {
+            self.f.warn(format!(
+                "{PREFIX}sidecar: \"none\": your own collector must send the triggers' metrics to the built-in scaler with pod, deployment and namespace attributes, counters and histograms as deltas (cumulative_to_delta), and the namespace's token (Secret {}) in the authorization header, or the triggers report errors",
+                crate::scaler::trust::SECRET_NAME
+            ));
+        }
         if spec.sidecar == SidecarMode::None && !gauges.is_empty() {
             self.f.warn(format!(
                 "{PREFIX}sidecar: \"none\": the latency triggers read {}, which the sidecar would compute per scrape window; your own collector must send them (cumulative_to_delta, then extract_percentile_metric), or they read 0",
@@ -327,6 +334,11 @@ impl<'a> Reader<'a> {
                     .unwrap_or_else(|| cfg.scaler_address.clone()),
                 String::new(),
             ),
+            Backend::Builtin => (
+                self.get("scaler-address", values::grpc_address)
+                    .unwrap_or_else(|| cfg.builtin_scaler_address.clone()),
+                String::new(),
+            ),
             Backend::External => (self.external_scaler_address(cfg), String::new()),
         }
     }
@@ -436,7 +448,7 @@ impl<'a> Reader<'a> {
     /// The sidecar mode; `None` for backends without a sidecar (the table refuses the key
     /// there).
     fn sidecar(&mut self, backend: Backend, cfg: &WebhookConfig) -> SidecarMode {
-        if backend != Backend::Otel {
+        if !matches!(backend, Backend::Otel | Backend::Builtin) {
             return SidecarMode::None;
         }
         let asked = self

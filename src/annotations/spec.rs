@@ -13,10 +13,14 @@ use crate::query::AddonQuery;
 use crate::workload::{Workload, WorkloadKind};
 
 /// Where the metrics go and who computes the scaling value.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum Backend {
     /// Sidecar collector → KEDA OTel add-on; `external` trigger at its scaler.
     Otel,
+    /// Sidecar collector → this product's built-in scaler (`src/scaler/`); `external`
+    /// trigger at its scaler.
+    Builtin,
     /// An existing Prometheus; `prometheus` trigger, no sidecar.
     Prometheus,
     /// Any KEDA external scaler with free-form metadata; no sidecar.
@@ -26,8 +30,9 @@ pub enum Backend {
 }
 
 impl Backend {
-    pub const ALL: [Backend; 4] = [
+    pub const ALL: [Backend; 5] = [
         Backend::Otel,
+        Backend::Builtin,
         Backend::Prometheus,
         Backend::External,
         Backend::Wva,
@@ -40,6 +45,7 @@ impl Backend {
     pub fn as_str(self) -> &'static str {
         match self {
             Backend::Otel => "otel",
+            Backend::Builtin => "builtin",
             Backend::Prometheus => "prometheus",
             Backend::External => "external",
             Backend::Wva => "wva",
@@ -52,6 +58,12 @@ impl Backend {
 pub enum TriggerQuery {
     /// An add-on `metricQuery`, already scoped to the Deployment and namespace.
     Otel(AddonQuery),
+    /// The built-in scaler's query (the add-on's grammar, scoped the same way) and the
+    /// window its operation over time, or its percentile, covers.
+    Builtin {
+        query: AddonQuery,
+        window_seconds: i32,
+    },
     /// A PromQL query.
     Prometheus(String),
     /// Free-form metadata for an external scaler.
@@ -132,7 +144,7 @@ pub struct AutoscalingSpec {
     /// `advanced.horizontalPodAutoscalerConfig.name`, when set by the user.
     pub hpa_name: Option<String>,
     pub scrape: Scrape,
-    /// `scalerAddress` (otel and external backends).
+    /// `scalerAddress` (otel, builtin and external backends).
     pub scaler_address: String,
     /// `serverAddress` (prometheus backend).
     pub prometheus_address: String,
@@ -153,13 +165,18 @@ impl AutoscalingSpec {
     /// histogram of the base name, and the KEDA OTel add-on stores it back as `<name>_count`
     /// and `<name>_sum` (kedify/otel-add-on receiver/receiver.go, storeCountAndSumDatapoints).
     /// Latency triggers read a gauge the sidecar computes: see [`Self::sidecar_percentiles`].
+    ///
+    /// On `builtin` a latency trigger's histogram is forwarded itself (as deltas: the scaler
+    /// merges the pods' windows, [`Self::sidecar_deltas`]).
     pub fn sidecar_metrics(&self) -> Vec<String> {
         let mut names: Vec<String> = Vec::new();
         for t in &self.triggers {
-            let TriggerQuery::Otel(q) = &t.query else {
-                continue;
+            let q = match &t.query {
+                TriggerQuery::Otel(q) if t.latency.is_none() => q,
+                TriggerQuery::Builtin { query, .. } => query,
+                _ => continue,
             };
-            if t.source != TriggerSource::Workload || t.latency.is_some() {
+            if t.source != TriggerSource::Workload {
                 continue;
             }
             let base = histogram_base(&q.metric);
@@ -183,6 +200,12 @@ impl AutoscalingSpec {
             }
         }
         out
+    }
+
+    /// Whether the sidecar sends counters and histograms as deltas per scrape (the built-in
+    /// scaler merges deltas across pods and replicas; cumulative values cannot be).
+    pub fn sidecar_deltas(&self) -> bool {
+        self.backend == Backend::Builtin
     }
 
     /// Whether KEDA may take the workload to zero pods (see [`scales_to_zero`]).

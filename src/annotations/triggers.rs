@@ -92,6 +92,7 @@ struct Entry {
     aggregation: Option<Text>,
     #[serde(alias = "operationOverTime")]
     operation_over_time: Option<Text>,
+    window: Option<Text>,
     #[serde(alias = "activationTarget")]
     activation_target: Option<Text>,
     source: Option<Text>,
@@ -110,6 +111,7 @@ impl Entry {
             ("query", self.query),
             ("aggregation", self.aggregation),
             ("operation-over-time", self.operation_over_time),
+            ("window", self.window),
             ("activation-target", self.activation_target),
             ("source", self.source),
             ("metric-type", self.metric_type),
@@ -348,7 +350,7 @@ impl<'a> Resolver<'a> {
         };
         let mut written = WrittenQuery::default();
         match self.ctx.backend {
-            Backend::Otel => match query::parse_addon_query(q) {
+            Backend::Otel | Backend::Builtin => match query::parse_addon_query(q) {
                 Ok(parsed) => written.otel = Some(parsed),
                 Err(e) => self.problem(
                     "query",
@@ -457,7 +459,7 @@ impl<'a> Resolver<'a> {
     }
 
     fn refuse_buckets_on_otel(&mut self, metric: &str) {
-        if self.ctx.backend != Backend::Otel || !metric.ends_with("_bucket") {
+        if !metric.ends_with("_bucket") {
             return;
         }
         let field = if self.get("query").is_some() {
@@ -465,11 +467,19 @@ impl<'a> Resolver<'a> {
         } else {
             "metric"
         };
-        self.problem(
-            field,
-            format!("{metric}: the KEDA OTel add-on keeps only a histogram's _count and _sum and drops its buckets (kedify/otel-add-on receiver/receiver.go)"),
-            "scale on the request rate (<histogram>_count) or the mean (<histogram>_sum), or use the prometheus backend for a histogram_quantile query",
-        );
+        match self.ctx.backend {
+            Backend::Otel => self.problem(
+                field,
+                format!("{metric}: the KEDA OTel add-on keeps only a histogram's _count and _sum and drops its buckets (kedify/otel-add-on receiver/receiver.go)"),
+                "scale on the request rate (<histogram>_count) or the mean (<histogram>_sum), or use the prometheus backend for a histogram_quantile query",
+            ),
+            Backend::Builtin => self.problem(
+                field,
+                format!("{metric}: the built-in scaler keeps the histogram whole, not its _bucket series"),
+                "add percentile for a latency trigger on the histogram, or scale on <histogram>_count (the request rate)",
+            ),
+            _ => {}
+        }
     }
 
     /// `source`: whether the trigger's data exists while the workload has no pods. Default:
@@ -487,6 +497,14 @@ impl<'a> Resolver<'a> {
         let Some(v) = self.get("source") else {
             return default;
         };
+        if self.ctx.backend == Backend::Builtin && v == "gateway" {
+            self.problem(
+                "source",
+                "the built-in scaler stores only this product's sidecars' series (each namespace writes its own): a router's or gateway's series do not reach it",
+                "remove source; for a trigger that exists at zero pods use HTTP wake (http-wake-service) or the prometheus backend with your own query",
+            );
+            return default;
+        }
         let Some(source) = TriggerSource::parse(v) else {
             self.problem(
                 "source",
@@ -515,7 +533,7 @@ impl<'a> Resolver<'a> {
         preset: Option<&presets::Preset>,
         counter: bool,
     ) -> Option<OperationOverTime> {
-        if self.ctx.backend != Backend::Otel {
+        if !matches!(self.ctx.backend, Backend::Otel | Backend::Builtin) {
             return None;
         }
         let Some(op) = self.get("operation-over-time") else {
@@ -535,6 +553,26 @@ impl<'a> Resolver<'a> {
             );
         }
         parsed
+    }
+
+    /// `window` (builtin; the table refuses it elsewhere): seconds, at least 1, default
+    /// [`crate::scaler::query::DEFAULT_WINDOW_SECONDS`].
+    fn window(&mut self) -> i32 {
+        let default = crate::scaler::query::DEFAULT_WINDOW_SECONDS;
+        let Some(v) = self.get("window") else {
+            return default;
+        };
+        match values::seconds(v) {
+            Ok(0) => {
+                self.problem("window", "must be at least 1 second", "write \"60s\"");
+                default
+            }
+            Ok(s) => s,
+            Err(r) => {
+                self.problem("window", r.reason, r.fix);
+                default
+            }
+        }
     }
 
     /// `metric-type`: overrides the one the aggregation implies.
@@ -566,7 +604,7 @@ impl<'a> Resolver<'a> {
     fn query(&mut self, written: WrittenQuery, b: BuiltQuery<'_>) -> TriggerQuery {
         let ctx = self.ctx;
         match ctx.backend {
-            Backend::Otel => {
+            Backend::Otel | Backend::Builtin => {
                 let mut q = written.otel.unwrap_or(AddonQuery {
                     aggregation: None,
                     metric: b.metric.to_string(),
@@ -576,6 +614,13 @@ impl<'a> Resolver<'a> {
                 q.aggregation = Some(b.aggregation);
                 if b.source == TriggerSource::Workload {
                     self.scope(&mut q);
+                }
+                if ctx.backend == Backend::Builtin {
+                    let window_seconds = self.window();
+                    return TriggerQuery::Builtin {
+                        query: q,
+                        window_seconds,
+                    };
                 }
                 TriggerQuery::Otel(q)
             }

@@ -14,6 +14,7 @@ use std::time::Duration;
 use clap::builder::{PossibleValuesParser, TypedValueParser};
 use clap::{ArgAction, Args, ValueEnum};
 
+use crate::annotations::Backend;
 use crate::config::{OnInvalid, SidecarMode, WebhookConfig};
 use crate::keda;
 use crate::version::Version;
@@ -122,6 +123,11 @@ fn sidecar_mode_parser() -> impl TypedValueParser<Value = SidecarMode> {
     })
 }
 
+fn backend_parser() -> impl TypedValueParser<Value = Backend> {
+    PossibleValuesParser::new(Backend::ALL.map(Backend::as_str))
+        .map(|s: String| Backend::parse(&s).unwrap_or(Backend::Otel))
+}
+
 fn on_invalid_parser() -> impl TypedValueParser<Value = OnInvalid> {
     PossibleValuesParser::new(["deny", "warn"]).map(|s: String| match s.as_str() {
         "warn" => OnInvalid::Warn,
@@ -196,6 +202,24 @@ pub struct ConfigArgs {
           help = help("scalerAddress of otel triggers (the KEDA OTel add-on)", defaults().scaler_address))]
     pub scaler_address: Option<String>,
 
+    #[arg(long, env = "LLM_AUTOSCALE_DEFAULT_BACKEND", value_name = "BACKEND",
+          value_parser = backend_parser(),
+          help = help("Backend of workloads without the backend annotation", defaults().default_backend.as_str()))]
+    pub default_backend: Option<Backend>,
+
+    #[arg(long, env = "LLM_AUTOSCALE_BUILTIN_OTLP_ENDPOINT", value_name = "HOST:PORT",
+          help = help("OTLP gRPC endpoint the sidecar exports to on the builtin backend (the built-in scaler's Service)", defaults().builtin_otlp_endpoint))]
+    pub builtin_otlp_endpoint: Option<String>,
+
+    #[arg(long, env = "LLM_AUTOSCALE_BUILTIN_SCALER_ADDRESS", value_name = "HOST:PORT",
+          help = help("scalerAddress of builtin triggers (the built-in scaler's Service)", defaults().builtin_scaler_address))]
+    pub builtin_scaler_address: Option<String>,
+
+    #[arg(long, env = "LLM_AUTOSCALE_BUILTIN_SCALER_AUTH", value_name = "BOOL",
+          action = ArgAction::Set, value_parser = clap::builder::BoolValueParser::new(),
+          help = help("Whether builtin sidecars present their namespace's token from the Secret the reconciler provisions", defaults().builtin_scaler_auth))]
+    pub builtin_scaler_auth: Option<bool>,
+
     #[arg(long, env = "LLM_AUTOSCALE_EXTERNAL_SCALER_ADDRESS", value_name = "HOST:PORT",
           help = help("scalerAddress of external triggers when the annotation is absent (empty: the annotation is required)", "empty"))]
     pub external_scaler_address: Option<String>,
@@ -255,6 +279,13 @@ impl ConfigArgs {
         set(&mut cfg.collector_image, &self.collector_image);
         set(&mut cfg.otlp_endpoint, &self.otlp_endpoint);
         set(&mut cfg.scaler_address, &self.scaler_address);
+        set(&mut cfg.default_backend, &self.default_backend);
+        set(&mut cfg.builtin_otlp_endpoint, &self.builtin_otlp_endpoint);
+        set(
+            &mut cfg.builtin_scaler_address,
+            &self.builtin_scaler_address,
+        );
+        set(&mut cfg.builtin_scaler_auth, &self.builtin_scaler_auth);
         set(
             &mut cfg.external_scaler_address,
             &self.external_scaler_address,
@@ -352,6 +383,16 @@ pub struct ServeArgs {
 
     #[command(flatten)]
     pub webhook: ConfigArgs,
+
+    /// Also run the built-in scaler (OTLP receiver and KEDA external scaler) in this process;
+    /// its metrics join /metrics.
+    #[arg(long = "scaler", env = "LLM_AUTOSCALE_SCALER", value_name = "BOOL", default_value_t = false,
+          action = ArgAction::Set, num_args = 0..=1, default_missing_value = "true",
+          value_parser = clap::builder::BoolValueParser::new())]
+    pub with_scaler: bool,
+
+    #[command(flatten)]
+    pub scaler: crate::scaler::service::ScalerArgs,
 }
 
 impl ServeArgs {

@@ -9,6 +9,7 @@ pub mod loading;
 
 use serde::{Deserialize, Serialize};
 
+use crate::annotations::Backend;
 use crate::keda;
 use crate::version::Version;
 
@@ -23,6 +24,13 @@ pub const DEFAULT_SCALER_ADDRESS: &str = "keda-otel-scaler.keda.svc:4318";
 /// scaler (gRPC). Service `keda-add-ons-http-external-scaler`, port 9090, namespace `keda`, as in
 /// kedacore/http-add-on v0.15.0 `config/scaler/service.yaml` and `test/helpers/env.go`.
 pub const DEFAULT_HTTP_SCALER_ADDRESS: &str = "keda-add-ons-http-external-scaler.keda:9090";
+/// Where the sidecar sends OTLP (gRPC) on the `builtin` backend: the built-in scaler's
+/// Service (deploy/scaler/), one name whatever its replicas.
+pub const DEFAULT_BUILTIN_OTLP_ENDPOINT: &str =
+    "llm-autoscale-scaler.llm-autoscale-system.svc:4317";
+/// Where KEDA asks the built-in scaler (gRPC).
+pub const DEFAULT_BUILTIN_SCALER_ADDRESS: &str =
+    "llm-autoscale-scaler.llm-autoscale-system.svc:4318";
 /// Prometheus used by the `prometheus` backend.
 pub const DEFAULT_PROMETHEUS_ADDRESS: &str = "http://prometheus-operated.monitoring.svc:9090";
 
@@ -81,6 +89,15 @@ pub struct WebhookConfig {
     pub otlp_endpoint: String,
     /// `scalerAddress` of `otel` triggers.
     pub scaler_address: String,
+    /// The backend of workloads without the `backend` annotation.
+    pub default_backend: Backend,
+    /// OTLP gRPC endpoint the sidecar exports to on the `builtin` backend.
+    pub builtin_otlp_endpoint: String,
+    /// `scalerAddress` of `builtin` triggers.
+    pub builtin_scaler_address: String,
+    /// Whether `builtin` sidecars present their namespace's token (the Secret the reconciler
+    /// provisions); the scaler then refuses points without it (`src/scaler/trust.rs`).
+    pub builtin_scaler_auth: bool,
     /// `scalerAddress` of `external` triggers when the annotation is absent (empty: required).
     pub external_scaler_address: String,
     /// `serverAddress` of `prometheus` triggers.
@@ -106,6 +123,10 @@ impl Default for WebhookConfig {
             collector_image: DEFAULT_COLLECTOR_IMAGE.to_string(),
             otlp_endpoint: DEFAULT_OTLP_ENDPOINT.to_string(),
             scaler_address: DEFAULT_SCALER_ADDRESS.to_string(),
+            default_backend: Backend::Otel,
+            builtin_otlp_endpoint: DEFAULT_BUILTIN_OTLP_ENDPOINT.to_string(),
+            builtin_scaler_address: DEFAULT_BUILTIN_SCALER_ADDRESS.to_string(),
+            builtin_scaler_auth: true,
             external_scaler_address: String::new(),
             prometheus_address: DEFAULT_PROMETHEUS_ADDRESS.to_string(),
             http_scaler_address: DEFAULT_HTTP_SCALER_ADDRESS.to_string(),

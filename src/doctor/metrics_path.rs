@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use super::finding::{Check, Finding, Severity};
 use super::snapshot::{AddonSeen, AddonStore, EnvSetting, Probe, PrometheusAnswer};
 use crate::config::WebhookConfig;
+use crate::keda::trigger::{KnownScalers, Reader};
 use crate::keda::{ScaledObject, Trigger, TriggerKind};
 use crate::query::{AddonQuery, parse_addon_query};
 
@@ -43,7 +44,7 @@ pub fn findings(
     let mut uses_addon = false;
     for (i, t) in so.spec.triggers.iter().enumerate() {
         let subject = format!("trigger {}", trigger_key(i, t));
-        if t.is_otel_addon(&cfg.scaler_address) {
+        if t.reader(&KnownScalers::of(cfg)) == Reader::OtelAddon {
             uses_addon = true;
             out.extend(addon_trigger(t, addon, &subject));
         } else if t.kind == TriggerKind::Prometheus {
@@ -226,10 +227,13 @@ pub fn wake_finding(
         return None;
     }
     let reads_own_pods = |t: &Trigger| {
-        t.is_otel_addon(&cfg.scaler_address)
-            && t.meta("metricQuery")
-                .and_then(|q| parse_addon_query(q).ok())
-                .is_some_and(|q| q.label("deployment") == Some(target_deployment))
+        matches!(
+            t.reader(&KnownScalers::of(cfg)),
+            Reader::OtelAddon | Reader::Builtin
+        ) && t
+            .meta("metricQuery")
+            .and_then(|q| parse_addon_query(q).ok())
+            .is_some_and(|q| q.label("deployment") == Some(target_deployment))
     };
     let subject = format!("ScaledObject {}", so.name());
     if so.spec.triggers.iter().any(|t| !reads_own_pods(t)) {

@@ -1,9 +1,11 @@
 //! Two layers of rules for a ScaledObject.
 //!
 //! - [`validate`], what the `/validate` webhook enforces on every ScaledObject of the cluster:
-//!   only what KEDA cannot check itself, the KEDA OTel add-on's reading of the triggers aimed
-//!   at it (query grammar, decimal targets, known operations). It never denies a ScaledObject
-//!   the installed KEDA accepts for KEDA's own reasons: KEDA's webhook does that.
+//!   only what KEDA cannot check itself, the reading of the triggers aimed at the KEDA OTel
+//!   add-on (query grammar, decimal targets, known operations) or at the built-in scaler (its
+//!   metadata, [`crate::scaler::query`]), told apart by their configured addresses
+//!   ([`KnownScalers`]). It never denies a ScaledObject the installed KEDA accepts for KEDA's
+//!   own reasons: KEDA's webhook does that.
 //! - [`check`], the strict check of what this product renders: KEDA's static rules for the
 //!   configured KEDA version, plus the add-on's.
 
@@ -15,18 +17,19 @@ use serde_json::Value;
 use super::FALLBACK_ON_VALUE_SINCE;
 use super::names::{DEFAULT_HPA_PREFIX, MAX_NAME, MAX_NAME_WITH_DEFAULT_HPA};
 use super::scaled_object::ScaledObject;
-use super::trigger::{MetricType, OperationOverTime, Trigger};
+use super::trigger::{KnownScalers, MetricType, OperationOverTime, Reader, Trigger};
 use crate::annotations::values;
 use crate::problem::Problem;
 use crate::query;
 use crate::version::Version;
 
 /// What the `/validate` webhook denies in a ScaledObject as the apiserver hands it over:
-/// problems in triggers read by the KEDA OTel add-on. An object that does not read as a
-/// ScaledObject has passed the CRD's schema, so it is KEDA's to judge: nothing is denied.
-pub fn validate_json(so: &Value, otel_scaler_address: &str) -> Vec<Problem> {
+/// problems in triggers read by the KEDA OTel add-on or the built-in scaler. An object that
+/// does not read as a ScaledObject has passed the CRD's schema, so it is KEDA's to judge:
+/// nothing is denied.
+pub fn validate_json(so: &Value, known: &KnownScalers<'_>) -> Vec<Problem> {
     match ScaledObject::deserialize(so) {
-        Ok(so) => validate(&so, otel_scaler_address),
+        Ok(so) => validate(&so, known),
         Err(e) => {
             tracing::warn!(error = %e, "a ScaledObject that does not read as one: left to KEDA");
             Vec::new()
@@ -34,24 +37,41 @@ pub fn validate_json(so: &Value, otel_scaler_address: &str) -> Vec<Problem> {
     }
 }
 
-/// What the `/validate` webhook denies: problems in triggers read by the KEDA OTel add-on.
-pub fn validate(so: &ScaledObject, otel_scaler_address: &str) -> Vec<Problem> {
+/// What the `/validate` webhook denies: problems in triggers read by the KEDA OTel add-on or
+/// the built-in scaler.
+pub fn validate(so: &ScaledObject, known: &KnownScalers<'_>) -> Vec<Problem> {
     let mut problems = Vec::new();
     for (i, t) in so.spec.triggers.iter().enumerate() {
-        if t.is_otel_addon(otel_scaler_address) {
-            problems.extend(check_otel_trigger(i, t));
+        match t.reader(known) {
+            Reader::OtelAddon => problems.extend(check_otel_trigger(i, t)),
+            Reader::Builtin => problems.extend(check_builtin_trigger(i, t)),
+            Reader::Other => {}
         }
     }
     problems
 }
 
+/// The built-in scaler's reading of a trigger's metadata, as it will read it on every call.
+pub fn check_builtin_trigger(i: usize, t: &Trigger) -> Vec<Problem> {
+    match crate::scaler::query::Query::from_metadata(&t.metadata) {
+        Ok(_) => Vec::new(),
+        Err(problems) => problems
+            .into_iter()
+            .map(|p| Problem {
+                key: format!("spec.triggers[{i}].{}", p.key),
+                ..p
+            })
+            .collect(),
+    }
+}
+
 /// Every problem with a ScaledObject for KEDA `keda_version` (empty: valid): the add-on's
 /// reading of its triggers, KEDA's static rules, and what this product never renders.
-pub fn check(so: &ScaledObject, otel_scaler_address: &str, keda_version: Version) -> Vec<Problem> {
-    let mut problems = validate(so, otel_scaler_address);
+pub fn check(so: &ScaledObject, known: &KnownScalers<'_>, keda_version: Version) -> Vec<Problem> {
+    let mut problems = validate(so, known);
     problems.extend(check_names(so));
     problems.extend(check_replicas(so));
-    problems.extend(check_triggers(so, otel_scaler_address));
+    problems.extend(check_triggers(so, known));
     problems.extend(check_fallback(so, keda_version));
     problems
 }
@@ -138,7 +158,7 @@ fn check_replicas(so: &ScaledObject) -> Vec<Problem> {
 }
 
 /// At least one trigger, unique names, and no activation target on the add-on.
-fn check_triggers(so: &ScaledObject, otel_scaler_address: &str) -> Vec<Problem> {
+fn check_triggers(so: &ScaledObject, known: &KnownScalers<'_>) -> Vec<Problem> {
     let triggers = &so.spec.triggers;
     let mut problems = Vec::new();
     if triggers.is_empty() {
@@ -153,7 +173,7 @@ fn check_triggers(so: &ScaledObject, otel_scaler_address: &str) -> Vec<Problem> 
     for (i, t) in triggers.iter().enumerate() {
         // KEDA accepts it, the add-on never reads it (its IsActive is `value > 0`:
         // kedify/otel-add-on scaler/handlers.go): we never render one.
-        if t.is_otel_addon(otel_scaler_address) && t.meta("activationTargetValue").is_some() {
+        if t.reader(known) == Reader::OtelAddon && t.meta("activationTargetValue").is_some() {
             problems.push(Problem::new(
                 format!("spec.triggers[{i}].metadata.activationTargetValue"),
                 None,
@@ -304,16 +324,23 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    fn known(otel_addon: &str) -> KnownScalers<'_> {
+        KnownScalers {
+            otel_addon,
+            builtin: BUILTIN,
+        }
+    }
+
     fn check(so: &Value, address: &str, version: Version) -> Vec<Problem> {
         super::check(
             &serde_json::from_value(so.clone()).unwrap(),
-            address,
+            &known(address),
             version,
         )
     }
 
     fn validate(so: &Value, address: &str) -> Vec<Problem> {
-        validate_json(so, address)
+        validate_json(so, &known(address))
     }
 
     fn so(triggers: Value) -> Value {
@@ -331,6 +358,7 @@ mod tests {
     }
 
     const ADDR: &str = "keda-otel-scaler.keda.svc:4318";
+    const BUILTIN: &str = "llm-autoscale-scaler.llm-autoscale-system.svc:4318";
     const TESTED: Version = crate::keda::TESTED_VERSION;
 
     #[test]
@@ -372,6 +400,38 @@ mod tests {
         assert!(check(&so(t), ADDR, TESTED).is_empty());
         let t = json!([{"type": "external", "metadata": {"scalerAddress": "other:1", "metricQuery": "a!=b"}}]);
         assert!(check(&so(t), ADDR, TESTED).is_empty());
+    }
+
+    /// The built-in scaler's triggers are read as it reads them; an address that merely
+    /// contains "otel" is nobody's this product knows.
+    #[test]
+    fn triggers_are_told_apart_by_configured_address() {
+        let builtin = |meta: Value| json!([{"type": "external", "metadata": meta}]);
+        let good = builtin(json!({
+            "scalerAddress": "llm-autoscale-scaler.llm-autoscale-system:4318",
+            "metricQuery": "sum(vllm:num_requests_waiting{deployment=m,namespace=llm})",
+            "window": "60s", "targetValue": "5", "activationTargetValue": "1"}));
+        assert!(validate(&so(good), ADDR).is_empty());
+        let bad = builtin(json!({
+            "scalerAddress": BUILTIN, "metricQuery": "sum(x{a!=b})", "window": "soon"}));
+        let keys: Vec<String> = validate(&so(bad), ADDR)
+            .into_iter()
+            .map(|p| p.key)
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                "spec.triggers[0].metadata.metricQuery",
+                "spec.triggers[0].metadata.window",
+                "spec.triggers[0].metadata.targetValue"
+            ]
+        );
+        // The add-on's rule against activation targets is not the built-in scaler's.
+        let t = builtin(json!({"scalerAddress": BUILTIN, "metricQuery": "sum(x)",
+            "targetValue": "5", "activationTargetValue": "2"}));
+        assert!(check(&so(t), ADDR, TESTED).is_empty());
+        let t = json!([{"type": "external", "metadata": {"scalerAddress": "otel-collector.monitoring:4318", "metricQuery": "a!=b"}}]);
+        assert!(validate(&so(t), ADDR).is_empty());
     }
 
     #[test]
@@ -479,7 +539,7 @@ mod tests {
             json!({"spec": {"triggers": "x"}}),
             json!({"spec": {"triggers": [1, null]}}),
         ] {
-            assert!(validate_json(&v, ADDR).is_empty());
+            assert!(validate(&v, ADDR).is_empty());
         }
     }
 }

@@ -142,18 +142,72 @@ impl Trigger {
         self.metric_type.clone().unwrap_or_default()
     }
 
-    /// Is this trigger read by the KEDA OTel add-on? `kedify-otel` always; `external` and
-    /// `external-push` when their `scalerAddress` is the configured add-on address or names
-    /// `otel` (the add-on's own admission policy uses the same test).
-    pub fn is_otel_addon(&self, otel_scaler_address: &str) -> bool {
+    /// Which scaler reads this trigger: `kedify-otel` is the KEDA OTel add-on's own kind;
+    /// `external` and `external-push` triggers are told apart by their `scalerAddress`,
+    /// compared with the configured addresses as Services ([`same_service`]), never by what
+    /// the name contains.
+    pub fn reader(&self, known: &KnownScalers<'_>) -> Reader {
         match self.kind {
-            TriggerKind::KedifyOtel => true,
+            TriggerKind::KedifyOtel => Reader::OtelAddon,
             TriggerKind::External | TriggerKind::ExternalPush => {
                 let address = self.meta("scalerAddress").unwrap_or_default();
-                !address.is_empty() && (address == otel_scaler_address || address.contains("otel"))
+                if same_service(address, known.builtin) {
+                    Reader::Builtin
+                } else if same_service(address, known.otel_addon) {
+                    Reader::OtelAddon
+                } else {
+                    Reader::Other
+                }
             }
-            _ => false,
+            _ => Reader::Other,
         }
+    }
+}
+
+/// Who reads a trigger.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reader {
+    /// The KEDA OTel add-on.
+    OtelAddon,
+    /// This product's built-in scaler.
+    Builtin,
+    /// Anything else: KEDA's own scalers, other external scalers.
+    Other,
+}
+
+/// The external scalers this product knows, by their configured addresses.
+#[derive(Clone, Copy, Debug)]
+pub struct KnownScalers<'a> {
+    /// The KEDA OTel add-on's scaler (`--scaler-address`).
+    pub otel_addon: &'a str,
+    /// The built-in scaler (`--builtin-scaler-address`).
+    pub builtin: &'a str,
+}
+
+impl<'a> KnownScalers<'a> {
+    pub fn of(cfg: &'a crate::config::WebhookConfig) -> KnownScalers<'a> {
+        KnownScalers {
+            otel_addon: &cfg.scaler_address,
+            builtin: &cfg.builtin_scaler_address,
+        }
+    }
+}
+
+/// Whether two `host:port` addresses name the same Service port: the same port, and the
+/// same host once the cluster's DNS suffix is dropped (`name.ns`, `name.ns.svc` and
+/// `name.ns.svc.cluster.local` are one Service). Other hosts compare as written.
+pub fn same_service(a: &str, b: &str) -> bool {
+    fn parts(address: &str) -> Option<(&str, &str)> {
+        let (host, port) = address.trim().rsplit_once(':')?;
+        let host = host
+            .split_once(".svc")
+            .filter(|(_, rest)| rest.is_empty() || rest.starts_with('.'))
+            .map_or(host, |(name, _)| name);
+        Some((host, port))
+    }
+    match (parts(a), parts(b)) {
+        (Some(x), Some(y)) => !x.0.is_empty() && x.0.eq_ignore_ascii_case(y.0) && x.1 == y.1,
+        _ => false,
     }
 }
 
@@ -201,15 +255,40 @@ mod tests {
         assert_eq!(t.kind, TriggerKind::External);
         assert!(t.name.is_empty());
         assert_eq!(t.effective_metric_type(), MetricType::AverageValue);
-        // Its address names the add-on, whatever address is configured.
-        assert!(t.is_otel_addon("elsewhere:1"));
+        let known = KnownScalers {
+            otel_addon: "keda-otel-scaler.keda:4318",
+            builtin: "llm-autoscale-scaler.llm-autoscale-system.svc:4318",
+        };
+        // The configured address, however the Service is spelled.
+        assert_eq!(t.reader(&known), Reader::OtelAddon);
         let mut other = t.clone();
-        other
-            .metadata
-            .insert("scalerAddress".into(), "my-scaler.ns:9090".into());
-        assert!(!other.is_otel_addon("elsewhere:1"));
-        assert!(other.is_otel_addon("my-scaler.ns:9090"));
+        let mut at = |address: &str| {
+            other
+                .metadata
+                .insert("scalerAddress".into(), address.into());
+            other.reader(&known)
+        };
+        assert_eq!(
+            at("keda-otel-scaler.keda.svc.cluster.local:4318"),
+            Reader::OtelAddon
+        );
+        assert_eq!(
+            at("llm-autoscale-scaler.llm-autoscale-system:4318"),
+            Reader::Builtin
+        );
+        // Not by what the name contains, nor another port.
+        assert_eq!(at("my-otel-collector.ns:4318"), Reader::Other);
+        assert_eq!(at("keda-otel-scaler.keda.svc:4317"), Reader::Other);
+        assert_eq!(at("keda-otel-scaler.other:4318"), Reader::Other);
         other.kind = TriggerKind::Prometheus;
-        assert!(!other.is_otel_addon("my-scaler.ns:9090"));
+        assert_eq!(other.reader(&known), Reader::Other);
+        let mut kedify = t.clone();
+        kedify.kind = TriggerKind::KedifyOtel;
+        assert_eq!(kedify.reader(&known), Reader::OtelAddon);
+        assert!(same_service("a.b:1", "A.B.svc:1"));
+        assert!(!same_service(":1", ":1"));
+        assert!(!same_service("a.b", "a.b"));
+        assert!(same_service("10.0.0.7:4318", "10.0.0.7:4318"));
+        assert!(!same_service("a.b.svcx:1", "a.b:1"));
     }
 }

@@ -30,6 +30,10 @@ pub struct Shared {
     pub config: WebhookConfig,
     pub recorder: Recorder,
     pub metrics: ReconcileMetrics,
+    /// The built-in scaler's trust key (namespace tokens).
+    pub trust_key: Option<crate::scaler::trust::TrustKey>,
+    /// Namespaces whose token Secret was applied, and when.
+    pub tokens: std::sync::Mutex<std::collections::HashMap<String, std::time::Instant>>,
 }
 
 /// A watch stream, as the controller takes it.
@@ -90,6 +94,15 @@ async fn serves(client: &Client, group_version: &str, plural: &str) -> bool {
 }
 
 impl Context {
+    /// The managed ScaledObjects of namespace `ns` (from the store).
+    pub fn managed_scaled_objects_in(&self, ns: &str) -> Vec<Arc<ScaledObject>> {
+        self.scaled_objects
+            .state()
+            .into_iter()
+            .filter(|so| so.metadata.namespace.as_deref() == Some(ns))
+            .collect()
+    }
+
     /// Starts the watches of one term: the CRDs of KServe and of the KEDA HTTP add-on are
     /// looked up once, and their objects watched only when installed.
     pub async fn watch(shared: Arc<Shared>) -> (Arc<Context>, Watches) {

@@ -12,11 +12,12 @@
 //! `Config::concurrency`, `Controller::graceful_shutdown_on`).
 
 use std::future::Future;
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, PoisonError};
+use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::Secret;
 use kube::api::{DeleteParams, Patch, PatchParams};
 use kube::core::DynamicObject;
 use kube::runtime::controller::{Action as Requeue, Config, Controller};
@@ -28,8 +29,11 @@ use serde_json::Value;
 use super::context::{Context, Shared, Watches, interceptor_route_resource};
 use super::metadata::DeploymentMeta;
 use super::plan::{self, Action, FIELD_MANAGER, Holder, KserveOwner, Plan, SidecarState};
+use super::token;
 use super::watches::{self, Source};
 use crate::keda::ScaledObject;
+use crate::keda::trigger::KnownScalers;
+use crate::scaler::trust;
 
 /// Reconciles running at once, at most.
 pub const CONCURRENCY: u16 = 8;
@@ -219,6 +223,7 @@ async fn apply(
     if plan::route_needs_reconcile(route, before.as_ref()) {
         reconcile_route(ctx, t.d, &t.ns, &t.uid, route).await?;
     }
+    reconcile_token(ctx, t.d, &t.ns, before.as_ref(), Some(so)).await?;
     let target = ScaledObjectTarget {
         uid: &t.uid,
         kserve,
@@ -244,7 +249,97 @@ async fn delete_managed(
         reconcile_route(ctx, t.d, &t.ns, &t.uid, route).await?;
     }
     let so_api: Api<ScaledObject> = Api::namespaced(ctx.client.clone(), &t.ns);
-    delete_scaled_object(ctx, t.d, &so_api, so_name).await
+    delete_scaled_object(ctx, t.d, &so_api, so_name).await?;
+    reconcile_token(ctx, t.d, &t.ns, Some(existing.as_ref()), None).await
+}
+
+/// The namespace's token Secret for the built-in scaler: applied while the ScaledObject
+/// (`after`) reads it; when it stops (`before` did, `after` does not) and no other managed
+/// ScaledObject of the namespace reads it, deleted. A Deployment that never read the built-in
+/// scaler costs no request here.
+async fn reconcile_token(
+    ctx: &Context,
+    d: &Deployment,
+    ns: &str,
+    before: Option<&ScaledObject>,
+    after: Option<&Value>,
+) -> Result<(), ReconcileError> {
+    let known = KnownScalers::of(&ctx.config);
+    let reads = |so: &ScaledObject| token::reads_builtin(so, &known);
+    let after: Option<ScaledObject> = after.and_then(|v| serde_json::from_value(v.clone()).ok());
+    match (before.is_some_and(reads), after.as_ref().is_some_and(reads)) {
+        (_, true) => apply_token(ctx, d, ns).await,
+        (true, false) => {
+            let name = before.map(ResourceExt::name_any).unwrap_or_default();
+            let others = ctx.managed_scaled_objects_in(ns);
+            let others = others.iter().filter(|so| so.name_any() != name);
+            if token::still_needed(others.map(Arc::as_ref), &known) {
+                return Ok(());
+            }
+            delete_token(ctx, ns).await
+        }
+        (false, false) => Ok(()),
+    }
+}
+
+async fn apply_token(ctx: &Context, d: &Deployment, ns: &str) -> Result<(), ReconcileError> {
+    if !ctx.config.builtin_scaler_auth {
+        return Ok(());
+    }
+    let Some(key) = &ctx.trust_key else {
+        let note = format!(
+            "the built-in scaler's sidecars read their namespace's token from Secret {}, which this reconciler cannot make without the scaler's trust key (--trust-key-file / LLM_AUTOSCALE_SCALER_TRUST_KEY_FILE): give it the key, or run the webhook with --builtin-scaler-auth=false",
+            trust::SECRET_NAME
+        );
+        publish(ctx, d, EventType::Warning, "ScalerTokenUnavailable", note).await;
+        return Ok(());
+    };
+    let fresh = ctx
+        .tokens
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .get(ns)
+        .is_some_and(|at| at.elapsed() < RESYNC);
+    if fresh {
+        return Ok(());
+    }
+    let api: Api<Secret> = Api::namespaced(ctx.client.clone(), ns);
+    let params = PatchParams::apply(FIELD_MANAGER).force();
+    api.patch(
+        trust::SECRET_NAME,
+        &params,
+        &Patch::Apply(token::secret(key, ns)),
+    )
+    .await?;
+    ctx.tokens
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .insert(ns.to_string(), Instant::now());
+    tracing::info!(namespace = %ns, secret = trust::SECRET_NAME, "applied the built-in scaler's namespace token");
+    Ok(())
+}
+
+async fn delete_token(ctx: &Context, ns: &str) -> Result<(), ReconcileError> {
+    ctx.tokens
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .remove(ns);
+    let api: Api<Secret> = Api::namespaced(ctx.client.clone(), ns);
+    let Some(existing) = api.get_opt(trust::SECRET_NAME).await? else {
+        return Ok(());
+    };
+    if token::is_ours(&existing.metadata) {
+        match api
+            .delete(trust::SECRET_NAME, &DeleteParams::default())
+            .await
+        {
+            Ok(_) => {}
+            Err(kube::Error::Api(e)) if e.code == 404 => {}
+            Err(e) => return Err(e.into()),
+        }
+        tracing::info!(namespace = %ns, secret = trust::SECRET_NAME, "deleted the built-in scaler's namespace token: nothing reads the scaler there any more");
+    }
+    Ok(())
 }
 
 /// Deletes the managed ScaledObject of a Deployment that opted out; one already gone (the

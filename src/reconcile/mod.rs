@@ -14,6 +14,7 @@ pub mod leader;
 pub mod metadata;
 pub mod metrics;
 pub mod plan;
+pub mod token;
 pub mod watches;
 
 use std::future::Future;
@@ -36,6 +37,8 @@ pub struct ReconcilerSettings {
     pub lease_name: String,
     /// Unique per replica (the pod name in a cluster).
     pub identity: String,
+    /// The built-in scaler's trust key, to provision each namespace's token (`token.rs`).
+    pub trust_key: Option<crate::scaler::trust::TrustKey>,
 }
 
 impl ReconcilerSettings {
@@ -55,6 +58,7 @@ impl ReconcilerSettings {
                 .unwrap_or_else(|| "default".into()),
             lease_name: "llm-autoscale-webhook-reconciler".into(),
             identity,
+            trust_key: None,
         }
     }
 }
@@ -173,6 +177,8 @@ fn shared(
             },
         ),
         metrics,
+        trust_key: settings.trust_key.clone(),
+        tokens: std::sync::Mutex::new(std::collections::HashMap::new()),
     })
 }
 

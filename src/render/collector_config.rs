@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
+use super::delta_export;
 use super::percentile_pipeline::{self, PercentileProcessors};
 use crate::latency::WindowedPercentile;
 
@@ -40,6 +41,16 @@ pub struct CollectorInputs {
     pub telemetry_port: u16,
     /// Port of the health_check extension (liveness probe).
     pub health_port: u16,
+    /// Counters and histograms as deltas, and the token's header (`builtin` backend:
+    /// `delta_export.rs`).
+    pub builtin: Option<BuiltinExport>,
+}
+
+/// What the sidecar of the `builtin` backend adds.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BuiltinExport {
+    /// The environment variable holding the namespace's token, if the scaler checks them.
+    pub token_env: Option<&'static str>,
 }
 
 #[derive(Serialize)]
@@ -99,6 +110,9 @@ pub struct Processors {
     /// The latency pipeline's processors, when a trigger reads a percentile.
     #[serde(flatten)]
     pub percentiles: Option<PercentileProcessors>,
+    /// `builtin`: counters and histograms to deltas (`delta_export.rs`).
+    #[serde(flatten)]
+    pub deltas: Option<BTreeMap<&'static str, delta_export::ToDelta>>,
 }
 
 #[derive(Serialize)]
@@ -142,6 +156,8 @@ pub struct OtlpExporter {
     pub endpoint: String,
     pub compression: &'static str,
     pub tls: Tls,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub headers: BTreeMap<&'static str, String>,
 }
 
 #[derive(Serialize)]
@@ -235,6 +251,12 @@ pub fn render(i: &CollectorInputs) -> CollectorConfig {
             endpoint: i.otlp_endpoint.clone(),
             compression: "none",
             tls: Tls { insecure: true },
+            headers: i
+                .builtin
+                .as_ref()
+                .and_then(|b| b.token_env)
+                .map(delta_export::headers)
+                .unwrap_or_default(),
         },
     );
     let mut extensions = BTreeMap::new();
@@ -301,6 +323,10 @@ fn processors(i: &CollectorInputs) -> Processors {
             }],
         },
         percentiles: percentile_pipeline::processors(&i.percentiles, i.collector_version),
+        deltas: i
+            .builtin
+            .as_ref()
+            .map(|_| delta_export::processors(i.collector_version)),
     }
 }
 
@@ -325,15 +351,16 @@ fn service(i: &CollectorInputs, exporter_name: String) -> Service {
         );
     }
     if main_pipeline(i) {
+        let mut processors = vec!["memory_limiter", "filter/llm-autoscale"];
+        if i.builtin.is_some() {
+            processors.push(delta_export::processor_id(i.collector_version));
+        }
+        processors.push("transform/llm-autoscale");
         pipelines.insert(
             "metrics",
             Pipeline {
                 receivers: vec!["prometheus"],
-                processors: vec![
-                    "memory_limiter",
-                    "filter/llm-autoscale",
-                    "transform/llm-autoscale",
-                ],
+                processors,
                 exporters: vec![exporter_name],
             },
         );
@@ -389,6 +416,7 @@ mod tests {
             memory_limit_mib: 100,
             telemetry_port: 8888,
             health_port: 13133,
+            builtin: None,
         }
     }
 
@@ -440,6 +468,37 @@ mod tests {
             v.pointer("/service/pipelines/metrics/exporters/0"),
             Some(&serde_json::json!("otlp_grpc/keda"))
         );
+    }
+
+    /// `builtin`: the main pipeline turns counters and histograms into deltas before the
+    /// stamping, and the exporter carries the namespace's token.
+    #[test]
+    fn builtin_sends_deltas_with_the_token() {
+        let mut i = inputs();
+        i.builtin = Some(BuiltinExport {
+            token_env: Some("LLM_AUTOSCALE_SCALER_TOKEN"),
+        });
+        let v: serde_json::Value = serde_yaml_ng::from_str(&to_yaml(&render(&i)).unwrap()).unwrap();
+        assert_eq!(
+            v["service"]["pipelines"]["metrics"]["processors"],
+            serde_json::json!([
+                "memory_limiter",
+                "filter/llm-autoscale",
+                "cumulative_to_delta/llm-autoscale-deltas",
+                "transform/llm-autoscale"
+            ])
+        );
+        assert_eq!(
+            v["processors"]["cumulative_to_delta/llm-autoscale-deltas"],
+            serde_json::json!({"initial_value": "drop"})
+        );
+        assert_eq!(
+            v["exporters"]["otlp_grpc/keda"]["headers"],
+            serde_json::json!({"authorization": "Bearer ${env:LLM_AUTOSCALE_SCALER_TOKEN}"})
+        );
+        i.collector_version = Some((0, 150));
+        let v: serde_json::Value = serde_yaml_ng::from_str(&to_yaml(&render(&i)).unwrap()).unwrap();
+        assert!(v["processors"]["cumulativetodelta/llm-autoscale-deltas"].is_object());
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! InterceptorRoute, as typed values.
 
 pub mod collector_config;
+pub mod delta_export;
 pub mod interceptor_route;
 pub mod percentile_pipeline;
 pub mod scaled_object;

@@ -221,6 +221,7 @@ mod tests {
             memory_limit_mib: 100,
             telemetry_port: 8888,
             health_port: 13133,
+            builtin: None,
         };
         let v: serde_json::Value =
             serde_yaml_ng::from_str(&to_yaml(&render(&inputs)).unwrap()).unwrap();

@@ -101,6 +101,17 @@ fn http_wake_trigger(spec: &AutoscalingSpec) -> Option<Trigger> {
 fn trigger(spec: &AutoscalingSpec, t: &TriggerSpec) -> Trigger {
     let (kind, metadata) = match &t.query {
         TriggerQuery::Otel(q) => (TriggerKind::External, otel_metadata(spec, t, q)),
+        TriggerQuery::Builtin {
+            query,
+            window_seconds,
+        } => (
+            // Not `external-push`: KEDA acts on a pushed `true` only to activate from zero or
+            // the idle count (kedacore/keda v2.21.0 pkg/scaling/scale_handler.go,
+            // `startPushScalers`), and there the workload has no pods, so the built-in
+            // scaler has nothing to push; its activity counts when KEDA polls (deactivation).
+            TriggerKind::External,
+            builtin_metadata(spec, t, query, *window_seconds),
+        ),
         TriggerQuery::Prometheus(q) => (TriggerKind::Prometheus, prometheus_metadata(spec, t, q)),
         TriggerQuery::External(extra) => {
             let mut metadata = extra.clone();
@@ -152,6 +163,33 @@ fn otel_metadata(
             "operationOverTime",
             t.operation_over_time.map(|o| o.as_str().to_string()),
         ),
+    ])
+}
+
+/// What the built-in scaler reads ([`crate::scaler::query`]).
+fn builtin_metadata(
+    spec: &AutoscalingSpec,
+    t: &TriggerSpec,
+    q: &crate::query::AddonQuery,
+    window_seconds: i32,
+) -> BTreeMap<String, String> {
+    use crate::scaler::query as keys;
+    entries([
+        ("scalerAddress", Some(spec.scaler_address.clone())),
+        (keys::METRIC_QUERY, Some(q.to_string())),
+        (
+            keys::OPERATION_OVER_TIME,
+            t.operation_over_time.map(|o| o.as_str().to_string()),
+        ),
+        (
+            keys::PERCENTILE,
+            t.latency
+                .as_ref()
+                .map(|l| l.percentile.as_str().to_string()),
+        ),
+        (keys::WINDOW, Some(format!("{window_seconds}s"))),
+        (keys::TARGET_VALUE, t.target.clone()),
+        (keys::ACTIVATION_TARGET_VALUE, t.activation_target.clone()),
     ])
 }
 

@@ -4,14 +4,18 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{
     Capabilities, Container, ContainerPort, EnvVar, EnvVarSource, HTTPGetAction,
-    ObjectFieldSelector, Probe, ResourceRequirements, SeccompProfile, SecurityContext,
+    ObjectFieldSelector, Probe, ResourceRequirements, SeccompProfile, SecretKeySelector,
+    SecurityContext,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
-use super::collector_config::{self, CollectorInputs, ENV_POD_IP, ENV_POD_NAME, ENV_POD_NAMESPACE};
-use crate::annotations::AutoscalingSpec;
+use super::collector_config::{
+    self, BuiltinExport, CollectorInputs, ENV_POD_IP, ENV_POD_NAME, ENV_POD_NAMESPACE,
+};
+use crate::annotations::{AutoscalingSpec, Backend};
 use crate::config::WebhookConfig;
+use crate::scaler::trust;
 
 /// Name of the injected container; a user container with this name is an override.
 pub const SIDECAR_NAME: &str = "llm-autoscale-collector";
@@ -60,27 +64,43 @@ pub fn render(
         percentiles: spec.sidecar_percentiles(),
         collector_version: collector_config::collector_version(&cfg.collector_image),
         deployment: spec.target_deployment.clone(),
-        otlp_endpoint: cfg.otlp_endpoint.clone(),
+        otlp_endpoint: match spec.backend {
+            Backend::Builtin => cfg.builtin_otlp_endpoint.clone(),
+            _ => cfg.otlp_endpoint.clone(),
+        },
         exporter_type: collector_config::exporter_type_for(collector_config::collector_version(
             &cfg.collector_image,
         )),
         memory_limit_mib: soft_mib,
         telemetry_port,
         health_port,
+        builtin: spec.sidecar_deltas().then(|| BuiltinExport {
+            token_env: cfg.builtin_scaler_auth.then_some(trust::TOKEN_ENV),
+        }),
     };
     let config_yaml = collector_config::to_yaml(&collector_config::render(&inputs))?;
+    let token = inputs
+        .builtin
+        .as_ref()
+        .and_then(|b| b.token_env)
+        .map(secret_env);
 
     Ok(Container {
         name: SIDECAR_NAME.into(),
         image: Some(cfg.collector_image.clone()),
         args: Some(vec![format!("--config=env:{CONFIG_ENV}")]),
-        env: Some(vec![
-            field_env(ENV_POD_NAME, "metadata.name"),
-            field_env(ENV_POD_NAMESPACE, "metadata.namespace"),
-            field_env(ENV_POD_IP, "status.podIP"),
-            value_env("GOMEMLIMIT", format!("{soft_mib}MiB")),
-            value_env(CONFIG_ENV, config_yaml),
-        ]),
+        env: Some(
+            vec![
+                field_env(ENV_POD_NAME, "metadata.name"),
+                field_env(ENV_POD_NAMESPACE, "metadata.namespace"),
+                field_env(ENV_POD_IP, "status.podIP"),
+                value_env("GOMEMLIMIT", format!("{soft_mib}MiB")),
+            ]
+            .into_iter()
+            .chain(token)
+            .chain([value_env(CONFIG_ENV, config_yaml)])
+            .collect(),
+        ),
         ports: Some(vec![ContainerPort {
             name: Some("llmas-telemetry".into()),
             container_port: i32::from(telemetry_port),
@@ -101,6 +121,23 @@ fn field_env(name: &str, path: &str) -> EnvVar {
             field_ref: Some(ObjectFieldSelector {
                 field_path: path.into(),
                 api_version: None,
+            }),
+            ..EnvVarSource::default()
+        }),
+        value: None,
+    }
+}
+
+/// `name` from the namespace's token Secret, which the reconciler provisions (a pod that
+/// starts before it exists waits: the reference is not optional).
+fn secret_env(name: &str) -> EnvVar {
+    EnvVar {
+        name: name.into(),
+        value_from: Some(EnvVarSource {
+            secret_key_ref: Some(SecretKeySelector {
+                name: trust::SECRET_NAME.into(),
+                key: trust::SECRET_KEY.into(),
+                optional: Some(false),
             }),
             ..EnvVarSource::default()
         }),

@@ -1,6 +1,7 @@
 //! What the kubelet does to a container spec before the runtime starts it, as far as the
 //! sidecar can observe: resolve `env` (`value` with `$(VAR)` expansion, `valueFrom.fieldRef`,
-//! `valueFrom.resourceFieldRef`) and expand `$(VAR)` in `command` and `args`.
+//! `valueFrom.resourceFieldRef`, `valueFrom.secretKeyRef` from the namespace's Secrets) and
+//! expand `$(VAR)` in `command` and `args`.
 //!
 //! Follows Kubernetes' rules (`third_party/forked/golang/expansion` and the kubelet's
 //! `makeEnvironmentVariables`): a variable may reference only variables defined before it,
@@ -25,6 +26,8 @@ pub struct PodFacts {
     /// Node allocatable, used by `resourceFieldRef` when the container sets no limit.
     pub node_allocatable_cpu: String,
     pub node_allocatable_memory: String,
+    /// The namespace's Secrets: name → key → value (decoded).
+    pub secrets: BTreeMap<String, BTreeMap<String, String>>,
 }
 
 /// The process the runtime would start: arguments after the entrypoint, and environment.
@@ -152,8 +155,21 @@ fn value_from(
     if let Some(resource) = from.get("resourceFieldRef") {
         return resource_field_ref(resource, container, pod_spec, pod);
     }
+    if let Some(secret) = from.get("secretKeyRef") {
+        let get = |k: &str| secret.get(k).and_then(Value::as_str).unwrap_or_default();
+        let (name, key) = (get("name"), get("key"));
+        return match pod.secrets.get(name).and_then(|data| data.get(key)) {
+            Some(v) => Ok(v.clone()),
+            // The kubelet does not start the container (CreateContainerConfigError) unless
+            // the reference is optional.
+            None if secret.get("optional").and_then(Value::as_bool) == Some(true) => {
+                Ok(String::new())
+            }
+            None => Err(format!("secret {name:?} key {key:?} not found")),
+        };
+    }
     Err(format!(
-        "unsupported valueFrom (only fieldRef and resourceFieldRef are resolved here): {from}"
+        "unsupported valueFrom (only fieldRef, resourceFieldRef and secretKeyRef are resolved here): {from}"
     ))
 }
 

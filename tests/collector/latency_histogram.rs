@@ -59,6 +59,11 @@ pub fn percentile(values: &[f64], p: f64) -> f64 {
     sorted[rank.max(1) - 1]
 }
 
+/// The index of the bucket holding `v` (`BOUNDS.len()` for `+Inf`).
+pub fn bucket_of(v: f64) -> usize {
+    BOUNDS.iter().position(|b| v <= *b).unwrap_or(BOUNDS.len())
+}
+
 /// The width of the bucket holding `v`: the most bucket interpolation can be off by.
 pub fn bucket_width(v: f64) -> f64 {
     let upper = BOUNDS

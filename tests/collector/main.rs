@@ -7,12 +7,20 @@
 //! Deployment. Each gets its own loopback "pod IP" where the platform allows it, so the ports
 //! the config binds on the pod IP do not collide.
 
+mod builtin;
 mod fake_vllm;
 mod kubelet;
 mod latency;
 mod latency_histogram;
 mod otlp_sink;
 mod process;
+// Shared with tests/scaler (not every helper is used here).
+#[allow(dead_code)]
+#[path = "../scaler/clients.rs"]
+mod scaler_clients;
+#[allow(dead_code)]
+#[path = "../scaler/process.rs"]
+mod scaler_process;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr};
@@ -429,5 +437,6 @@ fn pod_facts(template: &Value, pod_name: &str, ip: IpAddr) -> PodFacts {
         host_ip: "127.0.0.1".into(),
         node_allocatable_cpu: "8".into(),
         node_allocatable_memory: "32Gi".into(),
+        secrets: BTreeMap::new(),
     }
 }

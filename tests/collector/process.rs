@@ -100,6 +100,12 @@ impl Collector {
         self.child.try_wait().ok().flatten()
     }
 
+    /// Stops it (SIGKILL), as a pod that is gone.
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     /// Panics (with the log) if the collector has exited.
     pub fn assert_running(&mut self) {
         if let Some(status) = self.exited() {

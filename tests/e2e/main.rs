@@ -6,12 +6,27 @@
 //! them. Each test starts its own [`ControlPlane`].
 
 mod admission_cost;
+mod builtin;
 mod chart_install;
 mod cluster;
+// The collector tests' harness: the collector binary and the kubelet's resolution of a
+// container (not every helper is used here).
+#[allow(dead_code)]
+#[path = "../collector/process.rs"]
+mod collector_process;
 mod doctor;
 mod fake_metrics;
+#[allow(dead_code)]
+#[path = "../collector/kubelet.rs"]
+mod kubelet;
 mod product;
 mod prometheus;
+#[allow(dead_code)]
+#[path = "../scaler/clients.rs"]
+mod scaler_clients;
+#[allow(dead_code)]
+#[path = "../scaler/process.rs"]
+mod scaler_process;
 mod scaling;
 mod scaling_plane;
 

@@ -50,6 +50,17 @@ impl Webhook {
         key: &Path,
         log: PathBuf,
     ) -> Webhook {
+        Webhook::start_with(kubeconfig, port, (cert, key), log, &[])
+    }
+
+    /// As [`start`](Self::start), with `extra` arguments for `serve`.
+    pub(crate) fn start_with(
+        kubeconfig: &Path,
+        port: u16,
+        (cert, key): (&Path, &Path),
+        log: PathBuf,
+        extra: &[String],
+    ) -> Webhook {
         let file = std::fs::File::create(&log).expect("webhook log file");
         let child = Command::new(env!("CARGO_BIN_EXE_llm-autoscale-webhook"))
             .args(["serve", "--addr", &format!("127.0.0.1:{port}")])
@@ -58,6 +69,7 @@ impl Webhook {
             .arg("--tls-key")
             .arg(key)
             .args(["--log-format", "text"])
+            .args(extra)
             .env("KUBECONFIG", kubeconfig)
             .env("POD_NAMESPACE", "llm-autoscale-system")
             .env("POD_NAME", format!("webhook-{port}"))

@@ -31,18 +31,18 @@ use crate::prometheus::{Prometheus, write_target};
 use crate::scaling_plane::{ScalingPlane, start_product_webhook};
 
 /// Generous: every decision here takes seconds, but CI machines are slow.
-const WAIT: Duration = Duration::from_secs(180);
+pub(crate) const WAIT: Duration = Duration::from_secs(180);
 const MODEL: &str = "m";
 
 /// One Deployment under test in its own namespace.
-struct Scenario<'a> {
+pub(crate) struct Scenario<'a> {
     plane: &'a ScalingPlane,
-    ns: String,
-    name: String,
+    pub(crate) ns: String,
+    pub(crate) name: String,
 }
 
 impl<'a> Scenario<'a> {
-    fn new(plane: &'a ScalingPlane, ns: &str, name: &str) -> Scenario<'a> {
+    pub(crate) fn new(plane: &'a ScalingPlane, ns: &str, name: &str) -> Scenario<'a> {
         plane.cp.kubectl_ok(&["create", "namespace", ns]);
         Scenario {
             plane,
@@ -51,18 +51,18 @@ impl<'a> Scenario<'a> {
         }
     }
 
-    fn cp(&self) -> &ControlPlane {
+    pub(crate) fn cp(&self) -> &ControlPlane {
         &self.plane.cp
     }
 
-    fn log(&self, msg: &str) {
+    pub(crate) fn log(&self, msg: &str) {
         eprintln!("e2e: scaling/{}: {msg}", self.ns);
     }
 
     /// The Deployment with `replicas` and the product's annotations
     /// (`llm-autoscale.io/` + key), applied with kubectl; the product's
     /// reconciler then creates its ScaledObject.
-    fn apply(&self, replicas: i64, annotations: &[(&str, &str)]) {
+    pub(crate) fn apply(&self, replicas: i64, annotations: &[(&str, &str)]) {
         let out = self.cp().kubectl_stdin(
             &["apply", "-f", "-"],
             &deployment(&self.ns, &self.name, replicas, annotations).to_string(),
@@ -76,14 +76,14 @@ impl<'a> Scenario<'a> {
         );
     }
 
-    fn get(&self, kind: &str, name: &str) -> Option<Value> {
+    pub(crate) fn get(&self, kind: &str, name: &str) -> Option<Value> {
         get_json(self.cp(), &[kind, "-n", &self.ns, name])
     }
 
     /// The Deployment's `spec.replicas`, after copying it into
     /// `status.replicas` (what the Deployment controller would report once
     /// the pods exist; the HPA divides by it).
-    fn replicas(&self) -> i64 {
+    pub(crate) fn replicas(&self) -> i64 {
         let d = self.get("deployment", &self.name).expect("the Deployment");
         let spec = d["spec"]["replicas"].as_i64().expect("spec.replicas");
         if d["status"]["replicas"].as_i64().unwrap_or(0) != spec {
@@ -101,7 +101,7 @@ impl<'a> Scenario<'a> {
         spec
     }
 
-    fn wait_replicas(&self, want: i64, why: &str) {
+    pub(crate) fn wait_replicas(&self, want: i64, why: &str) {
         let start = Instant::now();
         self.cp().wait_for(
             &format!("{}/{}: {why}: replicas {want}", self.ns, self.name),
@@ -114,12 +114,12 @@ impl<'a> Scenario<'a> {
         ));
     }
 
-    fn scaled_object(&self) -> Option<Value> {
+    pub(crate) fn scaled_object(&self) -> Option<Value> {
         self.get("scaledobject", &self.name)
     }
 
     /// The ScaledObject, once the product's reconciler has applied it.
-    fn wait_scaled_object(&self) -> Value {
+    pub(crate) fn wait_scaled_object(&self) -> Value {
         self.cp()
             .wait_for("the reconciler's ScaledObject", WAIT, || {
                 self.scaled_object().is_some()
@@ -129,7 +129,7 @@ impl<'a> Scenario<'a> {
 
     /// The status (`"True"`, `"False"`, `"Unknown"`) of the ScaledObject's
     /// condition `kind`.
-    fn condition(&self, kind: &str) -> Option<String> {
+    pub(crate) fn condition(&self, kind: &str) -> Option<String> {
         let so = self.scaled_object()?;
         so["status"]["conditions"]
             .as_array()?
@@ -139,7 +139,7 @@ impl<'a> Scenario<'a> {
             .map(str::to_owned)
     }
 
-    fn wait_condition(&self, kind: &str, want: &str) {
+    pub(crate) fn wait_condition(&self, kind: &str, want: &str) {
         self.cp().wait_for(
             &format!("{}/{}: ScaledObject {kind}={want}", self.ns, self.name),
             WAIT,
@@ -149,12 +149,12 @@ impl<'a> Scenario<'a> {
 
     /// The HPA KEDA's operator made for the ScaledObject
     /// (`keda-hpa-<name>`, `getDefaultHpaName` in KEDA's `controllers/keda/hpa.go`).
-    fn hpa(&self) -> Option<Value> {
+    pub(crate) fn hpa(&self) -> Option<Value> {
         self.get("hpa", &format!("keda-hpa-{}", self.name))
     }
 
     /// The PromQL of the ScaledObject's first trigger.
-    fn trigger_query(&self) -> String {
+    pub(crate) fn trigger_query(&self) -> String {
         let so = self.scaled_object().expect("the ScaledObject");
         so["spec"]["triggers"][0]["metadata"]["query"]
             .as_str()
@@ -164,7 +164,7 @@ impl<'a> Scenario<'a> {
 
     /// A simulated pod named `pod` serving `body`, scraped by Prometheus
     /// with `namespace`/`pod` labels.
-    fn metrics_pod(&self, pod: &str, body: String) -> MetricsEndpoint {
+    pub(crate) fn metrics_pod(&self, pod: &str, body: String) -> MetricsEndpoint {
         let endpoint = MetricsEndpoint::start(body);
         write_target(&self.plane.targets, &self.ns, pod, endpoint.port());
         endpoint
@@ -172,7 +172,7 @@ impl<'a> Scenario<'a> {
 
     /// A Pod object `pod` matching the Deployment's selector, marked
     /// Running and Ready in its status (no kubelet does it here).
-    fn running_ready_pod(&self, pod: &str) {
+    pub(crate) fn running_ready_pod(&self, pod: &str) {
         let manifest = json!({
             "apiVersion": "v1", "kind": "Pod",
             "metadata": {"name": pod, "namespace": self.ns, "labels": {"app": self.name}},
@@ -233,7 +233,7 @@ fn deployment(ns: &str, name: &str, replicas: i64, annotations: &[(&str, &str)])
 
 /// A name shaped like a ReplicaSet's pod of Deployment `deploy`
 /// (`<deploy>-<pod-template-hash>-<5 characters>`).
-fn pod_name(deploy: &str, suffix: &str) -> String {
+pub(crate) fn pod_name(deploy: &str, suffix: &str) -> String {
     assert_eq!(suffix.len(), 5);
     format!("{deploy}-7c9d5f8b6d-{suffix}")
 }
@@ -648,6 +648,10 @@ fn admitted_configurations_scale() {
             ("f: the llm-d WVA seed", wva_seed),
             ("g: the Dynamo seed", dynamo_seed),
             ("h: p90 time to first token", ttft_p90_scales_out),
+            (
+                "i: the built-in scaler: activation, 1 → N, fallback",
+                crate::builtin::builtin_scaler_scales,
+            ),
         ],
     );
     eprintln!(

@@ -34,6 +34,7 @@ use crate::chart_install;
 use crate::cluster::{ControlPlane, Options, free_ports};
 use crate::product::{Webhook, free_port};
 use crate::prometheus::Prometheus;
+use crate::scaler_process::ScalerProcess;
 
 /// Cluster IP of `keda/keda-metrics-apiserver`, inside
 /// [`crate::cluster::AGGREGATION_SERVICE_CIDR`]; the adapter listens on it.
@@ -44,6 +45,10 @@ const STARTUP: Duration = Duration::from_secs(120);
 pub struct ScalingPlane {
     // Fields drop in order: the webhook stops before the control plane.
     _webhook: Webhook,
+    /// The built-in scaler (`builtin` backend), whose key the webhook's reconciler holds.
+    pub scaler: ScalerProcess,
+    /// The built-in scaler's trust key (the file both read).
+    pub trust_key: String,
     /// Scraping every target in [`targets`](Self::targets).
     pub prometheus: Prometheus,
     /// Directory of Prometheus file-SD target files
@@ -67,10 +72,30 @@ impl ScalingPlane {
         fs::create_dir_all(&targets).expect("create the targets directory");
         let prometheus = Prometheus::start(&cp, "prometheus", &targets);
 
-        let webhook = start_product_webhook(&cp);
+        // The built-in scaler, before the webhook that points the builtin backend at it.
+        let trust_key = "a-test-trust-key-of-more-than-32-bytes".to_string();
+        let key_file = cp.work_dir().join("scaler-trust-key");
+        fs::write(&key_file, &trust_key).expect("write the scaler's trust key");
+        let scaler = ScalerProcess::start(
+            "e2e",
+            &[
+                format!("--trust-key-file={}", key_file.display()),
+                "--staleness=10s".into(),
+            ],
+        );
+        let webhook = start_product_webhook_with(
+            &cp,
+            &[
+                format!("--trust-key-file={}", key_file.display()),
+                format!("--builtin-otlp-endpoint={}", scaler.otlp),
+                format!("--builtin-scaler-address={}", scaler.scaler),
+            ],
+        );
 
         ScalingPlane {
             _webhook: webhook,
+            scaler,
+            trust_key,
             prometheus,
             targets,
             cp,
@@ -83,16 +108,21 @@ impl ScalingPlane {
 /// webhook configurations pointed at it, and waits until it answers. Needs the
 /// namespace `llm-autoscale-system`.
 pub fn start_product_webhook(cp: &ControlPlane) -> Webhook {
+    start_product_webhook_with(cp, &[])
+}
+
+/// As [`start_product_webhook`], with `extra` arguments for `serve`.
+pub fn start_product_webhook_with(cp: &ControlPlane, extra: &[String]) -> Webhook {
     let certs = cp.work_dir().join("webhook-certs");
     let (cert, key) = cp.issue_serving_cert(&certs);
     let port = free_port();
     let kubeconfig = chart_install::install(cp, port);
-    let webhook = Webhook::start(
+    let webhook = Webhook::start_with(
         &kubeconfig,
         port,
-        &cert,
-        &key,
+        (&cert, &key),
         cp.log_dir().join("webhook.log"),
+        extra,
     );
     // The webhooks fail open (failurePolicy Ignore): until the server
     // answers, an invalid annotation is admitted. Once it is denied, the

@@ -244,7 +244,7 @@ impl Resolver<'_> {
             return None;
         }
         match self.ctx.backend {
-            Backend::Prometheus => written,
+            Backend::Prometheus | Backend::Builtin => written,
             _ => written
                 .or(preset.map(|p| p.aggregation))
                 .or(Some(Aggregation::Max)),
@@ -254,6 +254,13 @@ impl Resolver<'_> {
     /// `last_one` by default (the add-on's latest window); `rate` and `count` mean nothing
     /// for a percentile. Otel only (the key table refuses it elsewhere).
     fn latency_operation(&mut self, preset: Option<&Preset>) -> Option<OperationOverTime> {
+        if self.ctx.backend == Backend::Builtin && self.get("operation-over-time").is_some() {
+            self.problem(
+                "operation-over-time",
+                "on builtin a latency trigger is the percentile of the window's requests, merged across pods, not an operation over values",
+                "remove operation-over-time; set window for the span",
+            );
+        }
         if self.ctx.backend != Backend::Otel {
             return None;
         }
@@ -289,6 +296,14 @@ impl Resolver<'_> {
 
     fn warn_about_quiet_windows(&mut self, p: &Percentile) {
         let n = p.min_requests();
+        if n >= WARN_MIN_REQUESTS && self.ctx.backend == Backend::Builtin {
+            self.f.warn(format!(
+                "{}: p{} needs at least {n} requests in the window (all pods merged) before a value is given (one must lie above the percentile); below that the trigger reads as no demand: lengthen window or use a lower percentile",
+                self.key("percentile"),
+                p.as_str()
+            ));
+            return;
+        }
         if n >= WARN_MIN_REQUESTS {
             self.f.warn(format!(
                 "{}: p{} needs windows of at least {n} requests per pod (one must lie above the percentile) before a value is sent; at lower traffic the trigger stays silent: lengthen scrape-interval or use a lower percentile",
@@ -324,6 +339,20 @@ impl Resolver<'_> {
                 }
                 .promql(),
             ),
+            Backend::Builtin => {
+                // No aggregation: the fleet's percentile of the merged windows.
+                let mut q = AddonQuery {
+                    aggregation,
+                    metric: w.histogram.clone(),
+                    labels: Vec::new(),
+                };
+                self.scope(&mut q);
+                let window_seconds = self.window();
+                TriggerQuery::Builtin {
+                    query: q,
+                    window_seconds,
+                }
+            }
             _ => {
                 let mut q = AddonQuery {
                     aggregation: Some(aggregation.unwrap_or(Aggregation::Max)),

@@ -17,6 +17,7 @@ use crate::annotations::PREFIX;
 use crate::config::WebhookConfig;
 use crate::doctor::snapshot::WorkloadSeen;
 use crate::keda::ScaledObject;
+use crate::keda::trigger::{KnownScalers, Reader};
 use crate::reconcile::plan::{Action, InferenceServiceId, KserveOwner, inference_service_of, plan};
 use crate::workload::WorkloadKind;
 
@@ -276,6 +277,6 @@ pub(super) fn uses_addon(w: &WorkloadSeen, cfg: &WebhookConfig) -> bool {
         so.spec
             .triggers
             .iter()
-            .any(|t| t.is_otel_addon(&cfg.scaler_address))
+            .any(|t| t.reader(&KnownScalers::of(cfg)) == Reader::OtelAddon)
     })
 }

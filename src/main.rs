@@ -346,16 +346,11 @@ fn serve(args: &ServeArgs) -> anyhow::Result<ExitCode> {
         true => Some(args.scaler.settings()?),
         false => None,
     };
+    init_tracing(settings.log_format);
     let reconciler_settings = ReconcilerSettings {
-        trust_key: args
-            .scaler
-            .trust_key_file
-            .as_ref()
-            .map(scaler::read_trust_key)
-            .transpose()?,
+        trust_key: reconciler_trust_key(args.scaler.trust_key_file.as_ref())?,
         ..ReconcilerSettings::from_env()
     };
-    init_tracing(settings.log_format);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -401,6 +396,23 @@ fn serve(args: &ServeArgs) -> anyhow::Result<ExitCode> {
         served.map_err(anyhow::Error::from)
     })?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The built-in scaler's trust key for the reconciler. A file that is not there (the optional
+/// Secret of deploy/base/deployment.yaml, when the scaler is not installed) means no key: the
+/// reconciler then writes no token and says so on builtin workloads; a key that is there but
+/// unusable is an error.
+fn reconciler_trust_key(
+    path: Option<&PathBuf>,
+) -> anyhow::Result<Option<llm_autoscale_webhook::scaler::trust::TrustKey>> {
+    match path {
+        None => Ok(None),
+        Some(p) if !p.exists() => {
+            tracing::info!(path = %p.display(), "no trust key for the built-in scaler: namespace tokens are not written");
+            Ok(None)
+        }
+        Some(p) => Ok(Some(scaler::read_trust_key(p)?)),
+    }
 }
 
 fn scaler_only(
@@ -453,12 +465,12 @@ fn reconcile_only(
     log_format: Option<LogFormat>,
 ) -> anyhow::Result<ExitCode> {
     let cfg = config.load()?;
-    let settings = ReconcilerSettings {
-        trust_key: trust_key_file.map(scaler::read_trust_key).transpose()?,
-        ..ReconcilerSettings::from_env()
-    };
     let in_cluster = std::env::var_os("KUBERNETES_SERVICE_HOST").is_some();
     init_tracing(log_format.unwrap_or(LogFormat::default_for(in_cluster)));
+    let settings = ReconcilerSettings {
+        trust_key: reconciler_trust_key(trust_key_file)?,
+        ..ReconcilerSettings::from_env()
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -232,7 +232,9 @@ fn every_setting_reaches_the_binary_and_the_binary_accepts_it() {
             "`serve` reads no {name}:\n{help}"
         );
     }
-    assert_eq!(env.len(), 13, "{env:?}");
+    // The settings above, RUST_LOG, and the built-in scaler's trust key file (always set: its
+    // Secret is optional).
+    assert_eq!(env.len(), 14, "{env:?}");
     let out = Command::new(env!("CARGO_BIN_EXE_llm-autoscale-webhook"))
         .args(["mutate", "-f", "examples/vllm-deployment.yaml"])
         .current_dir(env!("CARGO_MANIFEST_DIR"))

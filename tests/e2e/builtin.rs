@@ -5,7 +5,8 @@
 //! product's scaler; KEDA's operator and the HPA controller ask the scaler. Active follows the
 //! activation target (2 waiting is not above it, 8 is), the HPA scales 1 → 2 → 4 on queue
 //! depth (AverageValue: ceil(sum / 5)), and when the sidecars stop the scaler's answers turn
-//! into errors and KEDA's fallback holds 3 replicas.
+//! into errors and KEDA's fallback holds 3 replicas. Opting out removes the ScaledObject and
+//! the namespace's token Secret.
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
@@ -153,6 +154,23 @@ pub(crate) fn builtin_scaler_scales(plane: &ScalingPlane) {
     );
     s.wait_replicas(3, "sidecars stopped: fallback-replicas 3");
     s.wait_condition("Fallback", "True");
+
+    // Opting out: the reconciler deletes the ScaledObject, and with the namespace's last
+    // built-in trigger gone, its token Secret.
+    s.cp().kubectl_ok(&[
+        "annotate",
+        "deployment",
+        "-n",
+        &s.ns,
+        &s.name,
+        "llm-autoscale.io/enabled=false",
+        "--overwrite",
+    ]);
+    s.cp().wait_for(
+        "the ScaledObject and the token Secret to go",
+        crate::scaling::WAIT,
+        || s.scaled_object().is_none() && s.get("secret", trust::SECRET_NAME).is_none(),
+    );
 }
 
 /// The token in the namespace's Secret, once the reconciler has written it.

@@ -21,33 +21,19 @@ pub(super) async fn webhooks(
     client: &Client,
     opts: &GatherOptions,
 ) -> Result<Vec<WebhookSeen>, GatherError> {
-    let mut out = Vec::new();
     let mutating = Api::<MutatingWebhookConfiguration>::all(client.clone())
         .list(&ListParams::default())
         .await
         .map_err(api("listing MutatingWebhookConfigurations"))?;
-    for c in mutating {
-        let config = c.metadata.name.clone().unwrap_or_default();
-        for h in c.webhooks.into_iter().flatten() {
-            let parts = (
-                h.name,
-                h.client_config,
-                h.failure_policy,
-                h.namespace_selector,
-                h.object_selector,
-            );
-            if parts.0.ends_with(HOOK_SUFFIX) {
-                out.push(webhook(client, opts, &config, HookKind::Mutating, parts).await?);
-            }
-        }
-    }
     let validating = Api::<ValidatingWebhookConfiguration>::all(client.clone())
         .list(&ListParams::default())
         .await
         .map_err(api("listing ValidatingWebhookConfigurations"))?;
-    for c in validating {
+    // Both kinds as (configuration, kind, parts): the fields read are the same.
+    let mut hooks: Vec<(String, HookKind, HookParts)> = Vec::new();
+    for c in mutating {
         let config = c.metadata.name.clone().unwrap_or_default();
-        for h in c.webhooks.into_iter().flatten() {
+        hooks.extend(c.webhooks.into_iter().flatten().map(|h| {
             let parts = (
                 h.name,
                 h.client_config,
@@ -55,9 +41,26 @@ pub(super) async fn webhooks(
                 h.namespace_selector,
                 h.object_selector,
             );
-            if parts.0.ends_with(HOOK_SUFFIX) {
-                out.push(webhook(client, opts, &config, HookKind::Validating, parts).await?);
-            }
+            (config.clone(), HookKind::Mutating, parts)
+        }));
+    }
+    for c in validating {
+        let config = c.metadata.name.clone().unwrap_or_default();
+        hooks.extend(c.webhooks.into_iter().flatten().map(|h| {
+            let parts = (
+                h.name,
+                h.client_config,
+                h.failure_policy,
+                h.namespace_selector,
+                h.object_selector,
+            );
+            (config.clone(), HookKind::Validating, parts)
+        }));
+    }
+    let mut out = Vec::new();
+    for (config, kind, parts) in hooks {
+        if parts.0.ends_with(HOOK_SUFFIX) {
+            out.push(webhook(client, opts, &config, kind, parts).await?);
         }
     }
     Ok(out)

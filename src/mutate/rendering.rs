@@ -62,17 +62,41 @@ struct Key {
     config: WebhookConfig,
 }
 
+/// [`Key`] borrowed, for lookups: a hit copies nothing. Its derived hash is the owned key's
+/// (the same fields, in the same order; a reference hashes as what it points to).
+#[derive(Hash)]
+struct KeyRef<'a> {
+    workload: &'a Workload,
+    config: &'a WebhookConfig,
+}
+
+impl quick_cache::Equivalent<Key> for KeyRef<'_> {
+    fn equivalent(&self, key: &Key) -> bool {
+        *self.workload == key.workload && *self.config == key.config
+    }
+}
+
 static MEMO: LazyLock<quick_cache::sync::Cache<Key, Arc<Rendering>>> =
     LazyLock::new(|| quick_cache::sync::Cache::new(CAPACITY));
 
 /// The rendering of `workload` under `cfg`, from the memo or made now (a rendering that fails
-/// is a bug, reported and not remembered).
+/// is a bug, reported and not remembered). Two admissions missing at once both render, the
+/// same thing: the second insert replaces the first.
 pub(super) fn of(workload: &Workload, cfg: &WebhookConfig) -> Result<Arc<Rendering>, MutateError> {
+    let borrowed = KeyRef {
+        workload,
+        config: cfg,
+    };
+    if let Some(hit) = MEMO.get(&borrowed) {
+        return Ok(hit);
+    }
+    let rendering = Arc::new(render(workload, cfg)?);
     let key = Key {
         workload: workload.clone(),
         config: cfg.clone(),
     };
-    MEMO.get_or_insert_with(&key, || render(workload, cfg).map(Arc::new))
+    MEMO.insert(key, Arc::clone(&rendering));
+    Ok(rendering)
 }
 
 /// Reads the annotations and renders the sidecar, without the memo.
@@ -206,5 +230,8 @@ mod tests {
         assert_ne!(hash(a, &native), hash(b, &native));
         assert_ne!(hash(a, &native), hash(a, &classic));
         assert!(of(&cases[4].0, &native).unwrap().parsed.is_err());
+        // A lookup by the borrowed key finds what the owned key stored.
+        let first = of(a, &native).unwrap();
+        assert!(Arc::ptr_eq(&first, &of(a, &native).unwrap()));
     }
 }

@@ -29,34 +29,28 @@ pub(super) async fn webhooks(
         .list(&ListParams::default())
         .await
         .map_err(api("listing ValidatingWebhookConfigurations"))?;
-    // Both kinds as (configuration, kind, parts): the fields read are the same.
-    let mut hooks: Vec<(String, HookKind, HookParts)> = Vec::new();
-    for c in mutating {
-        let config = c.metadata.name.clone().unwrap_or_default();
-        hooks.extend(c.webhooks.into_iter().flatten().map(|h| {
-            let parts = (
-                h.name,
-                h.client_config,
-                h.failure_policy,
-                h.namespace_selector,
-                h.object_selector,
-            );
-            (config.clone(), HookKind::Mutating, parts)
-        }));
+    // Both kinds as (configuration, kind, parts): their webhooks are different types with the
+    // same fields.
+    macro_rules! hooks_of {
+        ($configs:expr, $kind:expr) => {
+            $configs.into_iter().flat_map(|c| {
+                let config = c.metadata.name.clone().unwrap_or_default();
+                c.webhooks.into_iter().flatten().map(move |h| {
+                    let parts: HookParts = (
+                        h.name,
+                        h.client_config,
+                        h.failure_policy,
+                        h.namespace_selector,
+                        h.object_selector,
+                    );
+                    (config.clone(), $kind, parts)
+                })
+            })
+        };
     }
-    for c in validating {
-        let config = c.metadata.name.clone().unwrap_or_default();
-        hooks.extend(c.webhooks.into_iter().flatten().map(|h| {
-            let parts = (
-                h.name,
-                h.client_config,
-                h.failure_policy,
-                h.namespace_selector,
-                h.object_selector,
-            );
-            (config.clone(), HookKind::Validating, parts)
-        }));
-    }
+    let hooks: Vec<(String, HookKind, HookParts)> = hooks_of!(mutating, HookKind::Mutating)
+        .chain(hooks_of!(validating, HookKind::Validating))
+        .collect();
     let mut out = Vec::new();
     for (config, kind, parts) in hooks {
         if parts.0.ends_with(HOOK_SUFFIX) {

@@ -6,20 +6,22 @@
 //! (it goes to the core as it is), and the answer is written straight from its parts: the
 //! patch is base64 text, as the apiserver expects for a Go `[]byte`.
 
+use std::borrow::Cow;
+
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use k8s_openapi::api::authentication::v1::UserInfo;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::core::admission::Operation;
-use kube::core::{GroupVersionKind, GroupVersionResource};
 use serde::de::{IgnoredAny, Unexpected};
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use crate::config::{OnInvalid, WebhookConfig};
 use crate::keda::rules as keda_rules;
 use crate::keda::trigger::KnownScalers;
-use crate::mutate::{self, MutateError};
+use crate::mutate::{self, AdmissionPatch, MaybeDeployment, MutateError};
 use crate::workload::WorkloadKind;
 
 const API_VERSION: &str = "admission.k8s.io/v1";
@@ -63,41 +65,49 @@ pub struct Answer {
     pub summary: Summary,
 }
 
-/// An AdmissionReview as the apiserver sends it, as far as the webhook reads it.
+/// An AdmissionReview as the apiserver sends it, as far as the webhook reads it, with its
+/// object as `O`: its text, or a Deployment read from it.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct Review {
-    api_version: String,
-    kind: String,
-    request: Option<Request>,
+#[serde(bound(deserialize = "O: Deserialize<'de>"))]
+struct Review<'a, O> {
+    #[serde(borrow)]
+    api_version: Cow<'a, str>,
+    #[serde(borrow)]
+    kind: Cow<'a, str>,
+    #[serde(borrow)]
+    request: Option<Request<'a, O>>,
 }
 
-/// `request` of an AdmissionReview v1. The fields the webhook does not read are still typed
-/// (a malformed review is refused as before), except `oldObject` and `options`, which are
-/// skipped without being built.
+/// `request` of an AdmissionReview v1, borrowed from the body. The fields the webhook does
+/// not read are still typed (a malformed review is refused as before), except `oldObject`
+/// and `options`, which are stepped over.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct Request {
-    uid: String,
-    kind: GroupVersionKind,
-    #[serde(rename = "resource")]
-    _resource: GroupVersionResource,
-    #[serde(default, rename = "subResource")]
-    _sub_resource: Option<String>,
-    #[serde(default, rename = "requestKind")]
-    _request_kind: Option<GroupVersionKind>,
-    #[serde(default, rename = "requestResource")]
-    _request_resource: Option<GroupVersionResource>,
-    #[serde(default, rename = "requestSubResource")]
-    _request_sub_resource: Option<String>,
-    #[serde(default)]
-    name: String,
-    #[serde(default)]
-    namespace: Option<String>,
+#[serde(bound(deserialize = "O: Deserialize<'de>"))]
+struct Request<'a, O> {
+    #[serde(borrow)]
+    uid: Cow<'a, str>,
+    #[serde(borrow)]
+    kind: Gvk<'a>,
+    #[serde(rename = "resource", borrow)]
+    _resource: Gvr<'a>,
+    #[serde(default, rename = "subResource", borrow)]
+    _sub_resource: Option<Cow<'a, str>>,
+    #[serde(default, rename = "requestKind", borrow)]
+    _request_kind: Option<Gvk<'a>>,
+    #[serde(default, rename = "requestResource", borrow)]
+    _request_resource: Option<Gvr<'a>>,
+    #[serde(default, rename = "requestSubResource", borrow)]
+    _request_sub_resource: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    name: Cow<'a, str>,
+    #[serde(default, borrow)]
+    namespace: Option<Cow<'a, str>>,
     operation: Operation,
     #[serde(rename = "userInfo")]
     _user_info: UserInfo,
-    object: Option<Value>,
+    object: Option<O>,
     #[serde(rename = "oldObject")]
     _old_object: Option<IgnoredAny>,
     #[serde(default)]
@@ -106,8 +116,32 @@ struct Request {
     _options: Option<IgnoredAny>,
 }
 
-fn decode(body: &[u8]) -> Result<Request, BadReview> {
-    let review: Review = serde_json::from_slice(body)?;
+/// kube's `GroupVersionKind`, borrowed.
+#[derive(Deserialize)]
+struct Gvk<'a> {
+    #[serde(borrow, rename = "group")]
+    _group: Cow<'a, str>,
+    #[serde(borrow, rename = "version")]
+    _version: Cow<'a, str>,
+    #[serde(borrow)]
+    kind: Cow<'a, str>,
+}
+
+/// kube's `GroupVersionResource`, borrowed.
+#[derive(Deserialize)]
+struct Gvr<'a> {
+    #[serde(borrow, rename = "group")]
+    _group: Cow<'a, str>,
+    #[serde(borrow, rename = "version")]
+    _version: Cow<'a, str>,
+    #[serde(borrow, rename = "resource")]
+    _resource: Cow<'a, str>,
+    #[serde(default, borrow, rename = "api_version")]
+    _api_version: Cow<'a, str>,
+}
+
+fn decode<'a, O: Deserialize<'a>>(body: &'a [u8]) -> Result<Request<'a, O>, BadReview> {
+    let review: Review<O> = serde_json::from_slice(body)?;
     if review.api_version != API_VERSION || review.kind != KIND {
         return Err(BadReview::WrongType(format!(
             "apiVersion {:?}, kind {:?}",
@@ -117,12 +151,12 @@ fn decode(body: &[u8]) -> Result<Request, BadReview> {
     review.request.ok_or(BadReview::NoRequest)
 }
 
-fn summary(req: &Request, decision: &'static str) -> Summary {
+fn summary<O>(req: &Request<O>, decision: &'static str) -> Summary {
     Summary {
-        uid: req.uid.clone(),
-        kind: req.kind.kind.clone(),
-        namespace: req.namespace.clone().unwrap_or_default(),
-        name: req.name.clone(),
+        uid: req.uid.to_string(),
+        kind: req.kind.kind.to_string(),
+        namespace: req.namespace.as_deref().unwrap_or_default().to_string(),
+        name: req.name.to_string(),
         operation: format!("{:?}", req.operation).to_uppercase(),
         dry_run: req.dry_run,
         decision,
@@ -212,8 +246,8 @@ fn encode(uid: &str, resp: &Response) -> Result<Vec<u8>, BadReview> {
 /// `metadata` (checked as an ObjectMeta and written back in its field order, `{}` when
 /// absent), then the other fields as sent; the request's namespace is filled in when the
 /// object has none (the apiserver sets it before admission; a test client may not).
-fn object_json(req: &mut Request) -> Result<Value, BadReview> {
-    let object = req.object.take().ok_or(BadReview::NoObject)?;
+fn object_json(raw: &RawValue, namespace: Option<&str>) -> Result<Value, BadReview> {
+    let object: Value = serde_json::from_str(raw.get())?;
     let Value::Object(mut fields) = object else {
         let what = match &object {
             Value::Array(_) => Unexpected::Seq,
@@ -241,9 +275,9 @@ fn object_json(req: &mut Request) -> Result<Value, BadReview> {
         None => ObjectMeta::default(),
     };
     let mut meta = serde_json::to_value(meta)?;
-    if let (Some(ns), Some(meta)) = (&req.namespace, meta.as_object_mut()) {
+    if let (Some(ns), Some(meta)) = (namespace, meta.as_object_mut()) {
         if !meta.contains_key("namespace") {
-            meta.insert("namespace".to_string(), Value::String(ns.clone()));
+            meta.insert("namespace".to_string(), Value::String(ns.to_string()));
         }
     }
     out.insert("metadata".to_string(), meta);
@@ -251,17 +285,21 @@ fn object_json(req: &mut Request) -> Result<Value, BadReview> {
     Ok(Value::Object(out))
 }
 
-/// The object, or an answer that needs none (operations other than CREATE and UPDATE are
-/// allowed untouched).
-fn admitted_object(req: &mut Request) -> Result<Option<Value>, BadReview> {
-    if matches!(req.operation, Operation::Create | Operation::Update) {
-        object_json(req).map(Some)
+/// The object's text, or `None` for an answer that needs none (operations other than CREATE
+/// and UPDATE are allowed untouched).
+fn admitted_object<'a>(req: &Request<'a, &'a RawValue>) -> Result<Option<&'a RawValue>, BadReview> {
+    if admits(req) {
+        req.object.map(Some).ok_or(BadReview::NoObject)
     } else {
         Ok(None)
     }
 }
 
-fn answer(req: &Request, resp: &Response, decision: &'static str) -> Result<Answer, BadReview> {
+fn answer<O>(
+    req: &Request<O>,
+    resp: &Response,
+    decision: &'static str,
+) -> Result<Answer, BadReview> {
     Ok(Answer {
         body: encode(&req.uid, resp)?,
         summary: summary(req, decision),
@@ -273,12 +311,23 @@ fn type_of(object: &Value) -> (&str, &str) {
     (s("apiVersion"), s("kind"))
 }
 
-/// `POST /mutate`: Deployments and InferenceServices.
+/// `POST /mutate`: Deployments and InferenceServices. A well-formed Deployment is read in
+/// the same pass as the review, only where the mutation reads or changes it; anything else
+/// (InferenceServices, odd objects, reviews that do not decode) is decoded again, whole.
 pub fn mutate_review(body: &[u8], cfg: &WebhookConfig) -> Result<Answer, BadReview> {
-    let mut req = decode(body)?;
-    let Some(object) = admitted_object(&mut req)? else {
+    if let Ok(mut req) = decode::<MaybeDeployment>(body) {
+        if let Some(MaybeDeployment(Some(deployment))) = req.object.take() {
+            if admits(&req) {
+                let patched = mutate::deployment_patch(deployment, req.namespace.as_deref(), cfg);
+                return answer_patch(&req, patched, cfg);
+            }
+        }
+    }
+    let req = decode::<&RawValue>(body)?;
+    let Some(raw) = admitted_object(&req)? else {
         return answer(&req, &Response::allow(Vec::new()), "allowed");
     };
+    let object = object_json(raw, req.namespace.as_deref())?;
     if WorkloadKind::of(&object).is_none() {
         let (api_version, kind) = type_of(&object);
         return Err(BadReview::WrongKind(
@@ -286,22 +335,29 @@ pub fn mutate_review(body: &[u8], cfg: &WebhookConfig) -> Result<Answer, BadRevi
             "/mutate takes apps/v1 Deployments and serving.kserve.io/v1beta1 InferenceServices",
         ));
     }
-    let (resp, decision) = match mutate::admission_patch(&object, cfg) {
-        Ok(m) if m.patch.0.is_empty() => (Response::allow(m.warnings), "allowed"),
-        Ok(m) => match serde_json::to_vec(&m.patch) {
-            Ok(patch) => (
+    answer_patch(&req, mutate::whole_object_patch(&object, cfg), cfg)
+}
+
+/// Whether the operation is one the webhook looks at (others are allowed untouched).
+fn admits<O>(req: &Request<O>) -> bool {
+    matches!(req.operation, Operation::Create | Operation::Update)
+}
+
+/// The answer to a mutation: the patch, or the denial (or warnings) of invalid annotations.
+fn answer_patch<O>(
+    req: &Request<O>,
+    patched: Result<AdmissionPatch, MutateError>,
+    cfg: &WebhookConfig,
+) -> Result<Answer, BadReview> {
+    let (resp, decision) = match patched {
+        Ok(m) => match m.patch {
+            None => (Response::allow(m.warnings), "allowed"),
+            Some(patch) => (
                 Response {
                     patch: Some(BASE64.encode(patch)),
                     ..Response::allow(m.warnings)
                 },
                 "patched",
-            ),
-            Err(e) => (
-                Response::deny(
-                    format!("llm-autoscale: cannot encode the patch: {e}"),
-                    Vec::new(),
-                ),
-                "denied",
             ),
         },
         Err(MutateError::Render(e)) => return Err(BadReview::Internal(e.to_string())),
@@ -321,15 +377,16 @@ pub fn mutate_review(body: &[u8], cfg: &WebhookConfig) -> Result<Answer, BadRevi
             }
         },
     };
-    answer(&req, &resp, decision)
+    answer(req, &resp, decision)
 }
 
 /// `POST /validate`: keda.sh/v1alpha1 ScaledObjects.
 pub fn validate_review(body: &[u8], cfg: &WebhookConfig) -> Result<Answer, BadReview> {
-    let mut req = decode(body)?;
-    let Some(object) = admitted_object(&mut req)? else {
+    let req = decode(body)?;
+    let Some(raw) = admitted_object(&req)? else {
         return answer(&req, &Response::allow(Vec::new()), "allowed");
     };
+    let object = object_json(raw, req.namespace.as_deref())?;
     let (api_version, kind) = type_of(&object);
     if api_version != "keda.sh/v1alpha1" || kind != "ScaledObject" {
         return Err(BadReview::WrongKind(

@@ -22,6 +22,7 @@ pub mod annotations;
 pub mod certs;
 pub mod config;
 pub mod doctor;
+pub mod json_path;
 pub mod keda;
 pub mod latency;
 pub mod manifest;

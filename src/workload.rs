@@ -4,6 +4,8 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
+use crate::json_path;
+
 /// Label KServe puts on the Deployments it creates for an InferenceService.
 pub const KSERVE_ISVC_LABEL: &str = "serving.kserve.io/inferenceservice";
 /// Label the webhook sets on every Deployment it admits opted in (and removes from one it
@@ -70,8 +72,10 @@ impl Workload {
         let mut annotations = string_map(meta.and_then(|m| m.get("annotations")));
         let pod = pod_spec(kind, object);
         if kind == WorkloadKind::Deployment {
-            let template_annotations =
-                string_map(object.pointer("/spec/template/metadata/annotations"));
+            let template_annotations = string_map(json_path::get(
+                object,
+                &["spec", "template", "metadata", "annotations"],
+            ));
             for (k, v) in template_annotations {
                 annotations.entry(k).or_insert(v);
             }
@@ -113,8 +117,8 @@ impl Workload {
 /// The pod spec: `spec.template.spec` of a Deployment, `spec.predictor` of an isvc.
 pub fn pod_spec(kind: WorkloadKind, object: &Value) -> Option<&Value> {
     match kind {
-        WorkloadKind::Deployment => object.pointer("/spec/template/spec"),
-        WorkloadKind::InferenceService => object.pointer("/spec/predictor"),
+        WorkloadKind::Deployment => json_path::get(object, &["spec", "template", "spec"]),
+        WorkloadKind::InferenceService => json_path::get(object, &["spec", "predictor"]),
     }
 }
 

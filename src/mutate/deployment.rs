@@ -1,40 +1,44 @@
 //! Deployment mutation: inject (or refresh, or remove) the collector sidecar.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::sync::{Arc, LazyLock};
 
 use serde_json::Value;
 
+use super::deployment_text::DeploymentText;
 use super::injection_status::{InjectionStatus, Placement};
-use super::partial_copy;
 use super::rendering::{self, RenderedSidecar, Rendering};
 use super::{AdmissionPatch, MutateError, Mutation, set_annotation};
 use crate::annotations::{AutoscalingSpec, STATUS};
 use crate::config::WebhookConfig;
-use crate::render::{interceptor_route, scaled_object, sidecar};
+use crate::json_path;
+use crate::render::{RenderError, interceptor_route, scaled_object, sidecar};
 use crate::workload::{
     KSERVE_ISVC_LABEL, MANAGED_LABEL, MANAGED_LABEL_VALUE, Workload, WorkloadKind,
 };
 
-const POD_SPEC: &str = "/spec/template/spec";
-const TEMPLATE_ANNOTATIONS: &str = "/spec/template/metadata/annotations";
+const POD_SPEC: [&str; 3] = ["spec", "template", "spec"];
+const TEMPLATE_META: [&str; 3] = ["spec", "template", "metadata"];
+const TEMPLATE_ANNOTATIONS: [&str; 4] = ["spec", "template", "metadata", "annotations"];
+/// The pod spec's container lists.
+const LISTS: [&str; 2] = ["containers", "initContainers"];
 
-/// How much of the object a mutation copies.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Copy {
-    /// All of it: the caller wants the patched object.
-    Whole,
-    /// The pod template's metadata and the container lists that change: enough for the patch.
-    Changed,
+/// The Deployment a mutation reads: the whole object (the caller wants the patched object),
+/// or its text (admission: only the parts that change are copied and compared; the outline
+/// is stripped in place).
+enum Source<'o> {
+    Whole(&'o Value),
+    Text(&'o mut DeploymentText),
 }
 
 /// A Deployment taken through the mutation, before the caller builds what it needs from it.
 struct Applied {
-    /// The object ([`Copy::Changed`]: the parts of it that change) stripped of a previous
-    /// injection, with the sidecar and its status added ([`Copy::Changed`] and
+    /// The object ([`Source::Text`]: the parts of it that change) stripped of a previous
+    /// injection, with the sidecar and its status added ([`Source::Text`] and
     /// `already_current`: null, nothing changes).
     new: Value,
-    /// [`Copy::Changed`]: the same parts as they were.
+    /// [`Source::Text`]: the same parts as they were.
     before: Option<Value>,
     /// The stored sidecar is exactly what would be injected now: nothing is to change.
     already_current: bool,
@@ -54,73 +58,38 @@ impl Applied {
     }
 }
 
-/// What the mutation reads, stripped of a previous injection: the whole object, or
-/// ([`Copy::Changed`]) its metadata, its pod template's metadata and an outline of every
-/// container in the pod spec, which is all [`Workload::from_object`] and the sidecar checks
-/// read.
-fn stripped_view(object: &Value, previous: Option<&InjectionStatus>, copy: Copy) -> Value {
-    let mut view = match copy {
-        Copy::Whole => object.clone(),
-        Copy::Changed => {
-            let mut view = partial_copy::members(
-                object,
-                &[
-                    &["metadata", "name"],
-                    &["metadata", "namespace"],
-                    &["metadata", "annotations"],
-                    &["metadata", "labels"],
-                    &["spec", "template", "metadata"],
-                ],
-            );
-            if let Some(pod) = object.pointer(POD_SPEC).and_then(Value::as_object) {
-                if let Some(outline) = super::ensure_object(&mut view, POD_SPEC) {
-                    outline.extend(pod.iter().filter_map(|(k, v)| container_outlines(k, v)));
-                }
-            }
-            view
-        }
-    };
-    strip_previous_injection(&mut view, previous);
-    view
-}
+/// The object stripped of the `previous` injection (what the annotations and the sidecar
+/// are read from), and its text when it was read from text.
+type Stripped<'o> = (Cow<'o, Value>, Option<&'o DeploymentText>);
 
-/// The outline of a pod-spec member that holds containers ([`workload`](crate::workload)
-/// reads the container lists and any object with an image or ports).
-fn container_outlines(key: &str, member: &Value) -> Option<(String, Value)> {
-    let outline = match member {
-        Value::Array(list) if matches!(key, "containers" | "initContainers") => {
-            Value::Array(list.iter().map(partial_copy::container_outline).collect())
+fn stripped<'o>(source: Source<'o>, previous: Option<&InjectionStatus>) -> Stripped<'o> {
+    match source {
+        Source::Whole(object) => {
+            let mut view = object.clone();
+            strip_previous_injection(&mut view, previous);
+            (Cow::Owned(view), None)
         }
-        Value::Object(m) if m.contains_key("image") || m.contains_key("ports") => {
-            partial_copy::container_outline(member)
+        Source::Text(text) => {
+            strip_previous_injection(&mut text.outline, previous);
+            let text: &DeploymentText = text;
+            (Cow::Borrowed(&text.outline), Some(text))
         }
-        _ if matches!(key, "containers" | "initContainers") => member.clone(),
-        _ => return None,
-    };
-    Some((key.to_string(), outline))
+    }
 }
 
 /// The copy the mutation changes, stripped of the `previous` injection, and the same as it
-/// was: the object (`view`), or ([`Copy::Changed`]) its pod template's metadata and the
-/// container `lists` named.
+/// was: the object (`view`), or (from text) its pod template's metadata and the container
+/// `lists` named.
 fn copy_to_change(
-    object: &Value,
-    view: Value,
+    (view, text): Stripped,
     previous: Option<&InjectionStatus>,
     lists: &[Option<&str>],
-    copy: Copy,
 ) -> (Value, Option<Value>) {
-    match copy {
-        Copy::Whole => (view, None),
-        Copy::Changed => {
-            let lists: Vec<[&str; 4]> = lists
-                .iter()
-                .flatten()
-                .map(|l| ["spec", "template", "spec", *l])
-                .collect();
-            let mut paths: Vec<&[&str]> = vec![&["spec", "template", "metadata"]];
-            paths.extend(lists.iter().map(|p| p.as_slice()));
-            let before = partial_copy::members(object, &paths);
+    match text {
+        None => (view.into_owned(), None),
+        Some(text) => {
+            let lists: Vec<&str> = lists.iter().flatten().copied().collect();
+            let before = text.changed_parts(&lists);
             let mut new = before.clone();
             strip_previous_injection(&mut new, previous);
             (new, Some(before))
@@ -135,12 +104,19 @@ fn injected_list(status: Option<&InjectionStatus>) -> Option<&'static str> {
         .and_then(|s| s.placement.list())
 }
 
-/// Strips a previous injection and injects the sidecar again, on a copy of `object`.
-fn apply(object: &Value, cfg: &WebhookConfig, copy: Copy) -> Result<Applied, MutateError> {
+/// Strips a previous injection and injects the sidecar again, on a copy of the source.
+fn apply(source: Source, cfg: &WebhookConfig) -> Result<Applied, MutateError> {
+    let object = match &source {
+        Source::Whole(object) => object,
+        Source::Text(text) => &text.outline,
+    };
     let previous = InjectionStatus::read(object);
     let stripped_from = injected_list(previous.as_ref());
-    let view = stripped_view(object, previous.as_ref(), copy);
-    let workload = Workload::from_object(WorkloadKind::Deployment, &view);
+    // Which lists hold a container named as the sidecar, before the strip.
+    let sidecar_in = LISTS.map(|list| has_container_in(object, list, sidecar::SIDECAR_NAME));
+    let from_text = matches!(source, Source::Text(_));
+    let view = stripped(source, previous.as_ref());
+    let workload = Workload::from_object(WorkloadKind::Deployment, &view.0);
     let rendering = rendering::of(&workload, cfg)?;
     let mut warnings = match &rendering.parsed {
         Ok((_, warnings)) => warnings.clone(),
@@ -148,7 +124,7 @@ fn apply(object: &Value, cfg: &WebhookConfig, copy: Copy) -> Result<Applied, Mut
     };
     let Some(sidecar) = rendering.sidecar.as_ref() else {
         // Not opted in (any more), or no sidecar: the strip is the whole change.
-        let (new, before) = copy_to_change(object, view, previous.as_ref(), &[stripped_from], copy);
+        let (new, before) = copy_to_change(view, previous.as_ref(), &[stripped_from]);
         return Ok(Applied {
             new,
             before,
@@ -157,16 +133,19 @@ fn apply(object: &Value, cfg: &WebhookConfig, copy: Copy) -> Result<Applied, Mut
             rendering,
         });
     };
-    let (status, injected) = injection(&view, sidecar, &mut warnings);
+    let (status, injected) = injection(&view.0, sidecar, &mut warnings);
     // Same container as the stored one: keep the stored container as the apiserver
     // defaulted it (imagePullPolicy, terminationMessagePath, ...) and the stored status
     // (an older webhook's, perhaps), so an UPDATE that changes nothing gets an empty
     // patch and an upgrade of the webhook restarts only the pods whose sidecar changes.
     let already_current = injected.is_some_and(|(list, _)| {
         previous.as_ref().is_some_and(|p| p.same_container(status))
-            && has_container_in(object, list, sidecar::SIDECAR_NAME)
+            && LISTS
+                .iter()
+                .zip(sidecar_in)
+                .any(|(l, found)| *l == list && found)
     });
-    if already_current && copy == Copy::Changed {
+    if already_current && from_text {
         // Nothing in the pod template changes: no copy to change, no patch to compute.
         return Ok(Applied {
             new: Value::Null,
@@ -176,14 +155,7 @@ fn apply(object: &Value, cfg: &WebhookConfig, copy: Copy) -> Result<Applied, Mut
             rendering,
         });
     }
-    let (new, before) = with_sidecar(
-        object,
-        view,
-        (previous.as_ref(), stripped_from),
-        injected,
-        status,
-        copy,
-    )?;
+    let (new, before) = with_sidecar(view, (previous.as_ref(), stripped_from), injected, status)?;
     Ok(Applied {
         new,
         before,
@@ -193,29 +165,50 @@ fn apply(object: &Value, cfg: &WebhookConfig, copy: Copy) -> Result<Applied, Mut
     })
 }
 
+/// Stands in the copy for the rendered sidecar where the patch adds it whole (nothing in the
+/// object is compared with it), so that the patch's text is written with the container's
+/// text, rendered once, instead of copying and writing the container on every admission.
+/// Control characters do not occur in the copy's other strings at that place: they are the
+/// webhook's own (the status) or containers the patch does not add.
+const SIDECAR_HOLE: &str = "\u{0}llm-autoscale-sidecar\u{0}";
+
 /// The copy to change ([`copy_to_change`]) with the `previous` injection (in the list
 /// `stripped_from`) stripped and the sidecar (`injected`: the list it goes in and the
-/// container) and its `status` added; and the same parts as they were.
+/// container) and its `status` added; and the same parts as they were. From text, a
+/// sidecar that lands past the list's end as it was is [`SIDECAR_HOLE`].
 fn with_sidecar(
-    object: &Value,
-    view: Value,
+    view: Stripped,
     (previous, stripped_from): (Option<&InjectionStatus>, Option<&str>),
     injected: Option<(&'static str, &Value)>,
     status: &InjectionStatus,
-    copy: Copy,
 ) -> Result<(Value, Option<Value>), MutateError> {
     let list = injected.map(|(list, _)| list);
-    let (mut new, before) = copy_to_change(object, view, previous, &[stripped_from, list], copy);
+    let (mut new, before) = copy_to_change(view, previous, &[stripped_from, list]);
     if let Some((list, container)) = injected {
-        push_container(&mut new, list, container.clone());
+        let added_whole = before
+            .as_ref()
+            .is_some_and(|b| list_len(b, list) <= list_len(&new, list));
+        let container = if added_whole {
+            Value::String(SIDECAR_HOLE.into())
+        } else {
+            container.clone()
+        };
+        push_container(&mut new, list, container);
     }
     set_annotation(
         &mut new,
-        TEMPLATE_ANNOTATIONS,
+        &TEMPLATE_ANNOTATIONS,
         STATUS,
         &status.to_annotation()?,
     );
     Ok((new, before))
+}
+
+fn list_len(object: &Value, list: &str) -> usize {
+    json_path::get(object, &POD_SPEC)
+        .and_then(|pod| pod.get(list))
+        .and_then(Value::as_array)
+        .map_or(0, Vec::len)
 }
 
 /// What goes into the pod: the status, and the rendered sidecar with the list it goes in
@@ -247,7 +240,7 @@ static USER_OVERRIDE: LazyLock<InjectionStatus> = LazyLock::new(|| InjectionStat
 });
 
 pub(super) fn mutate(object: &Value, cfg: &WebhookConfig) -> Result<Mutation, MutateError> {
-    let mut applied = apply(object, cfg, Copy::Whole)?;
+    let mut applied = apply(Source::Whole(object), cfg)?;
     let Some(spec) = applied.spec() else {
         // Not opted in (any more): the strip and the label's removal are the mutation.
         mark_managed(&mut applied.new, false);
@@ -261,7 +254,8 @@ pub(super) fn mutate(object: &Value, cfg: &WebhookConfig) -> Result<Mutation, Mu
     let mut labels = BTreeMap::new();
     if let Some(isvc) = applied
         .new
-        .pointer("/metadata/labels")
+        .get("metadata")
+        .and_then(|m| m.get("labels"))
         .and_then(|l| l.get(KSERVE_ISVC_LABEL))
         .and_then(Value::as_str)
     {
@@ -285,23 +279,44 @@ pub(super) fn mutate(object: &Value, cfg: &WebhookConfig) -> Result<Mutation, Mu
     Ok(m)
 }
 
-/// The patch and warnings only (see [`super::admission_patch`]).
+/// The patch and warnings only (see [`super::admission_patch_of_text`]), for a Deployment
+/// read from its text.
 pub(super) fn admission_patch(
-    object: &Value,
+    mut text: DeploymentText,
     cfg: &WebhookConfig,
 ) -> Result<AdmissionPatch, MutateError> {
-    let applied = apply(object, cfg, Copy::Changed)?;
+    let applied = apply(Source::Text(&mut text), cfg)?;
     // The copies hold the pod template only; the label is on the Deployment's metadata,
     // which comes first in a Deployment (as in the whole object's diff).
-    let mut patch = managed_label_patch(object, applied.spec().is_some());
-    if !applied.already_current {
-        let template = json_patch::diff(applied.before.as_ref().unwrap_or(object), &applied.new);
-        patch.0.extend(template.0);
+    let mut patch = managed_label_patch(&text.outline, applied.spec().is_some());
+    if let (false, Some(before)) = (applied.already_current, &applied.before) {
+        patch.0.extend(json_patch::diff(before, &applied.new).0);
     }
+    let patch = match patch.0.is_empty() {
+        true => None,
+        false => Some(patch_text(&patch, &applied.rendering)?),
+    };
     Ok(AdmissionPatch {
         patch,
         warnings: applied.warnings,
     })
+}
+
+/// The patch's JSON text, with the rendered sidecar's text where [`SIDECAR_HOLE`] stands.
+fn patch_text(patch: &json_patch::Patch, rendering: &Rendering) -> Result<String, MutateError> {
+    let text = serde_json::to_string(patch).map_err(|e| RenderError::new("the patch", e))?;
+    let hole = serde_json::to_string(SIDECAR_HOLE).map_err(|e| RenderError::new("the patch", e))?;
+    if !text.contains(&hole) {
+        return Ok(text);
+    }
+    match (&rendering.sidecar, text.matches(&hole).count()) {
+        (Some(sidecar), 1) => Ok(text.replacen(&hole, &sidecar.container_text, 1)),
+        _ => Err(RenderError::new(
+            "the patch",
+            "the sidecar's place in the patch is not found once",
+        )
+        .into()),
+    }
 }
 
 /// Sets (opted in) or removes the label that lets the reconciler watch the Deployments this
@@ -311,7 +326,7 @@ fn mark_managed(object: &mut Value, opted_in: bool) {
     if opted_in {
         super::set_annotation(
             object,
-            "/metadata/labels",
+            &["metadata", "labels"],
             MANAGED_LABEL,
             MANAGED_LABEL_VALUE,
         );
@@ -332,7 +347,7 @@ fn mark_managed(object: &mut Value, opted_in: bool) {
 /// The operations that set or remove the managed label on `object` (none when it is as it
 /// should be). Every Deployment has metadata (the apiserver requires a name).
 fn managed_label_patch(object: &Value, opted_in: bool) -> json_patch::Patch {
-    let before = match object.pointer("/metadata/labels") {
+    let before = match json_path::get(object, &["metadata", "labels"]) {
         Some(labels) => serde_json::json!({ "metadata": { "labels": labels } }),
         None => serde_json::json!({ "metadata": {} }),
     };
@@ -346,7 +361,7 @@ fn managed_label_patch(object: &Value, opted_in: bool) -> json_patch::Patch {
 /// a status naming another container or an unknown place removes nothing.
 fn strip_previous_injection(object: &mut Value, status: Option<&InjectionStatus>) {
     if let Some(list_name) = injected_list(status) {
-        if let Some(pod) = object.pointer_mut(POD_SPEC).and_then(Value::as_object_mut) {
+        if let Some(pod) = json_path::get_mut(object, &POD_SPEC).and_then(Value::as_object_mut) {
             let emptied = match pod.get_mut(list_name).and_then(Value::as_array_mut) {
                 Some(list) => {
                     list.retain(|c| {
@@ -365,9 +380,8 @@ fn strip_previous_injection(object: &mut Value, status: Option<&InjectionStatus>
 }
 
 fn remove_status_annotation(object: &mut Value) {
-    let Some(template_meta) = object
-        .pointer_mut("/spec/template/metadata")
-        .and_then(Value::as_object_mut)
+    let Some(template_meta) =
+        json_path::get_mut(object, &TEMPLATE_META).and_then(Value::as_object_mut)
     else {
         return;
     };
@@ -384,14 +398,14 @@ fn remove_status_annotation(object: &mut Value) {
 }
 
 fn has_container(object: &Value, name: &str) -> bool {
-    ["containers", "initContainers"]
+    LISTS
         .iter()
         .any(|list| has_container_in(object, list, name))
 }
 
 fn has_container_in(object: &Value, list: &str, name: &str) -> bool {
-    object
-        .pointer(&format!("{POD_SPEC}/{list}"))
+    json_path::get(object, &POD_SPEC)
+        .and_then(|pod| pod.get(list))
         .and_then(Value::as_array)
         .is_some_and(|l| {
             l.iter()
@@ -400,7 +414,7 @@ fn has_container_in(object: &Value, list: &str, name: &str) -> bool {
 }
 
 fn push_container(object: &mut Value, list: &str, container: Value) {
-    if let Some(pod) = super::ensure_object(object, POD_SPEC) {
+    if let Some(pod) = json_path::ensure_object(object, &POD_SPEC) {
         let entry = pod
             .entry(list.to_string())
             .or_insert_with(|| Value::Array(Vec::new()));

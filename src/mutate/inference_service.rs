@@ -77,15 +77,9 @@ pub(super) fn admission_patch(
 ) -> Result<AdmissionPatch, MutateError> {
     let workload = Workload::from_object(WorkloadKind::InferenceService, object);
     let Some((_, new, warnings)) = apply(object, &workload, cfg)? else {
-        return Ok(AdmissionPatch {
-            patch: json_patch::Patch(Vec::new()),
-            warnings: Vec::new(),
-        });
+        return Ok(AdmissionPatch::none());
     };
-    Ok(AdmissionPatch {
-        patch: json_patch::diff(object, &new),
-        warnings,
-    })
+    AdmissionPatch::of(&json_patch::diff(object, &new), warnings)
 }
 
 /// Validates and switches the autoscaler class: the spec, the object after the switch and the
@@ -126,7 +120,7 @@ fn apply(
         )),
         None => {}
     }
-    if object.pointer("/spec/predictor/autoScaling").is_some() {
+    if crate::json_path::get(object, &["spec", "predictor", "autoScaling"]).is_some() {
         warnings.push(
             "spec.predictor.autoScaling is ignored: with autoscalerClass external the llm-autoscale.io annotations define scaling".into(),
         );
@@ -135,7 +129,7 @@ fn apply(
     let mut new = object.clone();
     set_annotation(
         &mut new,
-        "/metadata/annotations",
+        &["metadata", "annotations"],
         AUTOSCALER_CLASS,
         "external",
     );

@@ -55,10 +55,10 @@ impl Placement {
 impl InjectionStatus {
     /// Reads the status from a Deployment's pod template, if present and well-formed.
     pub fn read(deployment: &serde_json::Value) -> Option<InjectionStatus> {
-        let raw = deployment
-            .pointer("/spec/template/metadata/annotations")?
-            .get(STATUS)?
-            .as_str()?;
+        let raw =
+            crate::json_path::get(deployment, &["spec", "template", "metadata", "annotations"])?
+                .get(STATUS)?
+                .as_str()?;
         serde_json::from_str(raw).ok()
     }
 

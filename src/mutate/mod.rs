@@ -5,9 +5,11 @@
 //! up-to-date object yields an empty patch.
 
 mod deployment;
+mod deployment_text;
+
+pub use deployment_text::{DeploymentText, MaybeDeployment};
 mod inference_service;
 pub mod injection_status;
-mod partial_copy;
 mod rendering;
 
 use serde_json::Value;
@@ -73,9 +75,29 @@ impl Mutation {
 /// the ScaledObject or the InterceptorRoute (those are the reconciler's and the CLI's).
 #[derive(Clone, Debug, PartialEq)]
 pub struct AdmissionPatch {
-    /// RFC 6902 operations, the same as [`Mutation::patch`].
-    pub patch: json_patch::Patch,
+    /// The RFC 6902 operations of [`Mutation::patch`] as JSON text (`None`: nothing to change).
+    pub patch: Option<String>,
     pub warnings: Vec<String>,
+}
+
+impl AdmissionPatch {
+    fn none() -> AdmissionPatch {
+        AdmissionPatch {
+            patch: None,
+            warnings: Vec::new(),
+        }
+    }
+
+    fn of(patch: &json_patch::Patch, warnings: Vec<String>) -> Result<AdmissionPatch, MutateError> {
+        let patch = match patch.0.is_empty() {
+            true => None,
+            false => Some(
+                serde_json::to_string(patch)
+                    .map_err(|e| crate::render::RenderError::new("the patch", e))?,
+            ),
+        };
+        Ok(AdmissionPatch { patch, warnings })
+    }
 }
 
 /// Why an object cannot be mutated.
@@ -113,37 +135,60 @@ pub fn admission_patch(
     object: &Value,
     config: &WebhookConfig,
 ) -> Result<AdmissionPatch, MutateError> {
+    if WorkloadKind::of(object) == Some(WorkloadKind::Deployment) {
+        let text = serde_json::to_string(object)
+            .map_err(|e| crate::render::RenderError::new("the object", e))?;
+        if let Some(patch) = admission_patch_of_text(&text, None, config) {
+            return patch;
+        }
+    }
+    whole_object_patch(object, config)
+}
+
+/// [`admission_patch`] for an object's JSON text, reading only what the mutation reads or
+/// changes. `None`: not a well-formed Deployment, to be read whole (see
+/// [`whole_object_patch`]). `namespace`: the request's, for an object that names none.
+pub fn admission_patch_of_text(
+    text: &str,
+    namespace: Option<&str>,
+    config: &WebhookConfig,
+) -> Option<Result<AdmissionPatch, MutateError>> {
+    let deployment = DeploymentText::read(text)?;
+    Some(deployment_patch(deployment, namespace, config))
+}
+
+/// [`admission_patch`] for a Deployment read from its text (see [`MaybeDeployment`]).
+/// `namespace`: the request's, for an object that names none.
+pub fn deployment_patch(
+    mut deployment: DeploymentText,
+    namespace: Option<&str>,
+    config: &WebhookConfig,
+) -> Result<AdmissionPatch, MutateError> {
+    deployment.default_namespace(namespace);
+    deployment::admission_patch(deployment, config)
+}
+
+/// [`admission_patch`] of an object read whole: InferenceServices, and Deployments too odd to
+/// read from their text (those take the full mutation).
+pub fn whole_object_patch(
+    object: &Value,
+    config: &WebhookConfig,
+) -> Result<AdmissionPatch, MutateError> {
     match WorkloadKind::of(object) {
-        Some(WorkloadKind::Deployment) => deployment::admission_patch(object, config),
+        Some(WorkloadKind::Deployment) => {
+            let m = deployment::mutate(object, config)?;
+            AdmissionPatch::of(&m.patch, m.warnings)
+        }
         Some(WorkloadKind::InferenceService) => inference_service::admission_patch(object, config),
-        None => Ok(AdmissionPatch {
-            patch: json_patch::Patch(Vec::new()),
-            warnings: Vec::new(),
-        }),
+        None => Ok(AdmissionPatch::none()),
     }
 }
 
-/// Sets `map[key] = value` on the object at `pointer`, creating the map if needed.
-fn set_annotation(object: &mut Value, pointer: &str, key: &str, value: &str) {
-    if let Some(map) = ensure_object(object, pointer) {
+/// Sets `map[key] = value` on the object at `path`, creating the map if needed.
+fn set_annotation(object: &mut Value, path: &[&str], key: &str, value: &str) {
+    if let Some(map) = crate::json_path::ensure_object(object, path) {
         map.insert(key.to_string(), Value::String(value.to_string()));
     }
-}
-
-/// The JSON object at `pointer` (`/a/b`), created along the way; `None` when a non-object
-/// is in the way.
-fn ensure_object<'a>(
-    object: &'a mut Value,
-    pointer: &str,
-) -> Option<&'a mut serde_json::Map<String, Value>> {
-    let mut cur = object;
-    for part in pointer.split('/').skip(1) {
-        let map = cur.as_object_mut()?;
-        cur = map
-            .entry(part.to_string())
-            .or_insert_with(|| Value::Object(serde_json::Map::new()));
-    }
-    cur.as_object_mut()
 }
 
 #[cfg(test)]
@@ -178,13 +223,17 @@ mod tests {
     }
 
     /// `admission_patch` answers exactly what `mutate` does: the same operations, in the
-    /// same order, with the same text, and the same warnings or errors.
-    fn assert_same(object: &Value, cfg: &WebhookConfig) {
+    /// same order, with the same text, and the same warnings or errors. Returns whether the
+    /// object was read from its text (not left to the full mutation).
+    fn assert_same(object: &Value, cfg: &WebhookConfig) -> bool {
+        let text = object.to_string();
+        let from_text = admission_patch_of_text(&text, None, cfg).is_some();
         match (mutate(object, cfg), admission_patch(object, cfg)) {
             (Ok(m), Ok(a)) => {
+                let full = Some(serde_json::to_string(&m.patch).unwrap());
                 assert_eq!(
-                    serde_json::to_string(&a.patch).unwrap(),
-                    serde_json::to_string(&m.patch).unwrap(),
+                    a.patch,
+                    full.filter(|_| !m.patch.0.is_empty()),
                     "patch of {object}"
                 );
                 assert_eq!(a.warnings, m.warnings, "warnings of {object}");
@@ -195,12 +244,13 @@ mod tests {
             }
             (full, admitted) => panic!("{object}: mutate {full:?}, admission {admitted:?}"),
         }
+        from_text
     }
 
     #[test]
     fn admission_patches_are_the_mutation_patches() {
         let configs = configs();
-        let mut checked = 0;
+        let (mut checked, mut deployments, mut from_text) = (0, 0, 0);
         for object in fixture_objects() {
             // The object as written, and as each configuration left it (so every strip,
             // placement change and already-current sidecar is met).
@@ -212,12 +262,18 @@ mod tests {
             }
             for state in &states {
                 for cfg in &configs {
-                    assert_same(state, cfg);
+                    let text = assert_same(state, cfg);
                     checked += 1;
+                    if WorkloadKind::of(state) == Some(WorkloadKind::Deployment) {
+                        deployments += 1;
+                        from_text += usize::from(text);
+                    }
                 }
             }
         }
         assert!(checked > 200, "only {checked} cases");
+        // The fixtures' Deployments are well-formed: each is read from its text.
+        assert_eq!(from_text, deployments);
     }
 
     #[test]
@@ -274,9 +330,10 @@ mod tests {
             json!({"apiVersion": "apps/v1", "kind": "Deployment",
                    "metadata": {"name": "m", "annotations": opted_in.clone()}}),
         ];
+        let mut from_text = Vec::new();
         for case in &cases {
             for cfg in &configs() {
-                assert_same(case, cfg);
+                from_text.push(assert_same(case, cfg));
                 if let Ok(m) = mutate(case, cfg) {
                     for again in &configs() {
                         assert_same(&m.patched, again);
@@ -284,6 +341,10 @@ mod tests {
                 }
             }
         }
+        // Only the first three (a template, a pod spec or a container list of the wrong type)
+        // are read whole.
+        let expected: Vec<bool> = (0..cases.len()).flat_map(|i| [i >= 3; 3]).collect();
+        assert_eq!(from_text, expected);
     }
 
     fn container() -> impl Strategy<Value = Value> {
@@ -319,8 +380,9 @@ mod tests {
             any::<bool>(),
             sidecar,
             any::<bool>(),
+            any::<bool>(),
         )
-            .prop_map(|(containers, inits, status, enabled, sidecar, volumes_first)| {
+            .prop_map(|(containers, inits, status, enabled, sidecar, volumes_first, spec_first)| {
                 let mut annotations = json!({"llm-autoscale.io/max-replicas": "2"});
                 if enabled {
                     annotations["llm-autoscale.io/enabled"] = json!("true");
@@ -337,15 +399,25 @@ mod tests {
                 }
                 pod.insert("containers".into(), Value::Array(containers));
                 pod.insert("dnsPolicy".into(), json!("ClusterFirst"));
-                let mut template = json!({"metadata": {"labels": {"app": "m"}}, "spec": pod});
+                let mut metadata = json!({"labels": {"app": "m"}});
                 if let Some((placement, ours)) = status {
                     let container = if ours { "llm-autoscale-collector" } else { "data" };
-                    template["metadata"]["annotations"] = json!({
+                    metadata["annotations"] = json!({
                         "llm-autoscale.io/status":
                             json!({"version": 1, "container": container, "placement": placement})
                                 .to_string()
                     });
                 }
+                // The pod template's members in either order (the patch follows the object's).
+                let mut template = Map::new();
+                if !spec_first {
+                    template.insert("metadata".into(), metadata.clone());
+                }
+                template.insert("spec".into(), Value::Object(pod));
+                if spec_first {
+                    template.insert("metadata".into(), metadata);
+                }
+                let template = Value::Object(template);
                 json!({
                     "apiVersion": "apps/v1", "kind": "Deployment",
                     "metadata": {"name": "m", "namespace": "llm", "annotations": annotations},
@@ -365,9 +437,10 @@ mod tests {
             let (Some(a), Some(b)) = (configs.get(first), configs.get(second)) else {
                 return Ok(());
             };
-            assert_same(&d, a);
+            // Every generated Deployment is well-formed, so read from its text.
+            prop_assert!(assert_same(&d, a));
             if let Ok(m) = mutate(&d, a) {
-                assert_same(&m.patched, b);
+                prop_assert!(assert_same(&m.patched, b));
             }
         }
     }

@@ -44,6 +44,8 @@ pub(super) struct RenderedSidecar {
     /// `initContainers` or `containers`.
     pub list: &'static str,
     pub container: Value,
+    /// `container` as JSON text, for the admission patch.
+    pub container_text: String,
 }
 
 impl Rendering {
@@ -129,6 +131,8 @@ fn render_sidecar(
     let list = placement.list().unwrap_or("containers");
     let container =
         serde_json::to_value(&container).map_err(|e| RenderError::new("sidecar container", e))?;
+    let container_text =
+        serde_json::to_string(&container).map_err(|e| RenderError::new("sidecar container", e))?;
     let status = InjectionStatus {
         version: 1,
         container: sidecar::SIDECAR_NAME.into(),
@@ -140,6 +144,7 @@ fn render_sidecar(
         status,
         list,
         container,
+        container_text,
     })
 }
 

@@ -1,0 +1,454 @@
+//! A Deployment as admission reads it from the review's JSON text: what the mutation reads or
+//! changes is decoded, the rest is stepped over without being built.
+//!
+//! - The outline: `apiVersion`, `kind`, `metadata`'s name, namespace, annotations and labels,
+//!   the pod template's metadata, and the name, image and ports of every container-shaped
+//!   member of the pod spec. That is all [`Workload::from_object`](crate::workload::Workload)
+//!   and the sidecar checks read.
+//! - The pod spec's container lists as sent, decoded whole only when the mutation changes one
+//!   (a Deployment admitted again with its sidecar current decodes neither).
+//!
+//! Only a well-formed Deployment is read this way: `apps/v1 Deployment`; objects where
+//! Kubernetes has objects (`spec`, `spec.template`, its metadata and spec); lists of objects
+//! for the container lists; strings, or string maps, for the metadata read. Anything else is
+//! `None`, and the caller reads the object whole, so an odd object gets exactly the answer of
+//! the full mutation. Metadata the webhook does not read is not checked here: the apiserver
+//! sends what it has itself decoded.
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::Deserialize;
+use serde::de::{self, IgnoredAny, MapAccess, Visitor};
+use serde_json::value::RawValue;
+use serde_json::{Map, Value};
+
+/// The container lists of a pod spec.
+const LISTS: [&str; 2] = ["containers", "initContainers"];
+
+/// A Deployment's outline and its pod template's changing parts (see the module's
+/// documentation).
+pub struct DeploymentText {
+    /// The members the mutation reads, shaped as in the object.
+    pub(super) outline: Value,
+    /// `spec`, when the object has one.
+    spec: Option<SpecText>,
+}
+
+/// An object read as a [`DeploymentText`] when it is a well-formed Deployment (`None`: some
+/// other kind). Decoding fails on what [`DeploymentText`] does not take.
+pub struct MaybeDeployment(pub Option<DeploymentText>);
+
+impl<'de> Deserialize<'de> for MaybeDeployment {
+    fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let top = TopText::deserialize(d)?;
+        if top.api_version != "apps/v1" || top.kind != "Deployment" {
+            return Ok(MaybeDeployment(None));
+        }
+        let mut outline = Map::new();
+        outline.insert("apiVersion".into(), Value::String(top.api_version.into()));
+        outline.insert("kind".into(), Value::String(top.kind.into()));
+        let meta = top.metadata.0.unwrap_or_default();
+        outline.insert("metadata".into(), meta.outline());
+        let spec = top.spec.0;
+        if let Some(spec) = &spec {
+            outline.insert("spec".into(), spec.outline());
+        }
+        Ok(MaybeDeployment(Some(DeploymentText {
+            outline: Value::Object(outline),
+            spec,
+        })))
+    }
+}
+
+impl DeploymentText {
+    /// Reads `text` when it is a well-formed Deployment.
+    pub fn read(text: &str) -> Option<DeploymentText> {
+        serde_json::from_str::<MaybeDeployment>(text).ok()?.0
+    }
+
+    /// Sets the namespace of an object that names none (the apiserver sets it before
+    /// admission; a test client may not).
+    pub fn default_namespace(&mut self, namespace: Option<&str>) {
+        let (Some(ns), Some(meta)) = (namespace, self.outline.get_mut("metadata")) else {
+            return;
+        };
+        if let Some(meta) = meta.as_object_mut() {
+            if !meta.contains_key("namespace") {
+                meta.insert("namespace".into(), Value::String(ns.into()));
+            }
+        }
+    }
+
+    /// The pod template's metadata and the container `lists` named, shaped and ordered as
+    /// in the object, with the objects on the way to them (and nothing else).
+    pub fn changed_parts(&self, lists: &[&str]) -> Value {
+        let mut root = Map::new();
+        if let Some(spec) = &self.spec {
+            let mut s = Map::new();
+            if let Some(t) = &spec.template.0 {
+                s.insert("template".into(), t.changed_parts(lists));
+            }
+            root.insert("spec".into(), Value::Object(s));
+        }
+        Value::Object(root)
+    }
+}
+
+/// A member that may be absent but, when present, is not null (a null takes the whole
+/// object's path).
+struct Present<T>(Option<T>);
+
+impl<T> Default for Present<T> {
+    fn default() -> Self {
+        Present(None)
+    }
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Present<T> {
+    fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        T::deserialize(d).map(|t| Present(Some(t)))
+    }
+}
+
+#[derive(Deserialize)]
+struct TopText<'a> {
+    #[serde(rename = "apiVersion", borrow)]
+    api_version: Cow<'a, str>,
+    #[serde(borrow)]
+    kind: Cow<'a, str>,
+    #[serde(default)]
+    metadata: Present<MetadataText>,
+    #[serde(default)]
+    spec: Present<SpecText>,
+}
+
+/// The metadata the webhook reads, with ObjectMeta's types.
+#[derive(Default, Deserialize)]
+struct MetadataText {
+    name: Option<String>,
+    namespace: Option<String>,
+    annotations: Option<BTreeMap<String, String>>,
+    labels: Option<BTreeMap<String, String>>,
+}
+
+impl MetadataText {
+    fn outline(self) -> Value {
+        let mut m = Map::new();
+        let strings = |map: BTreeMap<String, String>| {
+            Value::Object(
+                map.into_iter()
+                    .map(|(k, v)| (k, Value::String(v)))
+                    .collect(),
+            )
+        };
+        if let Some(name) = self.name {
+            m.insert("name".into(), Value::String(name));
+        }
+        if let Some(ns) = self.namespace {
+            m.insert("namespace".into(), Value::String(ns));
+        }
+        if let Some(a) = self.annotations {
+            m.insert("annotations".into(), strings(a));
+        }
+        if let Some(l) = self.labels {
+            m.insert("labels".into(), strings(l));
+        }
+        Value::Object(m)
+    }
+}
+
+#[derive(Deserialize)]
+struct SpecText {
+    #[serde(default)]
+    template: Present<TemplateText>,
+}
+
+impl SpecText {
+    fn outline(&self) -> Value {
+        let mut s = Map::new();
+        if let Some(t) = &self.template.0 {
+            let mut tm = Map::new();
+            for part in t.order.iter().flatten() {
+                match part {
+                    TemplatePart::Metadata => {
+                        let meta = t.metadata.clone().unwrap_or_default();
+                        tm.insert("metadata".into(), Value::Object(meta));
+                    }
+                    TemplatePart::Spec => {
+                        let outline = t.pod.as_ref().map(|p| p.outline.clone());
+                        tm.insert("spec".into(), Value::Object(outline.unwrap_or_default()));
+                    }
+                }
+            }
+            s.insert("template".into(), Value::Object(tm));
+        }
+        Value::Object(s)
+    }
+}
+
+#[derive(Clone, Copy)]
+enum TemplatePart {
+    Metadata,
+    Spec,
+}
+
+/// `spec.template`: its metadata, its pod spec, and which came first.
+struct TemplateText {
+    metadata: Option<Map<String, Value>>,
+    pod: Option<PodText>,
+    order: [Option<TemplatePart>; 2],
+}
+
+impl TemplateText {
+    fn changed_parts(&self, lists: &[&str]) -> Value {
+        let mut tm = Map::new();
+        for part in self.order.iter().flatten() {
+            match part {
+                TemplatePart::Metadata => {
+                    let meta = self.metadata.clone().unwrap_or_default();
+                    tm.insert("metadata".into(), Value::Object(meta));
+                }
+                TemplatePart::Spec => {
+                    let mut pod = Map::new();
+                    for (name, list) in self.pod.iter().flat_map(|p| &p.lists) {
+                        if lists.contains(name) {
+                            pod.insert((*name).into(), list.clone());
+                        }
+                    }
+                    tm.insert("spec".into(), Value::Object(pod));
+                }
+            }
+        }
+        Value::Object(tm)
+    }
+}
+
+impl<'de> Deserialize<'de> for TemplateText {
+    fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_map(TemplateVisitor)
+    }
+}
+
+struct TemplateVisitor;
+
+impl<'de> Visitor<'de> for TemplateVisitor {
+    type Value = TemplateText;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a pod template")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut t = TemplateText {
+            metadata: None,
+            pod: None,
+            order: [None; 2],
+        };
+        let mut seen = 0;
+        while let Some(key) = map.next_key::<Key<'de>>()? {
+            let part = match key.0.as_ref() {
+                "metadata" if t.metadata.is_none() => {
+                    t.metadata = Some(map.next_value()?);
+                    TemplatePart::Metadata
+                }
+                "spec" if t.pod.is_none() => {
+                    t.pod = Some(map.next_value()?);
+                    TemplatePart::Spec
+                }
+                "metadata" | "spec" => return Err(de::Error::custom("duplicate member")),
+                _ => {
+                    map.next_value::<IgnoredAny>()?;
+                    continue;
+                }
+            };
+            if let Some(slot) = t.order.get_mut(seen) {
+                *slot = Some(part);
+            }
+            seen += 1;
+        }
+        Ok(t)
+    }
+}
+
+/// The pod spec: the container lists, and the outline of every container-shaped member
+/// (the lists' containers, and any other object with an image or ports).
+struct PodText {
+    lists: Vec<(&'static str, Value)>,
+    outline: Map<String, Value>,
+}
+
+impl<'de> Deserialize<'de> for PodText {
+    fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_map(PodVisitor)
+    }
+}
+
+struct PodVisitor;
+
+impl<'de> Visitor<'de> for PodVisitor {
+    type Value = PodText;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a pod spec")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut pod = PodText {
+            lists: Vec::new(),
+            outline: Map::new(),
+        };
+        let mut seen: Vec<Key<'de>> = Vec::new();
+        while let Some(key) = map.next_key::<Key<'de>>()? {
+            if seen.iter().any(|k| k.0 == key.0) {
+                return Err(de::Error::custom("duplicate member"));
+            }
+            seen.push(Key(key.0.clone()));
+            if let Some(list) = LISTS.iter().find(|l| **l == key.0) {
+                let containers: Vec<Map<String, Value>> = map.next_value()?;
+                let outlines = containers.iter().map(container_outline).collect();
+                pod.outline.insert((*list).into(), Value::Array(outlines));
+                let containers = containers.into_iter().map(Value::Object).collect();
+                pod.lists.push((list, Value::Array(containers)));
+                continue;
+            }
+            let raw: &'de RawValue = map.next_value()?;
+            if may_be_container(raw) {
+                let member: Value = serde_json::from_str(raw.get()).map_err(de::Error::custom)?;
+                if let Value::Object(m) = &member {
+                    if m.contains_key("image") || m.contains_key("ports") {
+                        pod.outline.insert(key.0.into_owned(), container_outline(m));
+                    }
+                }
+            }
+        }
+        Ok(pod)
+    }
+}
+
+/// Whether a pod-spec member other than the container lists might be an object with an
+/// `image` or `ports` member (a key written with escapes is looked at too).
+fn may_be_container(raw: &RawValue) -> bool {
+    let text = raw.get();
+    text.starts_with('{')
+        && (text.contains("\"image\"") || text.contains("\"ports\"") || text.contains('\\'))
+}
+
+/// Of a container-shaped JSON object, what identifies it and what it declares: `name`,
+/// `image` and `ports` (not its environment, often most of the object).
+fn container_outline(container: &Map<String, Value>) -> Value {
+    Value::Object(
+        container
+            .iter()
+            .filter(|(k, _)| matches!(k.as_str(), "name" | "image" | "ports"))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+    )
+}
+
+/// A map key, borrowed from the text when it has no escapes.
+struct Key<'a>(Cow<'a, str>);
+
+impl<'de> Deserialize<'de> for Key<'de> {
+    fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct KeyVisitor;
+        impl<'de> Visitor<'de> for KeyVisitor {
+            type Value = Key<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, s: &'de str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Borrowed(s)))
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Owned(s.to_string())))
+            }
+        }
+        d.deserialize_str(KeyVisitor)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn read(object: &Value) -> Option<Value> {
+        let text = object.to_string();
+        DeploymentText::read(&text).map(|mut d| {
+            d.default_namespace(Some("from-request"));
+            d.outline
+        })
+    }
+
+    #[test]
+    fn the_outline_has_what_the_mutation_reads_in_the_objects_order() {
+        let d = json!({
+            "kind": "Deployment", "apiVersion": "apps/v1",
+            "metadata": {"labels": {"b": "1", "a": "2"}, "name": "m",
+                         "managedFields": [{"manager": "kubectl"}]},
+            "spec": {"replicas": 2, "template": {
+                "spec": {"initContainers": [{"name": "i", "image": "busybox", "env": []}],
+                         "volumes": [{"name": "v"}],
+                         "odd": {"ports": [{"containerPort": 1}], "x": 1},
+                         "affinity": {"nodeAffinity": {}},
+                         "containers": [{"ports": [], "name": "vllm", "args": ["a"]}]},
+                "metadata": {"labels": {"app": "m"}}}}
+        });
+        let outline = read(&d).unwrap();
+        assert_eq!(
+            outline,
+            json!({
+                "apiVersion": "apps/v1", "kind": "Deployment",
+                "metadata": {"name": "m", "namespace": "from-request", "labels": {"a": "2", "b": "1"}},
+                "spec": {"template": {
+                    "spec": {"initContainers": [{"name": "i", "image": "busybox"}],
+                             "odd": {"ports": [{"containerPort": 1}]},
+                             "containers": [{"ports": [], "name": "vllm"}]},
+                    "metadata": {"labels": {"app": "m"}}}}
+            })
+        );
+        let text = d.to_string();
+        let parts = DeploymentText::read(&text).unwrap();
+        assert_eq!(
+            parts.changed_parts(&["containers"]).to_string(),
+            json!({"spec": {"template": {
+                "spec": {"containers": [{"ports": [], "name": "vllm", "args": ["a"]}]},
+                "metadata": {"labels": {"app": "m"}}}}})
+            .to_string()
+        );
+    }
+
+    #[test]
+    fn anything_unusual_is_left_to_the_whole_object() {
+        let ok = json!({"apiVersion": "apps/v1", "kind": "Deployment",
+            "spec": {"template": {"spec": {"containers": [{"name": "c"}]}}}});
+        assert!(read(&ok).is_some());
+        for odd in [
+            json!({"apiVersion": "apps/v1", "kind": "StatefulSet"}),
+            json!({"kind": "Deployment"}),
+            json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": null}),
+            json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"annotations": {"a": 1}}}),
+            json!({"apiVersion": "apps/v1", "kind": "Deployment", "spec": null}),
+            json!({"apiVersion": "apps/v1", "kind": "Deployment", "spec": 3}),
+            json!({"apiVersion": "apps/v1", "kind": "Deployment", "spec": {"template": "x"}}),
+            json!({"apiVersion": "apps/v1", "kind": "Deployment",
+                   "spec": {"template": {"metadata": null}}}),
+            json!({"apiVersion": "apps/v1", "kind": "Deployment",
+                   "spec": {"template": {"spec": {"containers": null}}}}),
+            json!({"apiVersion": "apps/v1", "kind": "Deployment",
+                   "spec": {"template": {"spec": {"containers": ["x"]}}}}),
+        ] {
+            assert!(read(&odd).is_none(), "{odd}");
+        }
+        // Duplicate members, which a JSON value would resolve by keeping the last.
+        for text in [
+            r#"{"apiVersion":"apps/v1","kind":"Deployment","spec":{},"spec":{}}"#,
+            r#"{"apiVersion":"apps/v1","kind":"Deployment","spec":{"template":{"spec":{},"spec":{}}}}"#,
+            r#"{"apiVersion":"apps/v1","kind":"Deployment","spec":{"template":{"spec":{"containers":[],"containers":[]}}}}"#,
+        ] {
+            assert!(DeploymentText::read(text).is_none(), "{text}");
+        }
+    }
+}

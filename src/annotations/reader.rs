@@ -174,6 +174,7 @@ impl<'a> Reader<'a> {
             hpa_name: self.get("hpa-name", values::dns_label),
             scrape: self.scrape(),
             scaler_address,
+            scaler_tls: backend == Backend::Builtin && cfg.builtin_scaler_tls,
             prometheus_address,
             prometheus: self.prometheus_options(backend),
             external_push: self.get("scaler-push", values::boolean).unwrap_or(false),

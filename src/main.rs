@@ -52,6 +52,10 @@ enum Command {
         /// (Secret llm-autoscale-scaler-token) where workloads use the builtin backend.
         #[arg(long, env = "LLM_AUTOSCALE_SCALER_TRUST_KEY_FILE", value_name = "FILE")]
         trust_key_file: Option<PathBuf>,
+        /// The CA of the built-in scaler's certificate (PEM): written into each namespace's
+        /// Secret next to the token, for sidecars rendered with --builtin-scaler-tls.
+        #[arg(long, env = "LLM_AUTOSCALE_SCALER_TLS_CA", value_name = "FILE")]
+        scaler_tls_ca: Option<PathBuf>,
         /// Log format [default: json in a cluster, text elsewhere]
         #[arg(long, value_enum, env = "LLM_AUTOSCALE_LOG_FORMAT")]
         log_format: Option<LogFormat>,
@@ -181,8 +185,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Reconcile {
             config,
             trust_key_file,
+            scaler_tls_ca,
             log_format,
-        } => reconcile_only(&config, trust_key_file.as_ref(), log_format),
+        } => reconcile_only(
+            &config,
+            trust_key_file.as_ref(),
+            scaler_tls_ca.as_ref(),
+            log_format,
+        ),
         Command::Scaler {
             scaler,
             metrics_addr,
@@ -348,7 +358,13 @@ fn serve(args: &ServeArgs) -> anyhow::Result<ExitCode> {
     };
     init_tracing(settings.log_format);
     let reconciler_settings = ReconcilerSettings {
-        trust_key: reconciler_trust_key(args.scaler.trust_key_file.as_ref())?,
+        // With several keys (a rotation) the reconciler signs with the first.
+        trust_key: reconciler_trust_key(args.scaler.trust_key_file.first())?,
+        scaler_ca: reconciler_scaler_ca(
+            &settings.webhook,
+            settings.reconcile,
+            args.scaler.scaler_tls_ca.as_ref(),
+        )?,
         ..ReconcilerSettings::from_env()
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -415,6 +431,37 @@ fn reconciler_trust_key(
     }
 }
 
+/// The built-in scaler's CA for the reconciler to write into the namespaces' Secrets. With
+/// `--builtin-scaler-tls` the rendered sidecars wait for it, so a reconciler without it
+/// refuses to start.
+fn reconciler_scaler_ca(
+    webhook: &llm_autoscale_webhook::config::WebhookConfig,
+    reconciles: bool,
+    path: Option<&PathBuf>,
+) -> anyhow::Result<Option<String>> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    let Some(path) = path else {
+        anyhow::ensure!(
+            !(reconciles && webhook.builtin_scaler_tls),
+            "--builtin-scaler-tls renders sidecars that verify the built-in scaler with ca.crt of their namespace's Secret {}, which the reconciler writes from --scaler-tls-ca (LLM_AUTOSCALE_SCALER_TLS_CA): give it the CA of the scaler's certificate",
+            llm_autoscale_webhook::scaler::trust::SECRET_NAME
+        );
+        return Ok(None);
+    };
+    let pem = std::fs::read_to_string(path)
+        .with_context(|| format!("reading --scaler-tls-ca {}", path.display()))?;
+    let certificates = CertificateDer::pem_slice_iter(pem.as_bytes())
+        .filter(Result::is_ok)
+        .count();
+    anyhow::ensure!(
+        certificates > 0,
+        "--scaler-tls-ca {}: no PEM certificate in it",
+        path.display()
+    );
+    Ok(Some(pem))
+}
+
 fn scaler_only(
     args: &ScalerArgs,
     metrics_addr: SocketAddr,
@@ -462,6 +509,7 @@ fn scaler_only(
 fn reconcile_only(
     config: &ConfigArgs,
     trust_key_file: Option<&PathBuf>,
+    scaler_tls_ca: Option<&PathBuf>,
     log_format: Option<LogFormat>,
 ) -> anyhow::Result<ExitCode> {
     let cfg = config.load()?;
@@ -469,6 +517,7 @@ fn reconcile_only(
     init_tracing(log_format.unwrap_or(LogFormat::default_for(in_cluster)));
     let settings = ReconcilerSettings {
         trust_key: reconciler_trust_key(trust_key_file)?,
+        scaler_ca: reconciler_scaler_ca(&cfg, true, scaler_tls_ca)?,
         ..ReconcilerSettings::from_env()
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()

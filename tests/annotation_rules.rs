@@ -1469,3 +1469,33 @@ fn the_default_backend_is_configurable() {
     .unwrap();
     assert_eq!(s.unwrap().backend, Backend::Otel);
 }
+
+/// `--builtin-scaler-tls` reaches the built-in triggers only; with `sidecar: none` the
+/// warning tells the user's own collector to use TLS too.
+#[test]
+fn the_builtin_scalers_tls_is_a_setting_of_the_builtin_backend() {
+    let cfg = WebhookConfig {
+        builtin_scaler_tls: true,
+        ..WebhookConfig::default()
+    };
+    let builtin = [
+        ("enabled", "true"),
+        ("max-replicas", "2"),
+        ("backend", "builtin"),
+    ];
+    let (s, _) = parse_with(&builtin, &cfg).unwrap();
+    assert!(s.unwrap().scaler_tls);
+    let (s, _) = parse_with(&builtin, &WebhookConfig::default()).unwrap();
+    assert!(!s.unwrap().scaler_tls);
+    let (s, _) = parse_with(&[("enabled", "true"), ("max-replicas", "2")], &cfg).unwrap();
+    assert!(!s.unwrap().scaler_tls, "otel reads the add-on");
+    let mut none = builtin.to_vec();
+    none.push(("sidecar", "none"));
+    let (_, warnings) = parse_with(&none, &cfg).unwrap();
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w.contains("over TLS") && w.contains("ca.crt")),
+        "{warnings:?}"
+    );
+}

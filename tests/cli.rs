@@ -88,3 +88,50 @@ fn unreadable_input_is_an_error() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("not valid YAML"));
 }
+
+/// `--builtin-scaler-tls` renders sidecars that wait for `ca.crt` in their namespace's
+/// Secret: a reconciler that cannot write it (no `--scaler-tls-ca`, or a file without a
+/// certificate) refuses to start, naming the flag, before it connects to anything.
+#[test]
+fn a_reconciler_without_the_scalers_ca_refuses_to_start_with_tls() {
+    let dir = tempfile::tempdir().unwrap();
+    let not_a_ca = dir.path().join("ca.crt");
+    std::fs::write(&not_a_ca, "not a certificate\n").unwrap();
+    let not_a_ca = format!("--scaler-tls-ca={}", not_a_ca.display());
+    for (command, extra) in [
+        ("reconcile", None),
+        ("serve", None),
+        ("reconcile", Some(not_a_ca.as_str())),
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_llm-autoscale-webhook"))
+            .args([command, "--builtin-scaler-tls=true"])
+            .args(extra)
+            .env("KUBECONFIG", dir.path().join("no-such-kubeconfig"))
+            .env_remove("LLM_AUTOSCALE_SCALER_TLS_CA")
+            .stdin(Stdio::null())
+            .output()
+            .expect("run the binary");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{command} {extra:?}: {stderr}");
+        assert!(stderr.contains("--scaler-tls-ca"), "{command}: {stderr}");
+    }
+    // `mutate` takes the setting too: the built-in triggers set KEDA's enableTLS.
+    let manifest = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/vllm-deployment.yaml"),
+    )
+    .unwrap()
+    .replace(
+        "llm-autoscale.io/enabled: \"true\"",
+        "llm-autoscale.io/enabled: \"true\"\n    llm-autoscale.io/backend: builtin",
+    );
+    assert!(manifest.contains("backend: builtin"), "{manifest}");
+    let out = mutate(&["-f", "-", "--builtin-scaler-tls=true"], Some(&manifest));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("enableTLS: 'true'"), "{stdout}");
+    assert!(stdout.contains("key: ca.crt"), "{stdout}");
+}

@@ -362,3 +362,93 @@ fn wva_scaled_objects_from_annotations() {
         assert_eq!(ot.meta("ignoreNullValues"), Some("false"));
     }
 }
+
+/// `--builtin-scaler-tls`: the built-in scaler's sidecar reads the scaler's CA from its
+/// namespace's Secret and its exporter verifies the scaler with it; the triggers set KEDA's
+/// `enableTLS`. The sidecar differs from the plain one only there (a new hash only with the
+/// setting on), and the ScaledObject only in `enableTLS`.
+#[test]
+fn the_builtin_backend_over_tls() {
+    let plain_cfg = WebhookConfig::default();
+    let cfg = WebhookConfig {
+        builtin_scaler_tls: true,
+        ..WebhookConfig::default()
+    };
+    let schema = keda_schema::ScaledObjectSchema::load();
+    let text = std::fs::read_to_string(fixtures().join("input/vllm-builtin.yaml")).unwrap();
+    let out = mutate_manifest(&text, &cfg).unwrap();
+    check_golden(
+        &fixtures().join("golden/builtin-scaler-tls/vllm-builtin.yaml"),
+        &out.yaml,
+    );
+    assert_eq!(mutate_manifest(&out.yaml, &cfg).unwrap().yaml, out.yaml);
+    let plain = mutate_manifest(&text, &plain_cfg).unwrap();
+    let docs = |yaml: &str| parse_documents(yaml).unwrap();
+    let (tls_docs, plain_docs) = (docs(&out.yaml), docs(&plain.yaml));
+    let so = tls_docs
+        .iter()
+        .find(|d| d["kind"] == "ScaledObject")
+        .unwrap();
+    assert!(schema.errors(so).is_empty());
+    let typed: ScaledObject = serde_json::from_value(so.clone()).unwrap();
+    assert!(rules::check(&typed, &KnownScalers::of(&cfg), cfg.keda_version).is_empty());
+    let plain_so = plain_docs
+        .iter()
+        .find(|d| d["kind"] == "ScaledObject")
+        .unwrap();
+    for (t, p) in typed.spec.triggers.iter().zip(
+        serde_json::from_value::<ScaledObject>(plain_so.clone())
+            .unwrap()
+            .spec
+            .triggers,
+    ) {
+        assert_eq!(t.meta("enableTLS"), Some("true"), "{so}");
+        let mut without = t.metadata.clone();
+        without.remove("enableTLS");
+        assert_eq!(without, p.metadata);
+    }
+    let sidecar = |d: &serde_json::Value| {
+        d["spec"]["template"]["spec"]["initContainers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == "llm-autoscale-collector")
+            .unwrap()
+            .clone()
+    };
+    let (tls_sidecar, plain_sidecar) = (
+        sidecar(tls_docs.iter().find(|d| d["kind"] == "Deployment").unwrap()),
+        sidecar(
+            plain_docs
+                .iter()
+                .find(|d| d["kind"] == "Deployment")
+                .unwrap(),
+        ),
+    );
+    let env = |c: &serde_json::Value| c["env"].as_array().unwrap().clone();
+    let ca = env(&tls_sidecar)
+        .into_iter()
+        .find(|e| e["name"] == "LLM_AUTOSCALE_SCALER_CA")
+        .expect("the CA's variable");
+    assert_eq!(
+        ca["valueFrom"]["secretKeyRef"],
+        serde_json::json!({"name": "llm-autoscale-scaler-token", "key": "ca.crt", "optional": false})
+    );
+    let config = |c: &serde_json::Value| -> serde_json::Value {
+        let text = env(c)
+            .into_iter()
+            .find(|e| e["name"] == "LLM_AUTOSCALE_COLLECTOR_CONFIG")
+            .unwrap()["value"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        serde_yaml_ng::from_str(&text).unwrap()
+    };
+    let (mut tls_config, plain_config) = (config(&tls_sidecar), config(&plain_sidecar));
+    assert_eq!(
+        tls_config["exporters"]["otlp_grpc/keda"]["tls"],
+        serde_json::json!({"insecure": false, "ca_pem": "${env:LLM_AUTOSCALE_SCALER_CA}"})
+    );
+    tls_config["exporters"]["otlp_grpc/keda"]["tls"] = serde_json::json!({"insecure": true});
+    assert_eq!(tls_config, plain_config);
+}

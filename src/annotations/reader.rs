@@ -174,6 +174,7 @@ impl<'a> Reader<'a> {
             hpa_name: self.get("hpa-name", values::dns_label),
             scrape: self.scrape(),
             scaler_address,
+            scaler_tls: backend == Backend::Builtin && cfg.builtin_scaler_tls,
             prometheus_address,
             prometheus: self.prometheus_options(backend),
             external_push: self.get("scaler-push", values::boolean).unwrap_or(false),
@@ -219,8 +220,13 @@ impl<'a> Reader<'a> {
             .collect();
         if spec.sidecar == SidecarMode::None && spec.sidecar_deltas() {
             self.f.warn(format!(
-                "{PREFIX}sidecar: \"none\": your own collector must send the triggers' metrics to the built-in scaler with pod, deployment and namespace attributes, counters and histograms as deltas (cumulative_to_delta), and the namespace's token (Secret {}) in the authorization header, or the triggers report errors",
-                crate::scaler::trust::SECRET_NAME
+                "{PREFIX}sidecar: \"none\": your own collector must send the triggers' metrics to the built-in scaler with pod, deployment and namespace attributes, counters and histograms as deltas (cumulative_to_delta), and the namespace's token (Secret {}) in the authorization header{}, or the triggers report errors",
+                crate::scaler::trust::SECRET_NAME,
+                if spec.scaler_tls {
+                    ", over TLS verified with the CA in that Secret's ca.crt"
+                } else {
+                    ""
+                }
             ));
         }
         if spec.sidecar == SidecarMode::None && !gauges.is_empty() {

@@ -146,6 +146,8 @@ pub struct AutoscalingSpec {
     pub scrape: Scrape,
     /// `scalerAddress` (otel, builtin and external backends).
     pub scaler_address: String,
+    /// KEDA reaches the scaler over TLS (`enableTLS`: builtin with `--builtin-scaler-tls`).
+    pub scaler_tls: bool,
     /// `serverAddress` (prometheus backend).
     pub prometheus_address: String,
     /// TLS, authentication, headers and empty results of the prometheus backend.

@@ -220,6 +220,11 @@ pub struct ConfigArgs {
           help = help("Whether builtin sidecars present their namespace's token from the Secret the reconciler provisions", defaults().builtin_scaler_auth))]
     pub builtin_scaler_auth: Option<bool>,
 
+    #[arg(long, env = "LLM_AUTOSCALE_BUILTIN_SCALER_TLS", value_name = "BOOL",
+          action = ArgAction::Set, value_parser = clap::builder::BoolValueParser::new(),
+          help = help("Whether builtin sidecars and triggers reach the built-in scaler over TLS (the sidecar verifies it with ca.crt of its namespace's Secret, which the reconciler writes from --scaler-tls-ca; KEDA with enableTLS)", defaults().builtin_scaler_tls))]
+    pub builtin_scaler_tls: Option<bool>,
+
     #[arg(long, env = "LLM_AUTOSCALE_EXTERNAL_SCALER_ADDRESS", value_name = "HOST:PORT",
           help = help("scalerAddress of external triggers when the annotation is absent (empty: the annotation is required)", "empty"))]
     pub external_scaler_address: Option<String>,
@@ -286,6 +291,7 @@ impl ConfigArgs {
             &self.builtin_scaler_address,
         );
         set(&mut cfg.builtin_scaler_auth, &self.builtin_scaler_auth);
+        set(&mut cfg.builtin_scaler_tls, &self.builtin_scaler_tls);
         set(
             &mut cfg.external_scaler_address,
             &self.external_scaler_address,

@@ -98,6 +98,14 @@ pub struct WebhookConfig {
     /// Whether `builtin` sidecars present their namespace's token (the Secret the reconciler
     /// provisions); the scaler then refuses points without it (`src/scaler/trust.rs`).
     pub builtin_scaler_auth: bool,
+    /// Whether `builtin` sidecars and triggers reach the scaler over TLS: the sidecar's
+    /// exporter verifies the scaler's certificate against `ca.crt` of the namespace's Secret
+    /// (the reconciler writes it from `--scaler-tls-ca`), the triggers set KEDA's
+    /// `enableTLS` (`src/render/scaler_tls.rs`). Left out of the serialised configuration
+    /// while off, so the sidecars' recorded inputs (`llm-autoscale.io/status`) and so the pod
+    /// templates stay as they were without it.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub builtin_scaler_tls: bool,
     /// `scalerAddress` of `external` triggers when the annotation is absent (empty: required).
     pub external_scaler_address: String,
     /// `serverAddress` of `prometheus` triggers.
@@ -127,6 +135,7 @@ impl Default for WebhookConfig {
             builtin_otlp_endpoint: DEFAULT_BUILTIN_OTLP_ENDPOINT.to_string(),
             builtin_scaler_address: DEFAULT_BUILTIN_SCALER_ADDRESS.to_string(),
             builtin_scaler_auth: true,
+            builtin_scaler_tls: false,
             external_scaler_address: String::new(),
             prometheus_address: DEFAULT_PROMETHEUS_ADDRESS.to_string(),
             http_scaler_address: DEFAULT_HTTP_SCALER_ADDRESS.to_string(),

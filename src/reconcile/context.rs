@@ -32,6 +32,8 @@ pub struct Shared {
     pub metrics: ReconcileMetrics,
     /// The built-in scaler's trust key (namespace tokens).
     pub trust_key: Option<crate::scaler::trust::TrustKey>,
+    /// The built-in scaler's CA (PEM), for the sidecars' TLS (`--builtin-scaler-tls`).
+    pub scaler_ca: Option<String>,
     /// Namespaces whose token Secret was applied, and when.
     pub tokens: std::sync::Mutex<std::collections::HashMap<String, std::time::Instant>>,
 }

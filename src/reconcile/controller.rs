@@ -283,15 +283,18 @@ async fn reconcile_token(
 }
 
 async fn apply_token(ctx: &Context, d: &Deployment, ns: &str) -> Result<(), ReconcileError> {
-    if !ctx.config.builtin_scaler_auth {
-        return Ok(());
-    }
-    let Some(key) = &ctx.trust_key else {
-        let note = format!(
-            "the built-in scaler's sidecars read their namespace's token from Secret {}, which this reconciler cannot make without the scaler's trust key (--trust-key-file / LLM_AUTOSCALE_SCALER_TRUST_KEY_FILE): give it the key, or run the webhook with --builtin-scaler-auth=false",
-            trust::SECRET_NAME
-        );
+    let (wants_token, wants_ca) = (
+        ctx.config.builtin_scaler_auth,
+        ctx.config.builtin_scaler_tls,
+    );
+    let has = token::Content {
+        key: ctx.trust_key.as_ref().filter(|_| wants_token),
+        ca: ctx.scaler_ca.as_deref().filter(|_| wants_ca),
+    };
+    if let Some(note) = token::missing(wants_token, wants_ca, has) {
         publish(ctx, d, EventType::Warning, "ScalerTokenUnavailable", note).await;
+    }
+    let Some(secret) = token::secret(has, ns) else {
         return Ok(());
     };
     let fresh = ctx
@@ -305,17 +308,13 @@ async fn apply_token(ctx: &Context, d: &Deployment, ns: &str) -> Result<(), Reco
     }
     let api: Api<Secret> = Api::namespaced(ctx.client.clone(), ns);
     let params = PatchParams::apply(FIELD_MANAGER).force();
-    api.patch(
-        trust::SECRET_NAME,
-        &params,
-        &Patch::Apply(token::secret(key, ns)),
-    )
-    .await?;
+    api.patch(trust::SECRET_NAME, &params, &Patch::Apply(secret))
+        .await?;
     ctx.tokens
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
         .insert(ns.to_string(), Instant::now());
-    tracing::info!(namespace = %ns, secret = trust::SECRET_NAME, "applied the built-in scaler's namespace token");
+    tracing::info!(namespace = %ns, secret = trust::SECRET_NAME, token = has.key.is_some(), ca = has.ca.is_some(), "applied the built-in scaler's namespace Secret");
     Ok(())
 }
 

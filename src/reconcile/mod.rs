@@ -39,6 +39,9 @@ pub struct ReconcilerSettings {
     pub identity: String,
     /// The built-in scaler's trust key, to provision each namespace's token (`token.rs`).
     pub trust_key: Option<crate::scaler::trust::TrustKey>,
+    /// The built-in scaler's CA (PEM), written next to each namespace's token for the
+    /// sidecars' TLS (`--scaler-tls-ca`).
+    pub scaler_ca: Option<String>,
 }
 
 impl ReconcilerSettings {
@@ -59,6 +62,7 @@ impl ReconcilerSettings {
             lease_name: "llm-autoscale-webhook-reconciler".into(),
             identity,
             trust_key: None,
+            scaler_ca: None,
         }
     }
 }
@@ -178,6 +182,7 @@ fn shared(
         ),
         metrics,
         trust_key: settings.trust_key.clone(),
+        scaler_ca: settings.scaler_ca.clone(),
         tokens: std::sync::Mutex::new(std::collections::HashMap::new()),
     })
 }

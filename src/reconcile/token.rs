@@ -1,5 +1,7 @@
 //! The namespace credential of the built-in scaler, as the reconciler provisions it: which
-//! namespaces need one, and the Secret that holds it (`src/scaler/trust.rs` says why).
+//! namespaces need one, and the Secret that holds it (`src/scaler/trust.rs` says why) and,
+//! with `--builtin-scaler-tls`, the CA the sidecars verify the scaler with
+//! (`src/render/scaler_tls.rs`).
 //!
 //! A namespace needs its token while a ScaledObject this product manages there has a trigger
 //! the built-in scaler reads, told apart by the configured address
@@ -16,6 +18,7 @@ use serde_json::{Value, json};
 use crate::keda::ScaledObject;
 use crate::keda::names::managed_metadata;
 use crate::keda::trigger::{KnownScalers, Reader};
+use crate::render::scaler_tls;
 use crate::scaler::trust::{self, TrustKey};
 
 /// Whether `so` has a trigger the built-in scaler reads.
@@ -35,19 +38,58 @@ pub fn still_needed<'a>(
     others.into_iter().any(|so| reads_builtin(so, known))
 }
 
-/// The Secret holding `namespace`'s token, for a server-side apply.
-pub fn secret(key: &TrustKey, namespace: &str) -> Value {
+/// What the namespace's Secret holds: the token (`--builtin-scaler-auth`) and the scaler's CA
+/// (`--builtin-scaler-tls`), each when the sidecars read it and the reconciler has it.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Content<'a> {
+    pub key: Option<&'a TrustKey>,
+    /// PEM.
+    pub ca: Option<&'a str>,
+}
+
+/// What the sidecars read from the Secret but the reconciler cannot write, as the note of a
+/// Warning event: `wants_token`/`wants_ca` are what the webhook renders, `has` what the
+/// reconciler holds. `None` when nothing is missing.
+pub fn missing(wants_token: bool, wants_ca: bool, has: Content<'_>) -> Option<String> {
+    let mut lacks = Vec::new();
+    if wants_token && has.key.is_none() {
+        lacks.push(format!("key {} (the namespace's token), which needs the scaler's trust key (--trust-key-file / LLM_AUTOSCALE_SCALER_TRUST_KEY_FILE): give it the key, or run the webhook with --builtin-scaler-auth=false", trust::SECRET_KEY));
+    }
+    if wants_ca && has.ca.is_none() {
+        lacks.push(format!("key {} (the scaler's CA), which needs --scaler-tls-ca / LLM_AUTOSCALE_SCALER_TLS_CA: give it the CA of the scaler's certificate, or run the webhook with --builtin-scaler-tls=false", scaler_tls::CA_KEY));
+    }
+    (!lacks.is_empty()).then(|| {
+        format!(
+            "the built-in scaler's sidecars read Secret {} and wait until it holds {}",
+            trust::SECRET_NAME,
+            lacks.join("; and ")
+        )
+    })
+}
+
+/// The Secret holding `namespace`'s token and CA, for a server-side apply; `None` when it
+/// would hold nothing.
+pub fn secret(content: Content<'_>, namespace: &str) -> Option<Value> {
+    let mut data = serde_json::Map::new();
+    if let Some(key) = content.key {
+        let token = STANDARD.encode(trust::token_for(key, namespace));
+        data.insert(trust::SECRET_KEY.into(), token.into());
+    }
+    if let Some(ca) = content.ca {
+        data.insert(scaler_tls::CA_KEY.into(), STANDARD.encode(ca).into());
+    }
+    if data.is_empty() {
+        return None;
+    }
     let metadata: ObjectMeta =
         managed_metadata(trust::SECRET_NAME.into(), namespace, &BTreeMap::new());
-    json!({
+    Some(json!({
         "apiVersion": "v1",
         "kind": "Secret",
         "metadata": metadata,
         "type": "Opaque",
-        "data": {
-            trust::SECRET_KEY: STANDARD.encode(trust::token_for(key, namespace)),
-        },
-    })
+        "data": data,
+    }))
 }
 
 /// Whether a stored Secret's metadata says this product made it.
@@ -99,7 +141,12 @@ mod tests {
     #[test]
     fn the_secret_holds_the_namespaces_token() {
         let key = TrustKey::new(&[3u8; 32]).unwrap();
-        let s = secret(&key, "team-a");
+        let only_token = Content {
+            key: Some(&key),
+            ca: None,
+        };
+        let s = secret(only_token, "team-a").unwrap();
+        assert_eq!(s["data"].as_object().unwrap().len(), 1, "{s}");
         assert_eq!(s["metadata"]["name"], trust::SECRET_NAME);
         assert_eq!(s["metadata"]["namespace"], "team-a");
         assert_eq!(
@@ -116,5 +163,59 @@ mod tests {
         ));
         let meta: ObjectMeta = serde_json::from_value(s["metadata"].clone()).unwrap();
         assert!(is_ours(&meta));
+    }
+
+    /// `--builtin-scaler-tls`: the CA travels next to the token, or alone without
+    /// `--builtin-scaler-auth`; an empty Secret is not written.
+    #[test]
+    fn the_secret_holds_the_scalers_ca() {
+        let key = TrustKey::new(&[3u8; 32]).unwrap();
+        let ca = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
+        let both = secret(
+            Content {
+                key: Some(&key),
+                ca: Some(ca),
+            },
+            "team-a",
+        )
+        .unwrap();
+        let decoded = |s: &Value, k: &str| {
+            String::from_utf8(STANDARD.decode(s["data"][k].as_str().unwrap()).unwrap()).unwrap()
+        };
+        assert_eq!(decoded(&both, "ca.crt"), ca);
+        assert!(trust::verify(&key, "team-a", &decoded(&both, "token")));
+        let only_ca = secret(
+            Content {
+                key: None,
+                ca: Some(ca),
+            },
+            "team-a",
+        )
+        .unwrap();
+        assert_eq!(only_ca["data"].as_object().unwrap().len(), 1);
+        assert!(secret(Content::default(), "team-a").is_none());
+    }
+
+    #[test]
+    fn what_the_reconciler_cannot_write_is_named_with_its_fix() {
+        let key = TrustKey::new(&[3u8; 32]).unwrap();
+        let has_key = Content {
+            key: Some(&key),
+            ca: None,
+        };
+        assert_eq!(missing(true, false, has_key), None);
+        assert_eq!(missing(false, false, Content::default()), None);
+        let note = missing(true, true, has_key).unwrap();
+        assert!(
+            note.contains("ca.crt") && note.contains("--scaler-tls-ca"),
+            "{note}"
+        );
+        assert!(note.contains("--builtin-scaler-tls=false"), "{note}");
+        assert!(!note.contains("--trust-key-file"), "{note}");
+        let note = missing(true, false, Content::default()).unwrap();
+        assert!(
+            note.contains("--trust-key-file") && note.contains("--builtin-scaler-auth=false"),
+            "{note}"
+        );
     }
 }

@@ -11,6 +11,7 @@ use serde::Serialize;
 
 use super::delta_export;
 use super::percentile_pipeline::{self, PercentileProcessors};
+use super::scaler_tls::{self, ExporterTls};
 use crate::latency::WindowedPercentile;
 
 /// Environment variables the sidecar gets from the downward API.
@@ -51,6 +52,9 @@ pub struct CollectorInputs {
 pub struct BuiltinExport {
     /// The environment variable holding the namespace's token, if the scaler checks them.
     pub token_env: Option<&'static str>,
+    /// The environment variable holding the scaler's CA, if the exporter uses TLS
+    /// (`scaler_tls.rs`).
+    pub ca_env: Option<&'static str>,
 }
 
 #[derive(Serialize)]
@@ -155,14 +159,9 @@ pub struct StatementGroup {
 pub struct OtlpExporter {
     pub endpoint: String,
     pub compression: &'static str,
-    pub tls: Tls,
+    pub tls: ExporterTls,
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub headers: BTreeMap<&'static str, String>,
-}
-
-#[derive(Serialize)]
-pub struct Tls {
-    pub insecure: bool,
 }
 
 #[derive(Serialize)]
@@ -250,7 +249,7 @@ pub fn render(i: &CollectorInputs) -> CollectorConfig {
         OtlpExporter {
             endpoint: i.otlp_endpoint.clone(),
             compression: "none",
-            tls: Tls { insecure: true },
+            tls: scaler_tls::exporter_tls(i.builtin.as_ref().and_then(|b| b.ca_env)),
             headers: i
                 .builtin
                 .as_ref()
@@ -477,6 +476,7 @@ mod tests {
         let mut i = inputs();
         i.builtin = Some(BuiltinExport {
             token_env: Some("LLM_AUTOSCALE_SCALER_TOKEN"),
+            ca_env: None,
         });
         let v: serde_json::Value = serde_yaml_ng::from_str(&to_yaml(&render(&i)).unwrap()).unwrap();
         assert_eq!(
@@ -496,9 +496,38 @@ mod tests {
             v["exporters"]["otlp_grpc/keda"]["headers"],
             serde_json::json!({"authorization": "Bearer ${env:LLM_AUTOSCALE_SCALER_TOKEN}"})
         );
+        assert_eq!(
+            v["exporters"]["otlp_grpc/keda"]["tls"],
+            serde_json::json!({"insecure": true})
+        );
         i.collector_version = Some((0, 150));
         let v: serde_json::Value = serde_yaml_ng::from_str(&to_yaml(&render(&i)).unwrap()).unwrap();
         assert!(v["processors"]["cumulativetodelta/llm-autoscale-deltas"].is_object());
+    }
+
+    /// `--builtin-scaler-tls`: the exporter verifies the scaler's certificate against the CA
+    /// from the environment; everything else is as without it.
+    #[test]
+    fn builtin_over_tls_verifies_the_scaler() {
+        let mut i = inputs();
+        i.builtin = Some(BuiltinExport {
+            token_env: Some("LLM_AUTOSCALE_SCALER_TOKEN"),
+            ca_env: None,
+        });
+        let plain: serde_json::Value =
+            serde_yaml_ng::from_str(&to_yaml(&render(&i)).unwrap()).unwrap();
+        i.builtin = Some(BuiltinExport {
+            token_env: Some("LLM_AUTOSCALE_SCALER_TOKEN"),
+            ca_env: Some("LLM_AUTOSCALE_SCALER_CA"),
+        });
+        let mut tls: serde_json::Value =
+            serde_yaml_ng::from_str(&to_yaml(&render(&i)).unwrap()).unwrap();
+        assert_eq!(
+            tls["exporters"]["otlp_grpc/keda"]["tls"],
+            serde_json::json!({"insecure": false, "ca_pem": "${env:LLM_AUTOSCALE_SCALER_CA}"})
+        );
+        tls["exporters"]["otlp_grpc/keda"]["tls"] = serde_json::json!({"insecure": true});
+        assert_eq!(tls, plain);
     }
 
     #[test]

@@ -6,6 +6,7 @@ pub mod delta_export;
 pub mod interceptor_route;
 pub mod percentile_pipeline;
 pub mod scaled_object;
+pub mod scaler_tls;
 pub mod sidecar;
 
 /// A rendered object that does not serialise: a bug, not the user's input. It is reported as

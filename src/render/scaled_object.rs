@@ -174,7 +174,7 @@ fn builtin_metadata(
     window_seconds: i32,
 ) -> BTreeMap<String, String> {
     use crate::scaler::query as keys;
-    entries([
+    let mut metadata = entries([
         ("scalerAddress", Some(spec.scaler_address.clone())),
         (keys::METRIC_QUERY, Some(q.to_string())),
         (
@@ -190,7 +190,9 @@ fn builtin_metadata(
         (keys::WINDOW, Some(format!("{window_seconds}s"))),
         (keys::TARGET_VALUE, t.target.clone()),
         (keys::ACTIVATION_TARGET_VALUE, t.activation_target.clone()),
-    ])
+    ]);
+    metadata.extend(super::scaler_tls::trigger_metadata(spec.scaler_tls));
+    metadata
 }
 
 /// What KEDA's prometheus scaler reads (pkg/scalers/prometheus_scaler.go).

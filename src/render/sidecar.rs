@@ -13,6 +13,7 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use super::collector_config::{
     self, BuiltinExport, CollectorInputs, ENV_POD_IP, ENV_POD_NAME, ENV_POD_NAMESPACE,
 };
+use super::scaler_tls;
 use crate::annotations::{AutoscalingSpec, Backend};
 use crate::config::WebhookConfig;
 use crate::scaler::trust;
@@ -76,14 +77,17 @@ pub fn render(
         health_port,
         builtin: spec.sidecar_deltas().then(|| BuiltinExport {
             token_env: cfg.builtin_scaler_auth.then_some(trust::TOKEN_ENV),
+            ca_env: cfg.builtin_scaler_tls.then_some(scaler_tls::CA_ENV),
         }),
     };
     let config_yaml = collector_config::to_yaml(&collector_config::render(&inputs))?;
-    let token = inputs
-        .builtin
-        .as_ref()
+    let builtin = inputs.builtin.as_ref();
+    let token = builtin
         .and_then(|b| b.token_env)
-        .map(secret_env);
+        .map(|env| secret_env(env, trust::SECRET_KEY));
+    let ca = builtin
+        .and_then(|b| b.ca_env)
+        .map(|env| secret_env(env, scaler_tls::CA_KEY));
 
     Ok(Container {
         name: SIDECAR_NAME.into(),
@@ -98,6 +102,7 @@ pub fn render(
             ]
             .into_iter()
             .chain(token)
+            .chain(ca)
             .chain([value_env(CONFIG_ENV, config_yaml)])
             .collect(),
         ),
@@ -128,15 +133,15 @@ fn field_env(name: &str, path: &str) -> EnvVar {
     }
 }
 
-/// `name` from the namespace's token Secret, which the reconciler provisions (a pod that
+/// `name` from `key` of the namespace's Secret, which the reconciler provisions (a pod that
 /// starts before it exists waits: the reference is not optional).
-fn secret_env(name: &str) -> EnvVar {
+fn secret_env(name: &str, key: &str) -> EnvVar {
     EnvVar {
         name: name.into(),
         value_from: Some(EnvVarSource {
             secret_key_ref: Some(SecretKeySelector {
                 name: trust::SECRET_NAME.into(),
-                key: trust::SECRET_KEY.into(),
+                key: key.into(),
                 optional: Some(false),
             }),
             ..EnvVarSource::default()

@@ -13,6 +13,12 @@
 //! The boundary is the namespace: pods of one namespace can read its Secrets and so write any
 //! of its workloads' series, as they could edit its Deployments. No API call is needed to
 //! check a token, and a leaked token writes only its own namespace's series.
+//!
+//! Rotation: the scaler holds several keys and a token is good under any of them
+//! ([`admit`]); the reconciler signs with one. So a new key is added to the scaler first,
+//! then given to the reconciler (which rewrites the Secrets), the workloads are rolled (new
+//! pods read the new token), and the old key is removed from the scaler last: no sidecar is
+//! refused on the way.
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -98,12 +104,18 @@ pub fn bearer(header: &str) -> Option<&str> {
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }
 
-/// Removes the points whose namespace `presented` is not the token of (all of them without a
-/// token), counting them as [`Rejection::Untrusted`]. Without a key nothing is checked.
-pub fn admit(decoded: &mut Decoded, key: Option<&TrustKey>, presented: Option<&str>) {
-    let Some(key) = key else {
+/// Whether `presented` is `namespace`'s token under any of `keys`.
+pub fn verify_any(keys: &[TrustKey], namespace: &str, presented: &str) -> bool {
+    keys.iter().any(|k| verify(k, namespace, presented))
+}
+
+/// Removes the points whose namespace `presented` is not the token of under any of `keys`
+/// (all of them without a token), counting them as [`Rejection::Untrusted`]. Without a key
+/// nothing is checked.
+pub fn admit(decoded: &mut Decoded, keys: &[TrustKey], presented: Option<&str>) {
+    if keys.is_empty() {
         return;
-    };
+    }
     let mut verdicts: Vec<(String, bool)> = Vec::new();
     let before = decoded.points.len();
     decoded.points.retain(|p| {
@@ -111,7 +123,7 @@ pub fn admit(decoded: &mut Decoded, key: Option<&TrustKey>, presented: Option<&s
         if let Some((_, ok)) = verdicts.iter().find(|(n, _)| n == ns) {
             return *ok;
         }
-        let ok = presented.is_some_and(|t| verify(key, ns, t));
+        let ok = presented.is_some_and(|t| verify_any(keys, ns, t));
         verdicts.push((ns.clone(), ok));
         ok
     });
@@ -156,15 +168,56 @@ mod tests {
         ]);
         let k = key();
         let mut d = decode(&req);
-        admit(&mut d, Some(&k), Some(&token_for(&k, "team-a")));
+        admit(
+            &mut d,
+            std::slice::from_ref(&k),
+            Some(&token_for(&k, "team-a")),
+        );
         assert_eq!(d.points.len(), 2);
         assert!(d.points.iter().all(|p| p.workload.namespace == "team-a"));
         assert_eq!(d.rejected, vec![(Rejection::Untrusted, 1)]);
         let mut d = decode(&req);
-        admit(&mut d, Some(&k), None);
+        admit(&mut d, std::slice::from_ref(&k), None);
         assert_eq!(d.rejected, vec![(Rejection::Untrusted, 3)]);
         let mut d = decode(&req);
-        admit(&mut d, None, None);
+        admit(&mut d, &[], None);
         assert_eq!(d.points.len(), 3, "no key: nothing checked");
+    }
+
+    /// Rotation: while the scaler holds the old and the new key, tokens signed with either
+    /// are good; once the old key is removed, only the new tokens are.
+    #[test]
+    fn a_token_is_good_under_any_key_the_scaler_holds() {
+        let stamped = vec![
+            kv("pod", "p"),
+            kv("deployment", "d"),
+            kv("namespace", "team-a"),
+        ];
+        let req = request(vec![gauge_metric("m", stamped, 1.0, 1)]);
+        let old = key();
+        let new = TrustKey::new(&[b'k'; 48]).unwrap();
+        let (old_token, new_token) = (token_for(&old, "team-a"), token_for(&new, "team-a"));
+        assert_ne!(old_token, new_token);
+        let admitted = |keys: &[TrustKey], token: &str| {
+            let mut d = decode(&req);
+            admit(&mut d, keys, Some(token));
+            d.points.len()
+        };
+        let both = [new.clone(), old.clone()];
+        assert_eq!(admitted(std::slice::from_ref(&old), &old_token), 1);
+        assert_eq!(
+            admitted(&both, &old_token),
+            1,
+            "running sidecars still write"
+        );
+        assert_eq!(admitted(&both, &new_token), 1, "rolled sidecars write");
+        assert_eq!(admitted(std::slice::from_ref(&new), &new_token), 1);
+        assert_eq!(
+            admitted(std::slice::from_ref(&new), &old_token),
+            0,
+            "the old key is gone"
+        );
+        assert!(!verify_any(&both, "team-b", &old_token));
+        assert!(!verify_any(&[], "team-a", &old_token));
     }
 }

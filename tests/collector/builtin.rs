@@ -19,7 +19,7 @@ use serde_json::json;
 use super::fake_vllm::{FakeVllm, Values};
 use super::latency_histogram::{Phase, bucket_of, bucket_width};
 use super::process::{self, Collector};
-use super::scaler_clients::Keda;
+use super::scaler_clients::{Keda, Tls, channel};
 use super::scaler_process::ScalerProcess;
 use super::{NAMESPACE, PODS, SIDECAR, WAIT, kubelet, pod_facts, pod_ips};
 
@@ -192,4 +192,148 @@ impl Until<'_> {
             tokio::time::sleep(Duration::from_millis(250)).await;
         }
     }
+}
+
+/// `--builtin-scaler-tls`: the sidecar rendered with it, in real collectors, reads the
+/// scaler's CA from its namespace's Secret (as the reconciler writes it: token and `ca.crt`,
+/// resolved as the kubelet resolves a `secretKeyRef`) and exports over TLS to the scaler,
+/// which serves a certificate issued by that CA (rcgen) for the name in
+/// `--builtin-otlp-endpoint`; KEDA's calls with the rendered triggers' metadata
+/// (`enableTLS`) reach it over TLS and get the fleet's queue depth.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn builtin_sidecars_export_to_the_scaler_over_tls() {
+    use base64::Engine;
+    use llm_autoscale_webhook::certs::{Ca, ServingRequest};
+    use llm_autoscale_webhook::reconcile::token;
+
+    let binary = tokio::task::spawn_blocking(process::build)
+        .await
+        .expect("collector build");
+    let dir = tempfile::tempdir().unwrap();
+    let ca = Ca::generate(1).unwrap();
+    let serving = ca
+        .issue(&ServingRequest {
+            dns_names: vec!["localhost".into()],
+            ips: Vec::new(),
+            validity_days: 1,
+        })
+        .unwrap();
+    let (cert, tls_key, key_file) = (
+        dir.path().join("tls.crt"),
+        dir.path().join("tls.key"),
+        dir.path().join("trust-key"),
+    );
+    std::fs::write(&cert, &serving.cert_pem).unwrap();
+    std::fs::write(&tls_key, &serving.key_pem).unwrap();
+    let key_text = "fedcba9876543210".repeat(3);
+    std::fs::write(&key_file, &key_text).unwrap();
+    let key = TrustKey::new(key_text.as_bytes()).unwrap();
+    let scaler = ScalerProcess::start(
+        "builtin-tls",
+        &[
+            format!("--trust-key-file={}", key_file.display()),
+            format!("--scaler-tls-cert={}", cert.display()),
+            format!("--scaler-tls-key={}", tls_key.display()),
+        ],
+    );
+
+    let ips = pod_ips(5);
+    let mut vllm_ips = vec![IpAddr::V4(Ipv4Addr::LOCALHOST)];
+    for ip in &ips {
+        if !vllm_ips.contains(ip) {
+            vllm_ips.push(*ip);
+        }
+    }
+    let vllm = FakeVllm::start(&vllm_ips, Values::default())
+        .await
+        .expect("fake vLLM server");
+    let mut deployment = super::vllm_deployment(vllm.port());
+    let annotations = &mut deployment["metadata"]["annotations"];
+    annotations["llm-autoscale.io/backend"] = json!("builtin");
+    annotations["llm-autoscale.io/operation-over-time"] = json!("last_one");
+    // The certificate's name, not the address it listens on.
+    let (otlp, address) = (
+        format!("localhost:{}", scaler.otlp.port()),
+        format!("localhost:{}", scaler.scaler.port()),
+    );
+    let config = WebhookConfig {
+        builtin_otlp_endpoint: otlp,
+        builtin_scaler_address: address.clone(),
+        builtin_scaler_tls: true,
+        ..WebhookConfig::default()
+    };
+    let mutation = mutate(&deployment, &config).unwrap_or_else(|e| panic!("refused: {e}"));
+    let template = mutation.patched["spec"]["template"].clone();
+    let sidecar = template["spec"]["initContainers"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|c| c["name"] == SIDECAR)
+        .expect("the sidecar")
+        .clone();
+    let so: ScaledObject =
+        serde_json::from_value(serde_json::to_value(mutation.scaled_object.unwrap()).unwrap())
+            .unwrap();
+    let trigger = &so.spec.triggers[0];
+    assert_eq!(trigger.meta("enableTLS"), Some("true"));
+    let queue: Vec<(String, String)> = trigger.metadata.clone().into_iter().collect();
+
+    // The namespace's Secret as the reconciler writes it, decoded as the kubelet does.
+    let secret = token::secret(
+        token::Content {
+            key: Some(&key),
+            ca: Some(ca.cert_pem()),
+        },
+        NAMESPACE,
+    )
+    .expect("a Secret");
+    let data: BTreeMap<String, String> = secret["data"]
+        .as_object()
+        .expect("data")
+        .iter()
+        .map(|(k, v)| {
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(v.as_str().unwrap_or_default())
+                .expect("base64");
+            (k.clone(), String::from_utf8(bytes).expect("UTF-8"))
+        })
+        .collect();
+    let secrets = BTreeMap::from([(trust::SECRET_NAME.to_string(), data)]);
+    let mut collectors: Vec<Collector> = Vec::new();
+    for (pod, ip) in PODS.iter().zip(&ips) {
+        let mut facts = pod_facts(&template, pod, *ip);
+        facts.secrets = secrets.clone();
+        let resolved = kubelet::resolve(&sidecar, &template["spec"], &facts)
+            .unwrap_or_else(|e| panic!("resolving the sidecar like the kubelet: {e}"));
+        collectors.push(Collector::start(
+            pod,
+            &binary,
+            &resolved.argv,
+            &resolved.env,
+        ));
+    }
+
+    let tls = Tls {
+        ca_pem: ca.cert_pem(),
+        domain: "localhost",
+    };
+    let mut keda = Keda::over(
+        channel(&address, Some(tls))
+            .await
+            .expect("TLS to the scaler"),
+    );
+    let mut until = Until {
+        keda: &mut keda,
+        collectors: &mut collectors,
+    };
+    let want = Values::default().num_requests_waiting * PODS.len() as f64;
+    let got = until
+        .answer(&queue, "the fleet's queue depth over TLS", |v| {
+            v.ok() == Some(want)
+        })
+        .await;
+    eprintln!("builtin over TLS: queue depth {got:?}");
+    assert!(scaler.metric("llm_autoscale_scaler_points_total{result=\"accepted\"}") > 0.0);
+    let text = scaler.metrics_text();
+    assert!(!text.contains("result=\"untrusted\""), "{text}");
 }

@@ -1,8 +1,9 @@
 //! i. The built-in scaler end to end: a Deployment on `backend: builtin` is admitted (the
 //! webhook injects the sidecar), the reconciler applies its ScaledObject and writes the
 //! namespace's token Secret; two simulated pods run the stored sidecar in real collector
-//! processes (resolved as the kubelet would, the token from that Secret), exporting to the
-//! product's scaler; KEDA's operator and the HPA controller ask the scaler. Active follows the
+//! processes (resolved as the kubelet would, the token and the scaler's CA from that Secret),
+//! exporting over TLS to the product's scaler; KEDA's operator and the HPA controller ask the
+//! scaler, KEDA over TLS too (`enableTLS`, the CA from its `--ca-dir`). Active follows the
 //! activation target (2 waiting is not above it, 8 is), the HPA scales 1 → 2 → 4 on queue
 //! depth (AverageValue: ceil(sum / 5)), and when the sidecars stop the scaler's answers turn
 //! into errors and KEDA's fallback holds 3 replicas. Opting out removes the ScaledObject and
@@ -20,7 +21,7 @@ use serde_json::Value;
 use crate::collector_process::{self, Collector};
 use crate::fake_metrics::{MetricsEndpoint, vllm_metrics};
 use crate::kubelet::{self, PodFacts};
-use crate::scaler_clients::Keda;
+use crate::scaler_clients::{Keda, Tls, channel};
 use crate::scaling::{Scenario, pod_name};
 use crate::scaling_plane::ScalingPlane;
 
@@ -60,6 +61,7 @@ pub(crate) fn builtin_scaler_scales(plane: &ScalingPlane) {
         plane.scaler.scaler.to_string(),
         "{so}"
     );
+    assert_eq!(trigger["metadata"]["enableTLS"], "true", "{so}");
     let metadata: Vec<(String, String)> = trigger["metadata"]
         .as_object()
         .expect("metadata")
@@ -67,8 +69,10 @@ pub(crate) fn builtin_scaler_scales(plane: &ScalingPlane) {
         .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
         .collect();
 
-    // The reconciler wrote the namespace's token.
-    let token = wait_token(&s);
+    // The reconciler wrote the namespace's token and the scaler's CA.
+    let secret = wait_secret(&s);
+    let token = secret[trust::SECRET_KEY].clone();
+    assert_eq!(secret["ca.crt"], plane.scaler_ca, "the Secret holds the CA");
     let key = TrustKey::new(plane.trust_key.as_bytes()).expect("the trust key");
     assert!(
         trust::verify(&key, &s.ns, &token),
@@ -91,7 +95,7 @@ pub(crate) fn builtin_scaler_scales(plane: &ScalingPlane) {
         .zip(pod_ips())
         .map(|(suffix, ip)| {
             let pod = pod_name(&s.name, suffix);
-            let facts = pod_facts(&s.ns, &pod, ip, &token);
+            let facts = pod_facts(&s.ns, &pod, ip, &secret);
             let resolved = kubelet::resolve(&sidecar, &template["spec"], &facts)
                 .unwrap_or_else(|e| panic!("resolving the sidecar like the kubelet: {e}"));
             Collector::start(&pod, &binary, &resolved.argv, &resolved.env)
@@ -99,7 +103,14 @@ pub(crate) fn builtin_scaler_scales(plane: &ScalingPlane) {
         .collect();
 
     let runtime = tokio::runtime::Runtime::new().expect("a runtime for the gRPC client");
-    let mut keda = runtime.block_on(Keda::connect(&plane.scaler.scaler_url()));
+    let tls = Tls {
+        ca_pem: &plane.scaler_ca,
+        domain: "localhost",
+    };
+    let mut keda = runtime.block_on(async {
+        let connection = channel(&plane.scaler.scaler.to_string(), Some(tls)).await;
+        Keda::over(connection.expect("TLS to the scaler"))
+    });
     let mut value = || {
         let pairs: Vec<(&str, &str)> = metadata
             .iter()
@@ -173,8 +184,8 @@ pub(crate) fn builtin_scaler_scales(plane: &ScalingPlane) {
     );
 }
 
-/// The token in the namespace's Secret, once the reconciler has written it.
-fn wait_token(s: &Scenario<'_>) -> String {
+/// The namespace's Secret (key → decoded value), once the reconciler has written it.
+fn wait_secret(s: &Scenario<'_>) -> BTreeMap<String, String> {
     s.cp().wait_for(
         "the reconciler's token Secret",
         crate::scaling::WAIT,
@@ -185,13 +196,17 @@ fn wait_token(s: &Scenario<'_>) -> String {
         secret["metadata"]["labels"]["app.kubernetes.io/managed-by"],
         "llm-autoscale-webhook"
     );
-    let encoded = secret["data"][trust::SECRET_KEY]
-        .as_str()
-        .expect("the token");
-    let bytes = base64::engine::general_purpose::STANDARD
-        .decode(encoded)
-        .expect("base64");
-    String::from_utf8(bytes).expect("UTF-8")
+    secret["data"]
+        .as_object()
+        .expect("the Secret's data")
+        .iter()
+        .map(|(k, v)| {
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(v.as_str().unwrap_or_default())
+                .expect("base64");
+            (k.clone(), String::from_utf8(bytes).expect("UTF-8"))
+        })
+        .collect()
 }
 
 /// Loopback addresses standing in for the two pods' IPs (their collectors bind health and
@@ -205,7 +220,7 @@ fn pod_ips() -> Vec<IpAddr> {
 }
 
 /// The downward-API facts and Secrets of one simulated pod.
-fn pod_facts(ns: &str, pod: &str, ip: IpAddr, token: &str) -> PodFacts {
+fn pod_facts(ns: &str, pod: &str, ip: IpAddr, secret: &BTreeMap<String, String>) -> PodFacts {
     PodFacts {
         name: pod.to_string(),
         namespace: ns.to_string(),
@@ -218,9 +233,6 @@ fn pod_facts(ns: &str, pod: &str, ip: IpAddr, token: &str) -> PodFacts {
         host_ip: "127.0.0.1".into(),
         node_allocatable_cpu: "8".into(),
         node_allocatable_memory: "32Gi".into(),
-        secrets: BTreeMap::from([(
-            trust::SECRET_NAME.to_string(),
-            BTreeMap::from([(trust::SECRET_KEY.to_string(), token.to_string())]),
-        )]),
+        secrets: BTreeMap::from([(trust::SECRET_NAME.to_string(), secret.clone())]),
     }
 }

@@ -16,7 +16,12 @@
 //! - a real Prometheus scraping fake vLLM pods ([`crate::prometheus`]);
 //! - the product's webhook binary (`serve`: admission and reconciler), installed
 //!   from the Helm chart's render, whose webhook configurations point at it by
-//!   URL (`chart_install.rs`).
+//!   URL (`chart_install.rs`);
+//! - the product's built-in scaler, serving TLS with a certificate of the
+//!   harness CA: the webhook renders `--builtin-scaler-tls`, its reconciler
+//!   writes that CA into the namespaces' Secrets (`--scaler-tls-ca`) for the
+//!   sidecars, and KEDA's operator trusts it from its `--ca-dir` (a directory
+//!   holding only `ca.crt`; kedacore/keda `pkg/util/certificates.go`).
 //!
 //! No kubelet and no Deployment controller run: scenarios set a
 //! Deployment's `status.replicas` and write Pod objects themselves.
@@ -49,6 +54,8 @@ pub struct ScalingPlane {
     pub scaler: ScalerProcess,
     /// The built-in scaler's trust key (the file both read).
     pub trust_key: String,
+    /// The CA of the built-in scaler's certificate (PEM), which its clients verify it with.
+    pub scaler_ca: String,
     /// Scraping every target in [`targets`](Self::targets).
     pub prometheus: Prometheus,
     /// Directory of Prometheus file-SD target files
@@ -66,7 +73,12 @@ impl ScalingPlane {
         });
         cp.kubectl_ok(&["create", "namespace", KEDA_NS]);
         cp.kubectl_ok(&["create", "namespace", "llm-autoscale-system"]);
-        start_keda(&cp);
+        let scaler_ca = cp.ca_pem();
+        let ca_dir = cp.work_dir().join("scaler-ca");
+        fs::create_dir_all(&ca_dir).expect("create the scaler's CA directory");
+        let ca_file = ca_dir.join("ca.crt");
+        fs::write(&ca_file, &scaler_ca).expect("write the scaler's CA");
+        start_keda(&cp, &ca_dir);
 
         let targets = cp.work_dir().join("targets");
         fs::create_dir_all(&targets).expect("create the targets directory");
@@ -76,11 +88,14 @@ impl ScalingPlane {
         let trust_key = "a-test-trust-key-of-more-than-32-bytes".to_string();
         let key_file = cp.work_dir().join("scaler-trust-key");
         fs::write(&key_file, &trust_key).expect("write the scaler's trust key");
+        let (cert, key) = cp.issue_serving_cert(&cp.work_dir().join("scaler-tls"));
         let scaler = ScalerProcess::start(
             "e2e",
             &[
                 format!("--trust-key-file={}", key_file.display()),
                 "--staleness=10s".into(),
+                format!("--scaler-tls-cert={}", cert.display()),
+                format!("--scaler-tls-key={}", key.display()),
             ],
         );
         let webhook = start_product_webhook_with(
@@ -89,6 +104,8 @@ impl ScalingPlane {
                 format!("--trust-key-file={}", key_file.display()),
                 format!("--builtin-otlp-endpoint={}", scaler.otlp),
                 format!("--builtin-scaler-address={}", scaler.scaler),
+                "--builtin-scaler-tls=true".into(),
+                format!("--scaler-tls-ca={}", ca_file.display()),
             ],
         );
 
@@ -96,6 +113,7 @@ impl ScalingPlane {
             _webhook: webhook,
             scaler,
             trust_key,
+            scaler_ca,
             prometheus,
             targets,
             cp,
@@ -146,8 +164,10 @@ pub fn start_product_webhook_with(cp: &ControlPlane, extra: &[String]) -> Webhoo
 }
 
 /// KEDA's operator and metrics adapter, the APIService in front of the
-/// adapter, waited for until `external.metrics.k8s.io` answers.
-fn start_keda(cp: &ControlPlane) {
+/// adapter, waited for until `external.metrics.k8s.io` answers. The operator
+/// trusts the CA files in `ca_dir` for its scalers' TLS (`--ca-dir`,
+/// kedacore/keda `cmd/operator/main.go`).
+fn start_keda(cp: &ControlPlane, ca_dir: &std::path::Path) {
     // One KEDA CA (the harness CA) and one leaf for the operator's gRPC
     // server, the adapter's gRPC client and the adapter's HTTPS server (the
     // aggregator checks the Service's DNS name).
@@ -191,6 +211,7 @@ fn start_keda(cp: &ControlPlane) {
             format!("--metrics-bind-address=127.0.0.1:{op_metrics}"),
             format!("--health-probe-bind-address=127.0.0.1:{op_health}"),
             format!("--metrics-service-bind-address=127.0.0.1:{op_grpc}"),
+            format!("--ca-dir={}", ca_dir.display()),
         ],
         &env,
     );

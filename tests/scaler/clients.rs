@@ -15,7 +15,7 @@ use opentelemetry_proto::tonic::metrics::v1::{
     AggregationTemporality, Gauge, Histogram, HistogramDataPoint, Metric, NumberDataPoint,
     ResourceMetrics, ScopeMetrics, metric, number_data_point,
 };
-use tonic::transport::Channel;
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
 
 pub fn now_ns() -> u64 {
     SystemTime::now()
@@ -93,6 +93,28 @@ pub fn export_request(metrics: Vec<Metric>) -> ExportMetricsServiceRequest {
     }
 }
 
+/// TLS towards the scaler: the CA its certificate chains to, and the name it carries.
+#[derive(Clone, Copy)]
+pub struct Tls<'a> {
+    pub ca_pem: &'a str,
+    pub domain: &'a str,
+}
+
+/// A connection to `address` (host:port), plain or over TLS.
+pub async fn channel(address: &str, tls: Option<Tls<'_>>) -> Result<Channel, tonic::Status> {
+    let unavailable = |e: tonic::transport::Error| tonic::Status::unavailable(format!("{e:?}"));
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let mut endpoint =
+        Endpoint::from_shared(format!("{scheme}://{address}")).map_err(unavailable)?;
+    if let Some(t) = tls {
+        let config = ClientTlsConfig::new()
+            .ca_certificate(Certificate::from_pem(t.ca_pem))
+            .domain_name(t.domain);
+        endpoint = endpoint.tls_config(config).map_err(unavailable)?;
+    }
+    endpoint.connect().await.map_err(unavailable)
+}
+
 /// Exports `metrics` to `otlp` (host:port) with an optional bearer token; the rejected count
 /// of a partial success, or the error status.
 pub async fn export(
@@ -100,9 +122,16 @@ pub async fn export(
     token: Option<&str>,
     metrics: Vec<Metric>,
 ) -> Result<i64, tonic::Status> {
-    let mut client = MetricsServiceClient::connect(format!("http://{otlp}"))
-        .await
-        .map_err(|e| tonic::Status::unavailable(e.to_string()))?;
+    export_over(channel(otlp, None).await?, token, metrics).await
+}
+
+/// [`export`] over an established connection.
+pub async fn export_over(
+    channel: Channel,
+    token: Option<&str>,
+    metrics: Vec<Metric>,
+) -> Result<i64, tonic::Status> {
+    let mut client = MetricsServiceClient::new(channel);
     let mut request = tonic::Request::new(export_request(metrics));
     if let Some(t) = token {
         request.metadata_mut().insert(
@@ -179,6 +208,13 @@ impl Keda {
             s.metric_specs[0].metric_name.clone(),
             s.metric_specs[0].target_size_float,
         )
+    }
+
+    /// KEDA over an established connection (e.g. TLS: [`channel`]).
+    pub fn over(channel: Channel) -> Keda {
+        Keda {
+            client: ExternalScalerClient::new(channel),
+        }
     }
 
     pub fn raw(&mut self) -> &mut ExternalScalerClient<Channel> {

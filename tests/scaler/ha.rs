@@ -128,3 +128,78 @@ async fn every_replica_answers_every_trigger() {
     );
     assert!(replicas[0].metric("llm_autoscale_scaler_peer_requests_total{result=\"ok\"}") >= 1.0);
 }
+
+/// A free port on `ip` (a loopback address).
+fn free_port_on(ip: [u8; 4]) -> u16 {
+    std::net::TcpListener::bind((std::net::Ipv4Addr::from(ip), 0))
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
+}
+
+/// `--peers-dns NAME:PORT`: the peers are the addresses the name resolves to, at that port,
+/// less this replica's own (`POD_IP`), as with a headless Service. `localhost` resolves to
+/// 127.0.0.1 from the hosts file, with no DNS server: replica `b` serves there and replica
+/// `a` on 127.0.0.2, at the same scaler port, and both are given `--peers-dns
+/// localhost:PORT`. `a` finds `b` by the name and answers from both; `b` finds only its own
+/// address, leaves it out, and answers from its own points without asking anyone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn peers_found_by_dns_are_asked() {
+    use std::net::SocketAddr;
+    let resolved: Vec<SocketAddr> = std::net::ToSocketAddrs::to_socket_addrs("localhost:1")
+        .expect("localhost resolves")
+        .collect();
+    assert!(
+        resolved.iter().any(|a| a.ip().to_string() == "127.0.0.1"),
+        "localhost resolves to {resolved:?}"
+    );
+    let port = free_port();
+    let at = |ip: [u8; 4]| {
+        [
+            SocketAddr::from((ip, free_port_on(ip))),
+            SocketAddr::from((ip, port)),
+            SocketAddr::from((ip, free_port_on(ip))),
+        ]
+    };
+    let dns = format!("--peers-dns=localhost:{port}");
+    let b = ScalerProcess::start_at(
+        "b",
+        at([127, 0, 0, 1]),
+        std::slice::from_ref(&dns),
+        &[("POD_IP", "127.0.0.1")],
+    );
+    let a = ScalerProcess::start_at("a", at([127, 0, 0, 2]), &[dns], &[("POD_IP", "127.0.0.2")]);
+    export(
+        &a.otlp.to_string(),
+        None,
+        vec![gauge(WAITING, stamped("ns", "d", "d-1"), 3.0)],
+    )
+    .await
+    .unwrap();
+    export(
+        &b.otlp.to_string(),
+        None,
+        vec![gauge(WAITING, stamped("ns", "d", "d-2"), 4.0)],
+    )
+    .await
+    .unwrap();
+
+    let mut ask_a = Keda::connect(&a.scaler_url()).await;
+    assert_eq!(
+        ask_a.value(&queue_trigger("0")).await.unwrap(),
+        7.0,
+        "a asks b"
+    );
+    assert!(a.metric("llm_autoscale_scaler_peer_requests_total{result=\"ok\"}") >= 1.0);
+    let mut ask_b = Keda::connect(&b.scaler_url()).await;
+    assert_eq!(
+        ask_b.value(&queue_trigger("0")).await.unwrap(),
+        4.0,
+        "b holds d-2 only"
+    );
+    assert_eq!(
+        b.metric("llm_autoscale_scaler_peer_requests_total{result=\"ok\"}"),
+        0.0,
+        "b left its own address out"
+    );
+}

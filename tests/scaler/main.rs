@@ -6,6 +6,7 @@
 mod clients;
 mod ha;
 mod process;
+mod tls;
 
 use std::time::Duration;
 

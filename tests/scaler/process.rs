@@ -36,9 +36,21 @@ impl ScalerProcess {
 
     /// As [`start`](Self::start), on the given OTLP, scaler and metrics ports.
     pub fn start_on(label: &str, ports: [u16; 3], args: &[String]) -> ScalerProcess {
+        let addrs = ports.map(|p| SocketAddr::from(([127, 0, 0, 1], p)));
+        Self::start_at(label, addrs, args, &[])
+    }
+
+    /// As [`start`](Self::start), on the given OTLP, scaler and metrics addresses, with
+    /// `env` added to its environment.
+    pub fn start_at(
+        label: &str,
+        addrs: [SocketAddr; 3],
+        args: &[String],
+        env: &[(&str, &str)],
+    ) -> ScalerProcess {
         let dir = tempfile::tempdir().expect("temporary directory");
         let log = dir.path().join("scaler.log");
-        let [otlp, scaler, metrics] = ports.map(|p| SocketAddr::from(([127, 0, 0, 1], p)));
+        let [otlp, scaler, metrics] = addrs;
         let child = Command::new(env!("CARGO_BIN_EXE_llm-autoscale-webhook"))
             .arg("scaler")
             .arg(format!("--otlp-addr={otlp}"))
@@ -47,6 +59,8 @@ impl ScalerProcess {
             .args(args)
             .env("RUST_LOG", "info")
             .env_remove("KUBERNETES_SERVICE_HOST")
+            .env_remove("POD_IP")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(File::create(&log).expect("log file"))
             .stderr(File::create(dir.path().join("scaler.err")).expect("log file"))

@@ -77,11 +77,17 @@ pub struct ScalerArgs {
     #[arg(long, env = "LLM_AUTOSCALE_SCALER_TOTAL_SERIES", default_value_t = Limits::default().total_series)]
     pub total_series: usize,
 
-    /// Key of the per-namespace tokens (at least 32 bytes; the reconciler reads the same):
-    /// only points carrying their namespace's token are stored. Without it nothing is
-    /// checked.
-    #[arg(long, env = "LLM_AUTOSCALE_SCALER_TRUST_KEY_FILE", value_name = "FILE")]
-    pub trust_key_file: Option<PathBuf>,
+    /// Keys of the per-namespace tokens (each at least 32 bytes; the reconciler signs with
+    /// the first): only points carrying their namespace's token under one of them are
+    /// stored. Several while a key is rotated (repeat the flag, or comma-separate). Without
+    /// one nothing is checked.
+    #[arg(
+        long,
+        env = "LLM_AUTOSCALE_SCALER_TRUST_KEY_FILE",
+        value_name = "FILE",
+        value_delimiter = ','
+    )]
+    pub trust_key_file: Vec<PathBuf>,
 
     /// Peer replicas' scaler addresses (host:port, comma-separated).
     #[arg(long, env = "LLM_AUTOSCALE_SCALER_PEERS", value_delimiter = ',')]
@@ -115,7 +121,9 @@ pub struct ScalerArgs {
     )]
     pub scaler_tls_key: Option<PathBuf>,
 
-    /// CA of the peers' certificates, when they serve TLS.
+    /// CA the scaler's certificates chain to (PEM): peers verify each other with it when
+    /// they serve TLS, and the reconciler (`serve`, `reconcile`) writes it into each
+    /// namespace's Secret for sidecars rendered with --builtin-scaler-tls.
     #[arg(long, env = "LLM_AUTOSCALE_SCALER_TLS_CA", value_name = "FILE")]
     pub scaler_tls_ca: Option<PathBuf>,
 }
@@ -126,7 +134,8 @@ pub struct ScalerSettings {
     pub otlp_addr: SocketAddr,
     pub scaler_addr: SocketAddr,
     pub behaviour: Behaviour,
-    pub trust: Option<TrustKey>,
+    /// The keys a token may be signed with (empty: nothing is checked).
+    pub trust: Vec<TrustKey>,
     pub peer_source: PeerSource,
     pub own_ip: Option<IpAddr>,
     /// Certificate and key (PEM).
@@ -160,9 +169,9 @@ impl ScalerArgs {
         };
         let trust = self
             .trust_key_file
-            .as_ref()
+            .iter()
             .map(read_trust_key)
-            .transpose()?;
+            .collect::<Result<Vec<_>, _>>()?;
         let peer_source = match (&self.peers_dns, self.peers.is_empty()) {
             (Some(dns), _) => {
                 let (host, port) = dns
@@ -235,7 +244,7 @@ mod tests {
         assert_eq!(s.scaler_addr.to_string(), "0.0.0.0:4318");
         assert_eq!(s.behaviour.staleness, Duration::from_secs(60));
         assert_eq!(s.behaviour.limits, Limits::default());
-        assert!(s.trust.is_none());
+        assert!(s.trust.is_empty());
         assert_eq!(s.peer_source, PeerSource::None);
         let s = parse(&[
             "--staleness",
@@ -294,6 +303,26 @@ mod tests {
             .unwrap()
             .settings()
             .unwrap();
-        assert!(s.trust.is_some());
+        assert_eq!(s.trust.len(), 1);
+        // Rotation: both keys, as repeated flags or comma-separated.
+        let other = dir.path().join("other");
+        std::fs::write(&other, "y".repeat(40)).unwrap();
+        let (good, other) = (good.to_str().unwrap(), other.to_str().unwrap());
+        let s = parse(&["--trust-key-file", good, "--trust-key-file", other])
+            .unwrap()
+            .settings()
+            .unwrap();
+        assert_eq!(s.trust.len(), 2);
+        let s = parse(&["--trust-key-file", &format!("{good},{other}")])
+            .unwrap()
+            .settings()
+            .unwrap();
+        assert_eq!(s.trust.len(), 2);
+        assert!(matches!(
+            parse(&["--trust-key-file", &format!("{good},{path}")])
+                .unwrap()
+                .settings(),
+            Err(SettingsError::Key { .. })
+        ));
     }
 }

@@ -41,7 +41,8 @@ pub struct Behaviour {
 pub struct Scaler {
     store: RwLock<Store>,
     behaviour: Behaviour,
-    trust: Option<TrustKey>,
+    /// Keys a token may be signed with (several while one is rotated); none: no check.
+    trust: Vec<TrustKey>,
     pub metrics: ScalerMetrics,
     activity: Mutex<HashMap<Workload, Arc<Notify>>>,
     peers: Peers,
@@ -61,7 +62,7 @@ pub struct Ingested {
 impl Scaler {
     pub fn new(
         behaviour: Behaviour,
-        trust: Option<TrustKey>,
+        trust: Vec<TrustKey>,
         metrics: ScalerMetrics,
         peers: Peers,
     ) -> Scaler {
@@ -77,7 +78,7 @@ impl Scaler {
     }
 
     pub fn trusts(&self) -> bool {
-        self.trust.is_some()
+        !self.trust.is_empty()
     }
 
     /// Checks and stores one export; `authorization` is the header the sidecar sent.
@@ -90,7 +91,7 @@ impl Scaler {
         let mut decoded = decode(request);
         trust::admit(
             &mut decoded,
-            self.trust.as_ref(),
+            &self.trust,
             authorization.and_then(trust::bearer),
         );
         for (why, n) in &decoded.rejected {

@@ -264,7 +264,16 @@ fn the_trust_key_is_mounted_by_both_and_the_tokens_are_the_reconcilers_only_with
         secret_mounted_at(webhook_pod, webhook_container(&objects), webhook_dir).expect("mounted");
     assert_eq!(webhook_secret["secretName"], scaler_secret["secretName"]);
 
-    let rules = secret_rules(&objects);
+    let (doctor, rules): (Vec<_>, Vec<_>) = secret_rules(&objects)
+        .into_iter()
+        .partition(|(role, _)| role == "llm-autoscale-webhook-doctor");
+    assert_eq!(
+        doctor.into_iter().map(|(_, r)| r).collect::<Vec<_>>(),
+        vec![
+            json!({"apiGroups": [""], "resources": ["secrets"], "resourceNames": [trust::SECRET_NAME], "verbs": ["get"]})
+        ],
+        "doctor may only see whether the token exists"
+    );
     assert_eq!(
         rules.iter().map(|(_, r)| r.clone()).collect::<Vec<_>>(),
         vec![

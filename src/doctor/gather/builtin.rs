@@ -71,30 +71,33 @@ pub(super) async fn builtin(
         };
         return Ok((seen, no_grpc));
     };
-    let found = Api::<Service>::namespaced(client.clone(), &s.namespace)
-        .get_opt(&s.name)
-        .await
-        .map_err(api(format!("reading Service {s}")))?;
-    let (via, health) = match found {
-        None => (
-            format!("Service {}/{}", s.namespace, s.name),
-            Probe::Failed(format!("Service {}/{} does not exist", s.namespace, s.name)),
-        ),
-        Some(svc) => {
-            let path = scaler_health_path(&s, &svc);
-            let health = match api_get(client, &path).await {
-                Ok(_) => Probe::Answered(()),
-                Err(e) => Probe::Failed(format!("GET {path}: {e}")),
-            };
-            (format!("the API server's proxy: GET {path}"), health)
-        }
-    };
+    let (via, health) = proxy_health(client, &s).await?;
     let seen = BuiltinSeen {
         service: Some(s),
         via,
         health,
     };
     Ok((seen, no_grpc))
+}
+
+/// `GET /readyz` through the API server's service proxy, when the Service exists.
+async fn proxy_health(client: &Client, s: &ServiceRef) -> Result<(String, Probe<()>), GatherError> {
+    let found = Api::<Service>::namespaced(client.clone(), &s.namespace)
+        .get_opt(&s.name)
+        .await
+        .map_err(api(format!("reading Service {s}")))?;
+    let Some(svc) = found else {
+        return Ok((
+            format!("Service {}/{}", s.namespace, s.name),
+            Probe::Failed(format!("Service {}/{} does not exist", s.namespace, s.name)),
+        ));
+    };
+    let path = scaler_health_path(s, &svc);
+    let health = match api_get(client, &path).await {
+        Ok(_) => Probe::Answered(()),
+        Err(e) => Probe::Failed(format!("GET {path}: {e}")),
+    };
+    Ok((format!("the API server's proxy: GET {path}"), health))
 }
 
 /// The API server path of the scaler's `/readyz`: its Service's `metrics` port (9464 when the

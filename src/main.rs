@@ -144,6 +144,15 @@ struct DoctorArgs {
     /// certificate from outside the cluster.
     #[arg(long, value_name = "HOST:PORT")]
     webhook_address: Option<String>,
+    /// The built-in scaler's gRPC scaler port (http://HOST:PORT, e.g. through kubectl
+    /// port-forward), to ask it for each builtin trigger's series as KEDA does [default: its
+    /// /readyz through the API server's service proxy, which cannot ask for series; in a Pod,
+    /// --builtin-scaler-address].
+    #[arg(long, value_name = "URL")]
+    builtin_scaler_url: Option<String>,
+    /// The CA (PEM file) of the built-in scaler's TLS certificate, for an https:// URL.
+    #[arg(long, value_name = "FILE")]
+    builtin_scaler_ca: Option<PathBuf>,
     /// The webhook's configuration (the same file and LLM_AUTOSCALE_* variables), so sidecars
     /// and ScaledObjects are compared with what it renders.
     #[command(flatten)]
@@ -554,6 +563,11 @@ fn doctor(args: DoctorArgs) -> anyhow::Result<ExitCode> {
 
 fn examine(args: DoctorArgs) -> anyhow::Result<Report> {
     let cfg = args.config.load()?;
+    let builtin_scaler_ca = args
+        .builtin_scaler_ca
+        .as_ref()
+        .map(|p| std::fs::read(p).with_context(|| format!("reading {}", p.display())))
+        .transpose()?;
     let target = args
         .workload
         .as_deref()
@@ -577,6 +591,8 @@ fn examine(args: DoctorArgs) -> anyhow::Result<Report> {
             addon_url: args.addon_url,
             prometheus_url: args.prometheus_url,
             webhook_address: args.webhook_address,
+            builtin_scaler_url: args.builtin_scaler_url,
+            builtin_scaler_ca,
             in_cluster: std::env::var_os("KUBERNETES_SERVICE_HOST").is_some(),
         };
         Ok(llm_autoscale_webhook::doctor::examine(&client, &opts, &cfg).await?)

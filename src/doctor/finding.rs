@@ -116,6 +116,12 @@ checks! {
     MetricInStore => ("metric-in-store", MetricsPath, "The trigger's metric is in the add-on's store with series matching the query's labels (error otherwise: KEDA reads 0)."),
     /// The add-on answers "not found" with an error, so KEDA's fallback can fire.
     AddonErrorIfNotFound => ("addon-error-if-not-found", MetricsPath, "The add-on's Deployment sets `METRIC_STORE_ERROR_IF_NOT_FOUND=true` (warning when the ScaledObject has a fallback: without it a missing metric reads as 0 and fallback never fires)."),
+    /// The built-in scaler answers.
+    BuiltinScalerReachable => ("builtin-scaler-reachable", MetricsPath, "The built-in scaler answers: a gRPC connection to its scaler port at `--builtin-scaler-url` (or at the trigger's `scalerAddress` when doctor runs in the cluster), else `GET /readyz` on its `metrics` port through the API server's service proxy (error when it does not answer)."),
+    /// The built-in scaler holds fresh series for the trigger.
+    BuiltinSeries => ("builtin-series", MetricsPath, "The built-in scaler answers KEDA's `GetMetricSpec` and `GetMetrics` for the trigger with a value: it holds fresh series of this workload (error with the scaler's reason when it answers an error: no series, stale series past `--staleness`, an empty window; KEDA's read fails and its fallback runs). Needs the gRPC port: `--builtin-scaler-url` from outside the cluster."),
+    /// The namespace's token Secret exists.
+    BuiltinToken => ("builtin-token", MetricsPath, "With `--builtin-scaler-auth` (the default), the namespace holds Secret `llm-autoscale-scaler-token` (its metadata is read, never the token), which the reconciler writes and the sidecars present (error when missing: the sidecar cannot start, or the scaler refuses its points)."),
     /// Prometheus answers the trigger's query with data.
     PrometheusQuery => ("prometheus-query", MetricsPath, "Prometheus answers each `prometheus` trigger's query with series, at `--prometheus-url`, through the service proxy, or at `serverAddress` (error when it fails or is empty)."),
     /// A workload that scales to zero has a trigger that can wake it.

@@ -2,7 +2,7 @@
 //!
 //! A pure core and thin shells, like the rest of the product:
 //! - [`snapshot`]: what was read from the cluster, as plain data;
-//! - [`webhook`], [`keda`], [`workload`], [`metrics_path`]: the findings, pure functions of
+//! - [`webhook`], [`keda`], [`workload`], [`metrics_path`], [`builtin_scaler`]: the findings, pure functions of
 //!   the snapshot (the workload's are the webhook's and the reconciler's own code: the
 //!   annotation reader and [`crate::reconcile::plan`]);
 //! - [`report`]: printing and the exit code;
@@ -10,6 +10,7 @@
 //!   [`address`] and [`selector`]: the pure pieces they and the findings share.
 
 pub mod address;
+pub mod builtin_scaler;
 pub mod finding;
 pub mod gather;
 pub mod keda;
@@ -133,6 +134,13 @@ fn scaling_findings(w: &WorkloadSeen, s: &Snapshot, cfg: &WebhookConfig) -> Vec<
             &w.prometheus,
             cfg,
         ));
+        out.extend(builtin_scaler::findings(
+            so,
+            s.builtin.as_ref(),
+            &w.builtin,
+            w.token_secret,
+            cfg,
+        ));
     }
     out
 }
@@ -195,6 +203,7 @@ mod tests {
                 error_if_not_found: EnvSetting::Value("true".into()),
                 store: Probe::Answered(AddonStore { series }),
             }),
+            builtin: None,
             workloads: vec![WorkloadSeen {
                 kind: WorkloadKind::Deployment,
                 namespace: "llm".into(),
@@ -209,6 +218,8 @@ mod tests {
                 scaled_objects: vec![so],
                 hpas: vec![hpa],
                 prometheus: BTreeMap::new(),
+                builtin: BTreeMap::new(),
+                token_secret: None,
             }],
         };
         (snapshot, cfg)

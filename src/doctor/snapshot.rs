@@ -19,6 +19,8 @@ pub struct Snapshot {
     pub keda: KedaSeen,
     /// The KEDA OTel add-on, looked at when a workload's trigger goes to it.
     pub addon: Option<AddonSeen>,
+    /// The built-in scaler, looked at when a workload's trigger goes to it.
+    pub builtin: Option<BuiltinSeen>,
     pub workloads: Vec<WorkloadSeen>,
 }
 
@@ -164,6 +166,44 @@ pub struct WorkloadSeen {
     pub hpas: Vec<HorizontalPodAutoscaler>,
     /// The prometheus triggers' queries, by trigger name.
     pub prometheus: BTreeMap<String, Probe<PrometheusAnswer>>,
+    /// The built-in scaler's answers to the builtin triggers, by trigger name.
+    pub builtin: BTreeMap<String, Probe<BuiltinReading>>,
+    /// The namespace's token Secret for the built-in scaler; `None` when not looked at (no
+    /// builtin trigger, or the sidecars present no token).
+    pub token_secret: Option<TokenSecret>,
+}
+
+/// The built-in scaler (`llm-autoscale-webhook scaler`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct BuiltinSeen {
+    /// Its Service, from the webhook's `--builtin-scaler-address`.
+    pub service: Option<ServiceRef>,
+    /// How it was reached: `--builtin-scaler-url`, its address in the cluster, or the API
+    /// server's service proxy.
+    pub via: String,
+    /// Whether it answers: a gRPC connection to its scaler port, or `GET /readyz` on its
+    /// metrics port through the service proxy.
+    pub health: Probe<()>,
+}
+
+/// What the built-in scaler answered to KEDA's `GetMetrics` for one trigger.
+#[derive(Clone, Debug, PartialEq)]
+pub enum BuiltinReading {
+    /// A value: it holds fresh series for the trigger.
+    Value(f64),
+    /// An error, as KEDA would get it: the gRPC code and the scaler's reason.
+    Refused { code: String, reason: String },
+}
+
+/// The namespace's `llm-autoscale-scaler-token` Secret (src/scaler/trust.rs), by its metadata
+/// only: doctor never reads the token.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TokenSecret {
+    Present,
+    Missing,
+    /// The API server refused the read (doctor's role holds it only where the chart installs
+    /// the scaler).
+    Forbidden,
 }
 
 /// What Prometheus answered to a query.

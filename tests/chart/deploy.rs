@@ -1,7 +1,8 @@
 //! `deploy/` is the chart's output: re-rendering it changes nothing, and both kustomize
 //! variants build exactly the objects the chart renders (with cert-manager, and with
-//! `certificates.mode=provided` for deploy/no-cert-manager), apart from Helm's bookkeeping
-//! labels and the Namespace, which a chart does not own.
+//! `certificates.mode=provided` for deploy/no-cert-manager, and the scaler's objects with
+//! `scaler.enabled=true` for deploy/scaler), apart from Helm's bookkeeping labels and the
+//! Namespace, which a chart does not own.
 
 use std::path::Path;
 use std::process::Command;
@@ -11,13 +12,15 @@ use serde_json::Value;
 use crate::helm;
 
 /// The files scripts/render-deploy.sh writes, relative to deploy/.
-const RENDERED: [&str; 6] = [
+const RENDERED: [&str; 8] = [
     "base/rbac.yaml",
     "base/service.yaml",
     "base/deployment.yaml",
     "base/pdb.yaml",
     "base/webhook-configurations.yaml",
     "cert-manager.yaml",
+    "scaler/scaler.yaml",
+    "scaler/rbac.yaml",
 ];
 
 fn render_deploy(out: &Path) {
@@ -118,5 +121,70 @@ fn both_kustomize_variants_build_what_the_chart_renders() {
         kustomize("deploy/no-cert-manager"),
         helm::render(&["--set", "certificates.mode=provided"]),
         "deploy/no-cert-manager/",
+    );
+    assert_same(
+        kustomize("deploy/scaler"),
+        helm::render(&[
+            "--set",
+            "scaler.enabled=true",
+            "--show-only",
+            "templates/scaler.yaml",
+            "--show-only",
+            "templates/scaler-rbac.yaml",
+        ]),
+        "deploy/scaler/",
+    );
+}
+
+/// deploy/ is the render without the scaler: no Secret may be touched. deploy/scaler/ adds the
+/// token-Secret role for the webhook's own ServiceAccount, and its Service is where the binary's
+/// `builtin` defaults point, so the webhook needs no setting when deploy/scaler/ is applied.
+#[test]
+fn deploy_grants_secrets_only_with_the_scaler_whose_service_is_the_binarys_default() {
+    use llm_autoscale_webhook::config::{
+        DEFAULT_BUILTIN_OTLP_ENDPOINT, DEFAULT_BUILTIN_SCALER_ADDRESS,
+    };
+    let base = kustomize("deploy");
+    let mentions_secrets = |objects: &[Value]| {
+        objects
+            .iter()
+            .filter(|o| o["kind"] == "ClusterRole" || o["kind"] == "Role")
+            .flat_map(|r| r["rules"].as_array().cloned().unwrap_or_default())
+            .any(|rule| rule["resources"].to_string().contains("secrets"))
+    };
+    assert!(!mentions_secrets(&base), "deploy/ grants Secrets");
+    let scaler = kustomize("deploy/scaler");
+    assert!(
+        mentions_secrets(&scaler),
+        "deploy/scaler/ grants no Secrets"
+    );
+    let binding = scaler
+        .iter()
+        .find(|o| o["kind"] == "ClusterRoleBinding")
+        .expect("a ClusterRoleBinding in deploy/scaler/");
+    let sa = base
+        .iter()
+        .find(|o| o["kind"] == "ServiceAccount")
+        .expect("the webhook's ServiceAccount");
+    assert_eq!(binding["subjects"][0]["name"], sa["metadata"]["name"]);
+    let service = helm::find(&scaler, "Service", "llm-autoscale-scaler");
+    let host = format!(
+        "{}.{}.svc",
+        service["metadata"]["name"].as_str().unwrap(),
+        service["metadata"]["namespace"].as_str().unwrap()
+    );
+    let ports: Vec<String> = service["spec"]["ports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| format!("{host}:{}", p["port"]))
+        .collect();
+    assert!(
+        ports.contains(&DEFAULT_BUILTIN_OTLP_ENDPOINT.to_string()),
+        "{ports:?}"
+    );
+    assert!(
+        ports.contains(&DEFAULT_BUILTIN_SCALER_ADDRESS.to_string()),
+        "{ports:?}"
     );
 }

@@ -15,6 +15,7 @@ mod deploy;
 mod options;
 mod rbac;
 mod render;
+mod scaler;
 mod values;
 
 use serde_json::Value;
@@ -90,6 +91,9 @@ fn lint_passes_strictly_in_every_certificate_mode_and_with_every_option() {
         "certificates.mode=generate",
         "certificates.mode=provided",
         "serviceMonitor.enabled=true,networkPolicy.enabled=true,networkPolicy.egress.enabled=true,doctor.bindServiceAccount=true,priorityClassName=platform",
+        "scaler.enabled=true",
+        "scaler.enabled=true,scaler.tls.secretName=scaler-tls,scaler.trustKey.value=0123456789abcdef0123456789abcdef,serviceMonitor.enabled=true,networkPolicy.enabled=true,networkPolicy.egress.enabled=true",
+        "scaler.enabled=true,scaler.trustKey.enabled=false",
     ] {
         let out = helm::run(&["lint", "--strict", chart, "--set", set]);
         let stdout = String::from_utf8_lossy(&out.stdout);

@@ -97,9 +97,9 @@ fn leader_election_is_limited_to_the_lease_the_binary_takes() {
     assert_eq!(binding["subjects"][0]["name"], helm::RELEASE);
 }
 
-/// Every (group, resource, verb) that `rules` grant; panics on rules that name objects or
-/// non-resource URLs, which doctor's role has none of.
-fn granted(rules: &Value) -> BTreeSet<(String, String, String)> {
+/// Every (group, resource, verb, names) that `rules` grant (names: the `resourceNames`, empty
+/// for any); panics on rules for non-resource URLs, which doctor's role has none of.
+fn granted(rules: &Value) -> BTreeSet<(String, String, String, Vec<String>)> {
     let strings = |v: &Value| -> Vec<String> {
         v.as_array()
             .expect("a list")
@@ -109,14 +109,12 @@ fn granted(rules: &Value) -> BTreeSet<(String, String, String)> {
     };
     let mut out = BTreeSet::new();
     for r in rules.as_array().expect("rules") {
-        assert!(
-            r.get("resourceNames").is_none() && r.get("nonResourceURLs").is_none(),
-            "{r}"
-        );
+        assert!(r.get("nonResourceURLs").is_none(), "{r}");
+        let names = r.get("resourceNames").map(&strings).unwrap_or_default();
         for group in strings(&r["apiGroups"]) {
             for resource in strings(&r["resources"]) {
                 for verb in strings(&r["verbs"]) {
-                    out.insert((group.clone(), resource.clone(), verb));
+                    out.insert((group.clone(), resource.clone(), verb, names.clone()));
                 }
             }
         }
@@ -124,24 +122,48 @@ fn granted(rules: &Value) -> BTreeSet<(String, String, String)> {
     out
 }
 
+/// What src/doctor/gather/api_reads.rs lists, with or without the built-in scaler's reads.
+fn doctor_reads(with_scaler: bool) -> BTreeSet<(String, String, String, Vec<String>)> {
+    API_READS
+        .iter()
+        .filter(|r| with_scaler || !r.builtin_only)
+        .flat_map(|r| {
+            r.verbs.iter().map(|v| {
+                (
+                    r.group.to_string(),
+                    r.resource.to_string(),
+                    v.to_string(),
+                    r.names.iter().map(|n| n.to_string()).collect(),
+                )
+            })
+        })
+        .collect()
+}
+
 #[test]
 fn doctor_may_make_exactly_the_requests_it_makes_and_writes_nothing() {
+    let with_scaler = helm::render(&["--set", "scaler.enabled=true"]);
+    let role = helm::find(&with_scaler, "ClusterRole", "llm-autoscale-webhook-doctor");
+    assert_eq!(
+        granted(&role["rules"]),
+        doctor_reads(true),
+        "the doctor ClusterRole (scaler.enabled) and src/doctor/gather/api_reads.rs"
+    );
     let objects = helm::render(&[]);
     let role = helm::find(&objects, "ClusterRole", "llm-autoscale-webhook-doctor");
-    let wanted: BTreeSet<(String, String, String)> = API_READS
-        .iter()
-        .flat_map(|r| {
-            r.verbs
-                .iter()
-                .map(|v| (r.group.to_string(), r.resource.to_string(), v.to_string()))
-        })
-        .collect();
+    let wanted = doctor_reads(false);
+    for (_, resource, _, names) in &doctor_reads(true) {
+        assert!(
+            resource != "secrets" || !names.is_empty(),
+            "doctor reads no Secret but the token's"
+        );
+    }
     assert_eq!(
         granted(&role["rules"]),
         wanted,
         "the doctor ClusterRole and src/doctor/gather/api_reads.rs"
     );
-    for (_, _, verb) in &wanted {
+    for (_, _, verb, _) in &wanted {
         assert!(
             verb == "get" || verb == "list",
             "doctor is read-only: {verb}"

@@ -84,6 +84,28 @@ fn impossible_values_are_refused_with_the_value_and_the_fix() {
             &["serviceMonitor.tlsConfig"],
         ),
         (&["--kube-version", "1.27.9"], &["kubeVersion", "1.27.9"]),
+        (
+            &["--set", "scaler.enabled=true,scaler.replicas=1"],
+            &[
+                "scaler.podDisruptionBudget.minAvailable=1 with scaler.replicas=1",
+                "Raise scaler.replicas",
+            ],
+        ),
+        (
+            &[
+                "--set",
+                "scaler.enabled=true,rbac.create=false,serviceAccount.create=false,serviceAccount.name=sa",
+            ],
+            &[
+                "scaler.trustKey.enabled with rbac.create=false",
+                "scaler.trustKey.enabled=false",
+            ],
+        ),
+        (
+            &["--set", "scaler.trustKey.value=too-short"],
+            &["/scaler/trustKey/value", "minLength"],
+        ),
+        (&["--set", "scaler.replica=3"], &["'replica' not allowed"]),
     ];
     for (args, needles) in cases {
         let err = match helm::try_render(args) {

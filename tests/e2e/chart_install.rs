@@ -58,11 +58,17 @@ pub(crate) fn install(cp: &ControlPlane, port: u16) -> PathBuf {
     let doctor = format!(
         "doctor.subjects[0].kind=User,doctor.subjects[0].name={DOCTOR_USER},doctor.subjects[0].apiGroup=rbac.authorization.k8s.io"
     );
+    // scaler.enabled: the reconciler writes the built-in scaler's namespace tokens
+    // (tests/e2e/builtin.rs) with the Secret role only that value grants. The scaler's own
+    // objects are applied too, as a check of their fields; no pod runs them here (the scaler
+    // process is on loopback, tests/scaler/process.rs).
     let objects = helm::render(&[
         "--set",
         "certificates.mode=generate",
         "--set",
         "networkPolicy.enabled=true,networkPolicy.egress.enabled=true",
+        "--set",
+        "scaler.enabled=true",
         "--set",
         &doctor,
     ]);
@@ -127,6 +133,11 @@ pub(crate) fn assert_doctor_access(cp: &ControlPlane) {
             resource.to_string()
         } else {
             format!("{resource}.{}", read.group)
+        };
+        // A read limited to names is allowed for those names only.
+        let resource = match read.names.first() {
+            Some(name) => format!("{resource}/{name}"),
+            None => resource,
         };
         let sub = subresource.map(|s| format!("--subresource={s}"));
         let scope: Vec<&str> = match &sub {

@@ -16,7 +16,9 @@
 //! `--prometheus-url` and `--addon-url` at loopback servers: the real Prometheus, and for the
 //! add-on (which the Go module proxy does not serve, so it cannot be built here) a loopback
 //! server answering `GET /memstore/data` in the shape of kedify/otel-add-on rest/api.go
-//! `getMetricData`. The proxy paths are unit-tested (src/doctor/address.rs).
+//! `getMetricData`. The built-in scaler is the real scaler process of the plane, asked at
+//! `--builtin-scaler-url`. The proxy paths are unit-tested (src/doctor/address.rs,
+//! src/doctor/gather/builtin.rs).
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -24,6 +26,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use llm_autoscale_webhook::doctor::gather::API_READS;
+use llm_autoscale_webhook::scaler::trust::{self, TrustKey};
 use serde_json::{Value, json};
 
 use crate::cluster::ControlPlane;
@@ -111,10 +114,16 @@ fn wait_scaled_object(cp: &ControlPlane, ns: &str, name: &str) -> Value {
 
 #[test]
 fn doctor_names_what_blocks_scaling() {
-    let plane = ScalingPlane::start();
+    let mut plane = ScalingPlane::start();
     let cp = &plane.cp;
     let prometheus = plane.prometheus.url.clone();
-    for ns in ["doc-prom", "doc-empty", "doc-otel", "doc-foreign"] {
+    for ns in [
+        "doc-prom",
+        "doc-empty",
+        "doc-otel",
+        "doc-foreign",
+        BUILTIN_NS,
+    ] {
         cp.kubectl_ok(&["create", "namespace", ns]);
     }
 
@@ -144,7 +153,127 @@ fn doctor_names_what_blocks_scaling() {
     webhook_trust_and_endpoints(cp);
     keda_metrics_api_gone(cp);
     a_workload_that_does_not_exist(cp);
+    builtin_series_absent_held_then_stale(&plane);
     requests_were_what_the_chart_grants(cp);
+    plane.scaler.kill();
+    builtin_scaler_stopped(&plane);
+}
+
+const BUILTIN_NS: &str = "doc-builtin";
+
+/// doctor's arguments for the builtin workload: the scaler's gRPC port by URL, and the
+/// webhook's setting that makes its triggers builtin ones.
+fn builtin_args(plane: &ScalingPlane) -> [String; 6] {
+    [
+        "-n".into(),
+        BUILTIN_NS.into(),
+        "deploy/m".into(),
+        "--builtin-scaler-url".into(),
+        plane.scaler.scaler_url(),
+        format!("--builtin-scaler-address={}", plane.scaler.scaler),
+    ]
+}
+
+fn doctor_builtin(plane: &ScalingPlane) -> (i32, Value) {
+    let args = builtin_args(plane);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    doctor(&plane.cp, &args)
+}
+
+/// A builtin workload whose sidecars send nothing: the scaler answers KEDA's GetMetrics with
+/// NotFound, and doctor gives its reason. Points arrive with the namespace's token: the series
+/// are held. No more points past the scaler's staleness (10 s in the plane): stale, named.
+/// The token Secret the reconciler wrote is found.
+fn builtin_series_absent_held_then_stale(plane: &ScalingPlane) {
+    use crate::scaler_clients::{export, gauge, stamped};
+    let cp = &plane.cp;
+    apply(
+        cp,
+        &deployment(
+            BUILTIN_NS,
+            "m",
+            &[
+                ("enabled", "true"),
+                ("backend", "builtin"),
+                ("preset", "queue-depth"),
+                ("min-replicas", "1"),
+                ("max-replicas", "3"),
+                ("target", "5"),
+            ],
+        ),
+    );
+    wait_scaled_object(cp, BUILTIN_NS, "m");
+    cp.wait_for("the reconciler to write the token Secret", WAIT, || {
+        crate::product::get_json(cp, &["secret", "-n", BUILTIN_NS, trust::SECRET_NAME]).is_some()
+    });
+
+    let (code, report) = doctor_builtin(plane);
+    assert_eq!(code, 1, "{report:#}");
+    named(&report, "builtin-scaler-reachable", "ok");
+    named(&report, "builtin-token", "ok");
+    let absent = named(&report, "builtin-series", "error");
+    let message = absent["message"].as_str().unwrap_or_default();
+    assert!(message.contains("(NotFound)"), "{absent}");
+    assert!(
+        absent["fix"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("sidecar"),
+        "{absent}"
+    );
+
+    let key = TrustKey::new(plane.trust_key.as_bytes()).expect("the trust key");
+    let token = trust::token_for(&key, BUILTIN_NS);
+    let runtime = tokio::runtime::Runtime::new().expect("a runtime for the OTLP client");
+    let point = gauge(
+        "vllm:num_requests_waiting",
+        stamped(BUILTIN_NS, "m", "m-5d8f7-abcde"),
+        3.0,
+    );
+    let rejected = runtime
+        .block_on(export(
+            &plane.scaler.otlp.to_string(),
+            Some(&token),
+            vec![point],
+        ))
+        .expect("the scaler takes the export");
+    assert_eq!(rejected, 0);
+    let (_, report) = doctor_builtin(plane);
+    let held = named(&report, "builtin-series", "ok");
+    assert!(
+        held["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("answers 3"),
+        "{held}"
+    );
+
+    cp.wait_for("doctor to call the series stale", WAIT, || {
+        let (code, report) = doctor_builtin(plane);
+        code == 1
+            && findings(&report, "builtin-series").iter().any(|f| {
+                f["severity"] == "error"
+                    && f["message"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .contains("(Unavailable)")
+            })
+    });
+}
+
+/// The scaler stopped: doctor says it does not answer, with where it was asked.
+fn builtin_scaler_stopped(plane: &ScalingPlane) {
+    let (code, report) = doctor_builtin(plane);
+    assert_eq!(code, 1, "{report:#}");
+    let down = named(&report, "builtin-scaler-reachable", "error");
+    assert!(
+        down["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains(&plane.scaler.scaler_url()),
+        "{down}"
+    );
+    assert!(findings(&report, "builtin-series").is_empty(), "{report:#}");
 }
 
 /// The Prometheus workload scales: exit 0, each layer checked. Then KEDA's pause annotation
@@ -603,6 +732,20 @@ fn requests_were_what_the_chart_grants(cp: &ControlPlane) {
         .filter(|e| e.pointer("/responseStatus/code") == Some(&json!(403)))
         .collect();
     assert!(refused.is_empty(), "requests refused by RBAC: {refused:#?}");
+    let secrets: Vec<&Value> = events
+        .iter()
+        .filter(|e| e.pointer("/objectRef/resource") == Some(&json!("secrets")))
+        .collect();
+    assert!(
+        !secrets.is_empty(),
+        "the builtin case reads the token Secret"
+    );
+    assert!(
+        secrets
+            .iter()
+            .all(|e| e.pointer("/objectRef/name") == Some(&json!(trust::SECRET_NAME))),
+        "doctor reads no other Secret: {secrets:#?}"
+    );
     let granted: BTreeSet<(String, String, String)> = API_READS
         .iter()
         .flat_map(|r| {

@@ -114,6 +114,64 @@ pkg/engine/engine.go, LintMode). The schema itself is checked first (pkg/chartut
 {{- if and .Values.doctor.bindServiceAccount (not .Values.doctor.clusterRole) }}
 {{- fail "doctor.bindServiceAccount needs doctor.clusterRole=true (the ClusterRole it binds)." }}
 {{- end }}
+{{- include "llm-autoscale-webhook.validateScaler" . }}
+{{- end }}
+
+{{/* The built-in scaler's values that pass the schema but cannot work. */}}
+{{- define "llm-autoscale-webhook.validateScaler" -}}
+{{- $s := .Values.scaler }}
+{{- if $s.enabled }}
+{{- $pdb := $s.podDisruptionBudget }}
+{{- if and $pdb.enabled (regexMatch "^[0-9]+$" (toString $pdb.minAvailable)) (ge (int $pdb.minAvailable) (int $s.replicas)) }}
+{{- fail (printf "scaler.podDisruptionBudget.minAvailable=%d with scaler.replicas=%d: no scaler pod could ever be evicted, so node drains would block. Raise scaler.replicas, lower scaler.podDisruptionBudget.minAvailable, or set scaler.podDisruptionBudget.enabled=false." (int $pdb.minAvailable) (int $s.replicas)) }}
+{{- end }}
+{{- if and $s.trustKey.enabled (not .Values.rbac.create) }}
+{{- fail "scaler.trustKey.enabled with rbac.create=false: the reconciler could not write the namespace token Secrets the sidecars present, so no builtin workload would ever be stored. Set rbac.create=true, or scaler.trustKey.enabled=false (no token check)." }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* The built-in scaler's name: FULLNAME with its "-webhook" suffix replaced by "-scaler" (llm-autoscale-scaler for the default release, the binary's --builtin-* defaults). */}}
+{{- define "llm-autoscale-webhook.scalerName" -}}
+{{- printf "%s-scaler" (include "llm-autoscale-webhook.fullname" . | trunc 48 | trimSuffix "-" | trimSuffix "-webhook") }}
+{{- end }}
+
+{{/* Selects the scaler's pods (as deploy/scaler/ always has). */}}
+{{- define "llm-autoscale-webhook.scalerSelectorLabels" -}}
+app.kubernetes.io/name: {{ include "llm-autoscale-webhook.scalerName" . }}
+{{- end }}
+
+{{- define "llm-autoscale-webhook.scalerLabels" -}}
+{{ include "llm-autoscale-webhook.scalerSelectorLabels" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/component: scaler
+app.kubernetes.io/part-of: llm-autoscale
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* The scaler's Service address, HOST:PORT, as the sidecars and KEDA reach it. */}}
+{{- define "llm-autoscale-webhook.scalerAddress" -}}
+{{ include "llm-autoscale-webhook.scalerName" .root }}.{{ .root.Release.Namespace }}.svc:{{ .port }}
+{{- end }}
+
+{{/* The scaler's image: the webhook's (same binary) unless scaler.image says otherwise. */}}
+{{- define "llm-autoscale-webhook.scalerImage" -}}
+{{- $i := .Values.scaler.image }}
+{{- if not $i.repository }}
+{{- $tag := default (default .Chart.AppVersion .Values.image.tag) $i.tag }}
+{{- $digest := default .Values.image.digest $i.digest }}
+{{- if $digest }}
+{{- printf "%s@%s" .Values.image.repository $digest }}
+{{- else }}
+{{- printf "%s:%s" .Values.image.repository $tag }}
+{{- end }}
+{{- else if $i.digest }}
+{{- printf "%s@%s" $i.repository $i.digest }}
+{{- else }}
+{{- printf "%s:%s" $i.repository (default .Chart.AppVersion $i.tag) }}
+{{- end }}
 {{- end }}
 
 {{/* clientConfig of a webhook: the Service, a path, and the caBundle when the chart knows it. Argument: dict root, path, caBundle. */}}

@@ -11,6 +11,11 @@ pub struct ApiRead {
     /// The resource, or `resource/subresource`.
     pub resource: &'static str,
     pub verbs: &'static [&'static str],
+    /// The only objects asked for, by name (RBAC `resourceNames`); empty: any.
+    pub names: &'static [&'static str],
+    /// Made only for workloads on the built-in scaler; the chart grants it only with
+    /// `scaler.enabled` (refused, doctor says it could not look).
+    pub builtin_only: bool,
 }
 
 const fn read(
@@ -22,6 +27,23 @@ const fn read(
         group,
         resource,
         verbs,
+        names: &[],
+        builtin_only: false,
+    }
+}
+
+const fn builtin_read(
+    group: &'static str,
+    resource: &'static str,
+    verbs: &'static [&'static str],
+    names: &'static [&'static str],
+) -> ApiRead {
+    ApiRead {
+        group,
+        resource,
+        verbs,
+        names,
+        builtin_only: true,
     }
 }
 
@@ -58,8 +80,17 @@ pub const API_READS: &[ApiRead] = &[
     read("", "namespaces", &["get"]),
     read("keda.sh", "scaledobjects", &["list"]),
     read("autoscaling", "horizontalpodautoscalers", &["list"]),
-    // addon.rs: the add-on's Service; addon.rs and prometheus.rs: GET through the service proxy
-    // (the add-on's /memstore/data, Prometheus' /api/v1/query).
+    // addon.rs and builtin.rs: the add-on's and the built-in scaler's Services; addon.rs,
+    // prometheus.rs and builtin.rs: GET through the service proxy (the add-on's /memstore/data,
+    // Prometheus' /api/v1/query, the built-in scaler's /readyz).
     read("", "services", &["get"]),
     read("", "services/proxy", &["get"]),
+    // builtin.rs: whether the namespace's token Secret of the built-in scaler exists (its
+    // metadata; no other Secret, and the role names this one).
+    builtin_read(
+        "",
+        "secrets",
+        &["get"],
+        &[crate::scaler::trust::SECRET_NAME],
+    ),
 ];

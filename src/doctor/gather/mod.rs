@@ -1,10 +1,11 @@
 //! The API reads and network checks that fill a [`Snapshot`]: thin, read-only (get and list,
 //! and GETs through `services/proxy`); every judgement is in the findings. One file per part of
 //! the cluster: [`webhooks`], [`keda`], [`workloads`], and the metrics path ([`prometheus`],
-//! [`addon`]). [`API_READS`] lists the requests they make.
+//! [`addon`], [`builtin`]). [`API_READS`] lists the requests they make.
 
 mod addon;
 mod api_reads;
+mod builtin;
 mod keda;
 mod prometheus;
 mod webhooks;
@@ -14,6 +15,7 @@ use kube::Client;
 
 pub use addon::{addon_store, env_setting};
 pub use api_reads::{API_READS, ApiRead};
+pub use builtin::{grpc_url, scaled_object_ref, scaler_health_path};
 pub use prometheus::{prometheus_answer, prometheus_proxy_path};
 
 use super::snapshot::Snapshot;
@@ -87,6 +89,12 @@ pub struct GatherOptions {
     /// `HOST:PORT` reaching the webhook's Service (e.g. `kubectl port-forward`), for the
     /// certificate check of Service-based webhooks from outside the cluster.
     pub webhook_address: Option<String>,
+    /// The built-in scaler's gRPC scaler port (`http://HOST:PORT`, `https://…` or
+    /// `HOST:PORT`), instead of its Service (whose `/readyz` the service proxy reaches, but
+    /// not its gRPC).
+    pub builtin_scaler_url: Option<String>,
+    /// The CA (PEM) of the built-in scaler's TLS certificate, for `https://`.
+    pub builtin_scaler_ca: Option<Vec<u8>>,
     /// Running in a Pod: Service DNS names resolve.
     pub in_cluster: bool,
 }
@@ -108,12 +116,45 @@ pub async fn gather(
     } else {
         None
     };
+    let builtin = builtin_path(client, opts, cfg, &mut workloads).await?;
     Ok(Snapshot {
         webhooks,
         keda,
         addon,
+        builtin,
         workloads,
     })
+}
+
+/// The built-in scaler, when a workload's trigger reads it: its health, then each such
+/// workload's readings and token Secret.
+async fn builtin_path(
+    client: &Client,
+    opts: &GatherOptions,
+    cfg: &WebhookConfig,
+    workloads: &mut [super::snapshot::WorkloadSeen],
+) -> Result<Option<super::snapshot::BuiltinSeen>, GatherError> {
+    let reads = |w: &super::snapshot::WorkloadSeen| {
+        workloads::scaled_object_of(w, cfg)
+            .is_some_and(|so| crate::doctor::builtin_scaler::reads_builtin(&so, cfg))
+    };
+    if !workloads.iter().any(reads) {
+        return Ok(None);
+    }
+    let (seen, grpc) = builtin::builtin(client, opts, cfg).await?;
+    for w in workloads.iter_mut() {
+        let Some(so) = workloads::scaled_object_of(w, cfg) else {
+            continue;
+        };
+        if !crate::doctor::builtin_scaler::reads_builtin(&so, cfg) {
+            continue;
+        }
+        w.builtin = builtin::builtin_readings(&grpc, Some(&so), cfg).await;
+        if cfg.builtin_scaler_auth {
+            w.token_secret = Some(builtin::token_secret(client, &w.namespace).await?);
+        }
+    }
+    Ok(Some(seen))
 }
 
 #[cfg(test)]

@@ -203,6 +203,8 @@ pub(super) async fn workload(
         scaled_objects,
         hpas,
         prometheus: BTreeMap::new(),
+        builtin: BTreeMap::new(),
+        token_secret: None,
     };
     w.prometheus = prometheus_probes(client, opts, &scaled_object_of(&w, cfg)).await;
     Ok(w)
@@ -259,7 +261,7 @@ fn kserve_found(isvc: &Value) -> KserveOwner {
 }
 
 /// The ScaledObject KEDA runs for the workload (stored), else the one it would (rendered).
-fn scaled_object_of(w: &WorkloadSeen, cfg: &WebhookConfig) -> Option<ScaledObject> {
+pub(super) fn scaled_object_of(w: &WorkloadSeen, cfg: &WebhookConfig) -> Option<ScaledObject> {
     let d = w.deployment.as_ref()?;
     let Action::Apply(rendered) = plan(d, &w.kserve, cfg).action else {
         return None;

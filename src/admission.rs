@@ -313,13 +313,16 @@ fn type_of(object: &Value) -> (&str, &str) {
 
 /// `POST /mutate`: Deployments and InferenceServices. A well-formed Deployment is read in
 /// the same pass as the review, only where the mutation reads or changes it; anything else
-/// (InferenceServices, odd objects, reviews that do not decode) is decoded again, whole.
+/// (InferenceServices, odd objects, a stale sidecar to replace or remove, reviews that do not
+/// decode) is decoded again, whole.
 pub fn mutate_review(body: &[u8], cfg: &WebhookConfig) -> Result<Answer, BadReview> {
     if let Ok(mut req) = decode::<MaybeDeployment>(body) {
         if let Some(MaybeDeployment(Some(deployment))) = req.object.take() {
             if admits(&req) {
-                let patched = mutate::deployment_patch(deployment, req.namespace.as_deref(), cfg);
-                return answer_patch(&req, patched, cfg);
+                let namespace = req.namespace.as_deref();
+                if let Some(patched) = mutate::deployment_patch(deployment, namespace, cfg) {
+                    return answer_patch(&req, patched, cfg);
+                }
             }
         }
     }

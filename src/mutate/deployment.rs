@@ -105,7 +105,9 @@ fn injected_list(status: Option<&InjectionStatus>) -> Option<&'static str> {
 }
 
 /// Strips a previous injection and injects the sidecar again, on a copy of the source.
-fn apply(source: Source, cfg: &WebhookConfig) -> Result<Applied, MutateError> {
+/// `None` (only from text): the change removes a container from a list, so the containers
+/// that shift are compared: the object is to be read whole.
+fn apply(source: Source, cfg: &WebhookConfig) -> Result<Option<Applied>, MutateError> {
     let object = match &source {
         Source::Whole(object) => object,
         Source::Text(text) => &text.outline,
@@ -122,16 +124,24 @@ fn apply(source: Source, cfg: &WebhookConfig) -> Result<Applied, MutateError> {
         Ok((_, warnings)) => warnings.clone(),
         Err(invalid) => return Err(invalid.clone().into()),
     };
+    // Whether the strip removes a container (a previous sidecar, where the status says).
+    let strips = LISTS
+        .iter()
+        .zip(sidecar_in)
+        .any(|(l, found)| found && stripped_from == Some(*l));
     let Some(sidecar) = rendering.sidecar.as_ref() else {
         // Not opted in (any more), or no sidecar: the strip is the whole change.
+        if strips && from_text {
+            return Ok(None);
+        }
         let (new, before) = copy_to_change(view, previous.as_ref(), &[stripped_from]);
-        return Ok(Applied {
+        return Ok(Some(Applied {
             new,
             before,
             already_current: false,
             warnings,
             rendering,
-        });
+        }));
     };
     let (status, injected) = injection(&view.0, sidecar, &mut warnings);
     // Same container as the stored one: keep the stored container as the apiserver
@@ -147,22 +157,25 @@ fn apply(source: Source, cfg: &WebhookConfig) -> Result<Applied, MutateError> {
     });
     if already_current && from_text {
         // Nothing in the pod template changes: no copy to change, no patch to compute.
-        return Ok(Applied {
+        return Ok(Some(Applied {
             new: Value::Null,
             before: None,
             already_current,
             warnings,
             rendering,
-        });
+        }));
+    }
+    if strips && from_text {
+        return Ok(None);
     }
     let (new, before) = with_sidecar(view, (previous.as_ref(), stripped_from), injected, status)?;
-    Ok(Applied {
+    Ok(Some(Applied {
         new,
         before,
         already_current,
         warnings,
         rendering,
-    })
+    }))
 }
 
 /// Stands in the copy for the rendered sidecar where the patch adds it whole (nothing in the
@@ -240,7 +253,11 @@ static USER_OVERRIDE: LazyLock<InjectionStatus> = LazyLock::new(|| InjectionStat
 });
 
 pub(super) fn mutate(object: &Value, cfg: &WebhookConfig) -> Result<Mutation, MutateError> {
-    let mut applied = apply(Source::Whole(object), cfg)?;
+    let Some(mut applied) = apply(Source::Whole(object), cfg)? else {
+        return Err(
+            RenderError::new("the Deployment", "read whole, it asks to be read whole").into(),
+        );
+    };
     let Some(spec) = applied.spec() else {
         // Not opted in (any more): the strip and the label's removal are the mutation.
         mark_managed(&mut applied.new, false);
@@ -281,11 +298,16 @@ pub(super) fn mutate(object: &Value, cfg: &WebhookConfig) -> Result<Mutation, Mu
 
 /// The patch and warnings only (see [`super::admission_patch_of_text`]), for a Deployment
 /// read from its text.
+/// `None`: the Deployment is to be read whole (see [`apply`]).
 pub(super) fn admission_patch(
     mut text: DeploymentText,
     cfg: &WebhookConfig,
-) -> Result<AdmissionPatch, MutateError> {
-    let applied = apply(Source::Text(&mut text), cfg)?;
+) -> Option<Result<AdmissionPatch, MutateError>> {
+    let applied = match apply(Source::Text(&mut text), cfg) {
+        Ok(Some(applied)) => applied,
+        Ok(None) => return None,
+        Err(e) => return Some(Err(e)),
+    };
     // The copies hold the pod template only; the label is on the Deployment's metadata,
     // which comes first in a Deployment (as in the whole object's diff).
     let mut patch = managed_label_patch(&text.outline, applied.spec().is_some());
@@ -293,13 +315,13 @@ pub(super) fn admission_patch(
         patch.0.extend(json_patch::diff(before, &applied.new).0);
     }
     let patch = match patch.0.is_empty() {
-        true => None,
-        false => Some(patch_text(&patch, &applied.rendering)?),
+        true => Ok(None),
+        false => patch_text(&patch, &applied.rendering).map(Some),
     };
-    Ok(AdmissionPatch {
+    Some(patch.map(|patch| AdmissionPatch {
         patch,
         warnings: applied.warnings,
-    })
+    }))
 }
 
 /// The patch's JSON text, with the rendered sidecar's text where [`SIDECAR_HOLE`] stands.

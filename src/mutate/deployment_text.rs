@@ -5,8 +5,12 @@
 //!   the pod template's metadata, and the name, image and ports of every container-shaped
 //!   member of the pod spec. That is all [`Workload::from_object`](crate::workload::Workload)
 //!   and the sidecar checks read.
-//! - The pod spec's container lists as sent, decoded whole only when the mutation changes one
-//!   (a Deployment admitted again with its sidecar current decodes neither).
+//! - Nothing else: the containers' other members (their environment, often most of the
+//!   object) are stepped over. The patch never needs them: it adds the sidecar past the end of
+//!   a list, where the elements before it compare equal (their outlines stand in for them), or
+//!   adds a list or the pod template's metadata whole. A patch that removes a container from a
+//!   list (a stale sidecar replaced, or one removed on opt-out) compares the containers that
+//!   shift: the mutation then reads the object whole.
 //!
 //! Only a well-formed Deployment is read this way: `apps/v1 Deployment`; objects where
 //! Kubernetes has objects (`spec`, `spec.template`, its metadata and spec); lists of objects
@@ -81,8 +85,9 @@ impl DeploymentText {
         }
     }
 
-    /// The pod template's metadata and the container `lists` named, shaped and ordered as
-    /// in the object, with the objects on the way to them (and nothing else).
+    /// The pod template's metadata and the container `lists` named (their containers'
+    /// outlines), shaped and ordered as in the object, with the objects on the way to them
+    /// and nothing else.
     pub fn changed_parts(&self, lists: &[&str]) -> Value {
         let mut root = Map::new();
         if let Some(spec) = &self.spec {
@@ -211,13 +216,11 @@ impl TemplateText {
                     tm.insert("metadata".into(), Value::Object(meta));
                 }
                 TemplatePart::Spec => {
-                    let mut pod = Map::new();
-                    for (name, list) in self.pod.iter().flat_map(|p| &p.lists) {
-                        if lists.contains(name) {
-                            pod.insert((*name).into(), list.clone());
-                        }
-                    }
-                    tm.insert("spec".into(), Value::Object(pod));
+                    let pod = self.pod.iter().flat_map(|p| &p.outline);
+                    let pod = pod
+                        .filter(|(name, _)| lists.contains(&name.as_str()))
+                        .map(|(name, list)| (name.clone(), list.clone()));
+                    tm.insert("spec".into(), Value::Object(pod.collect()));
                 }
             }
         }
@@ -272,10 +275,9 @@ impl<'de> Visitor<'de> for TemplateVisitor {
     }
 }
 
-/// The pod spec: the container lists, and the outline of every container-shaped member
-/// (the lists' containers, and any other object with an image or ports).
+/// The pod spec's outline: every container-shaped member (the lists' containers, and any
+/// other object with an image or ports), in its order.
 struct PodText {
-    lists: Vec<(&'static str, Value)>,
     outline: Map<String, Value>,
 }
 
@@ -296,7 +298,6 @@ impl<'de> Visitor<'de> for PodVisitor {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
         let mut pod = PodText {
-            lists: Vec::new(),
             outline: Map::new(),
         };
         let mut seen: Vec<Key<'de>> = Vec::new();
@@ -306,11 +307,9 @@ impl<'de> Visitor<'de> for PodVisitor {
             }
             seen.push(Key(key.0.clone()));
             if let Some(list) = LISTS.iter().find(|l| **l == key.0) {
-                let containers: Vec<Map<String, Value>> = map.next_value()?;
-                let outlines = containers.iter().map(container_outline).collect();
+                let outlines: Vec<Outline> = map.next_value()?;
+                let outlines = outlines.into_iter().map(|o| Value::Object(o.0)).collect();
                 pod.outline.insert((*list).into(), Value::Array(outlines));
-                let containers = containers.into_iter().map(Value::Object).collect();
-                pod.lists.push((list, Value::Array(containers)));
                 continue;
             }
             let raw: &'de RawValue = map.next_value()?;
@@ -345,6 +344,40 @@ fn container_outline(container: &Map<String, Value>) -> Value {
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect(),
     )
+}
+
+/// A container's [`container_outline`], decoded from its text (the rest is stepped over).
+struct Outline(Map<String, Value>);
+
+impl<'de> Deserialize<'de> for Outline {
+    fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_map(OutlineVisitor)
+    }
+}
+
+struct OutlineVisitor;
+
+impl<'de> Visitor<'de> for OutlineVisitor {
+    type Value = Outline;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a container")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Outline, A::Error> {
+        let mut out = Map::new();
+        while let Some(key) = map.next_key::<Key<'de>>()? {
+            if matches!(key.0.as_ref(), "name" | "image" | "ports") {
+                let value: Value = map.next_value()?;
+                if out.insert(key.0.into_owned(), value).is_some() {
+                    return Err(de::Error::custom("duplicate member"));
+                }
+            } else {
+                map.next_value::<IgnoredAny>()?;
+            }
+        }
+        Ok(Outline(out))
+    }
 }
 
 /// A map key, borrowed from the text when it has no escapes.
@@ -414,7 +447,7 @@ mod tests {
         assert_eq!(
             parts.changed_parts(&["containers"]).to_string(),
             json!({"spec": {"template": {
-                "spec": {"containers": [{"ports": [], "name": "vllm", "args": ["a"]}]},
+                "spec": {"containers": [{"ports": [], "name": "vllm"}]},
                 "metadata": {"labels": {"app": "m"}}}}})
             .to_string()
         );

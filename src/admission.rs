@@ -13,8 +13,8 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use k8s_openapi::api::authentication::v1::UserInfo;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::core::admission::Operation;
+use serde::Deserialize;
 use serde::de::{IgnoredAny, Unexpected};
-use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
@@ -168,7 +168,7 @@ struct Response {
     allowed: bool,
     /// Why it was denied (empty when allowed).
     message: String,
-    /// The JSONPatch, base64.
+    /// The JSONPatch's text (written base64).
     patch: Option<String>,
     warnings: Vec<String>,
 }
@@ -193,53 +193,54 @@ impl Response {
     }
 }
 
-/// An AdmissionReview v1 answer, in the field order and with the omissions of kube's
-/// `AdmissionReview` (whose `patch` would be an array of numbers, not base64).
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct ReviewOut<'a> {
-    api_version: &'static str,
-    kind: &'static str,
-    response: ResponseOut<'a>,
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct ResponseOut<'a> {
-    uid: &'a str,
-    allowed: bool,
-    status: StatusOut<'a>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    patch: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    patch_type: Option<&'static str>,
-    #[serde(skip_serializing_if = "<[String]>::is_empty")]
-    warnings: &'a [String],
-}
-
-#[derive(Serialize)]
-struct StatusOut<'a> {
-    #[serde(skip_serializing_if = "str::is_empty")]
-    message: &'a str,
-}
-
+/// Writes an AdmissionReview v1 answer, in the field order and with the omissions of kube's
+/// `AdmissionReview`, but with `patch` as base64 text, as the apiserver expects for a Go
+/// `[]byte` (kube's type writes an array of numbers). The base64 is written as it is: its
+/// alphabet needs no JSON escaping.
 fn encode(uid: &str, resp: &Response) -> Result<Vec<u8>, BadReview> {
-    let review = ReviewOut {
-        api_version: API_VERSION,
-        kind: KIND,
-        response: ResponseOut {
-            uid,
-            allowed: resp.allowed,
-            status: StatusOut {
-                message: &resp.message,
-            },
-            patch: resp.patch.as_deref(),
-            patch_type: resp.patch.as_ref().map(|_| "JSONPatch"),
-            warnings: &resp.warnings,
-        },
-    };
-    serde_json::to_vec(&review)
-        .map_err(|e| BadReview::Internal(format!("cannot encode the answer: {e}")))
+    let internal =
+        |e: serde_json::Error| BadReview::Internal(format!("cannot encode the answer: {e}"));
+    let patch_len = resp.patch.as_ref().map_or(0, |p| p.len() / 3 * 4 + 4);
+    let mut out = Vec::with_capacity(256 + patch_len);
+    out.extend_from_slice(br#"{"apiVersion":""#);
+    out.extend_from_slice(API_VERSION.as_bytes());
+    out.extend_from_slice(br#"","kind":""#);
+    out.extend_from_slice(KIND.as_bytes());
+    out.extend_from_slice(br#"","response":{"uid":"#);
+    serde_json::to_writer(&mut out, uid).map_err(internal)?;
+    out.extend_from_slice(match resp.allowed {
+        true => br#","allowed":true,"status":{"#,
+        false => br#","allowed":false,"status":{"#,
+    });
+    if !resp.message.is_empty() {
+        out.extend_from_slice(br#""message":"#);
+        serde_json::to_writer(&mut out, &resp.message).map_err(internal)?;
+    }
+    out.push(b'}');
+    if let Some(patch) = &resp.patch {
+        out.extend_from_slice(br#","patch":""#);
+        let start = out.len();
+        out.resize(
+            start + base64::encoded_len(patch.len(), true).unwrap_or(0),
+            0,
+        );
+        let written = out
+            .get_mut(start..)
+            .map(|tail| BASE64.encode_slice(patch, tail));
+        let Some(Ok(written)) = written else {
+            return Err(BadReview::Internal(
+                "cannot encode the patch as base64".into(),
+            ));
+        };
+        out.truncate(start + written);
+        out.extend_from_slice(br#"","patchType":"JSONPatch""#);
+    }
+    if !resp.warnings.is_empty() {
+        out.extend_from_slice(br#","warnings":"#);
+        serde_json::to_writer(&mut out, &resp.warnings).map_err(internal)?;
+    }
+    out.extend_from_slice(b"}}");
+    Ok(out)
 }
 
 /// The request's object as the core reads it: `apiVersion` and `kind` first, then
@@ -357,7 +358,7 @@ fn answer_patch<O>(
             None => (Response::allow(m.warnings), "allowed"),
             Some(patch) => (
                 Response {
-                    patch: Some(BASE64.encode(patch)),
+                    patch: Some(patch),
                     ..Response::allow(m.warnings)
                 },
                 "patched",

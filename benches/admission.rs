@@ -27,6 +27,10 @@ use llm_autoscale_webhook::mutate::mutate;
 
 mod common;
 
+/// The allocator of the webhook's binary (`src/main.rs`).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use common::{example, harness, review_body, with_env_vars};
 
 fn pure(c: &mut Criterion) {

@@ -20,6 +20,10 @@
 
 mod common;
 
+/// The allocator of the webhook's binary (`src/main.rs`).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::hint::black_box;
 use std::io::Write as _;
 use std::process::ExitCode;

@@ -184,6 +184,8 @@ fn apply(source: Source, cfg: &WebhookConfig) -> Result<Option<Applied>, MutateE
 /// Control characters do not occur in the copy's other strings at that place: they are the
 /// webhook's own (the status) or containers the patch does not add.
 const SIDECAR_HOLE: &str = "\u{0}llm-autoscale-sidecar\u{0}";
+/// [`SIDECAR_HOLE`] as JSON text.
+const SIDECAR_HOLE_JSON: &str = r#""\u0000llm-autoscale-sidecar\u0000""#;
 
 /// The copy to change ([`copy_to_change`]) with the `previous` injection (in the list
 /// `stripped_from`) stripped and the sidecar (`injected`: the list it goes in and the
@@ -327,12 +329,18 @@ pub(super) fn admission_patch(
 /// The patch's JSON text, with the rendered sidecar's text where [`SIDECAR_HOLE`] stands.
 fn patch_text(patch: &json_patch::Patch, rendering: &Rendering) -> Result<String, MutateError> {
     let text = serde_json::to_string(patch).map_err(|e| RenderError::new("the patch", e))?;
-    let hole = serde_json::to_string(SIDECAR_HOLE).map_err(|e| RenderError::new("the patch", e))?;
-    if !text.contains(&hole) {
+    let Some(at) = text.find(SIDECAR_HOLE_JSON) else {
         return Ok(text);
-    }
-    match (&rendering.sidecar, text.matches(&hole).count()) {
-        (Some(sidecar), 1) => Ok(text.replacen(&hole, &sidecar.container_text, 1)),
+    };
+    let (before, after) = (text.get(..at), text.get(at + SIDECAR_HOLE_JSON.len()..));
+    match (&rendering.sidecar, before, after) {
+        (Some(sidecar), Some(before), Some(after)) if !after.contains(SIDECAR_HOLE_JSON) => {
+            let mut out = String::with_capacity(text.len() + sidecar.container_text.len());
+            out.push_str(before);
+            out.push_str(&sidecar.container_text);
+            out.push_str(after);
+            Ok(out)
+        }
         _ => Err(RenderError::new(
             "the patch",
             "the sidecar's place in the patch is not found once",
@@ -463,6 +471,14 @@ mod tests {
                 "metadata": {"labels": {"a": "b"}},
                 "spec": {"containers": [{"name": "vllm", "image": "vllm/vllm-openai:v0.11.0"}]}}}
         })
+    }
+
+    #[test]
+    fn the_sidecars_place_is_written_as_its_json_text() {
+        assert_eq!(
+            serde_json::to_string(SIDECAR_HOLE).unwrap(),
+            SIDECAR_HOLE_JSON
+        );
     }
 
     #[test]

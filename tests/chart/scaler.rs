@@ -7,8 +7,8 @@ use std::path::Path;
 use std::process::Command;
 
 use clap::Parser;
-use llm_autoscale_webhook::scaler::service::ScalerArgs;
 use llm_autoscale_webhook::render::scaler_tls;
+use llm_autoscale_webhook::scaler::service::ScalerArgs;
 use llm_autoscale_webhook::scaler::trust;
 use serde_json::{Value, json};
 
@@ -427,8 +427,14 @@ fn a_scaler_serving_tls_turns_the_webhooks_clients_to_tls_and_gives_the_reconcil
         .output()
         .unwrap();
     let help = String::from_utf8_lossy(&help.stdout);
-    for name in ["LLM_AUTOSCALE_BUILTIN_SCALER_TLS", "LLM_AUTOSCALE_SCALER_TLS_CA"] {
-        assert!(help.contains(&format!("env: {name}=")), "`serve` reads no {name}");
+    for name in [
+        "LLM_AUTOSCALE_BUILTIN_SCALER_TLS",
+        "LLM_AUTOSCALE_SCALER_TLS_CA",
+    ] {
+        assert!(
+            help.contains(&format!("env: {name}=")),
+            "`serve` reads no {name}"
+        );
     }
     let mut env: Vec<(String, String)> = crate::env_of(&objects)
         .into_iter()
@@ -444,7 +450,11 @@ fn a_scaler_serving_tls_turns_the_webhooks_clients_to_tls_and_gives_the_reconcil
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     for seen in [
         format!("{}: 'true'", scaler_tls::ENABLE_TLS),
         scaler_tls::CA_ENV.to_string(),
@@ -480,7 +490,10 @@ fn without_the_token_check_tls_still_lets_the_reconciler_write_the_ca_and_doctor
     };
     let tokens = "llm-autoscale-webhook-scaler-tokens".to_string();
     let mut wanted = vec![
-        ("llm-autoscale-webhook-doctor".into(), name_only(json!(["get"]))),
+        (
+            "llm-autoscale-webhook-doctor".into(),
+            name_only(json!(["get"])),
+        ),
         (
             tokens.clone(),
             json!({"apiGroups": [""], "resources": ["secrets"], "verbs": ["create"]}).to_string(),
@@ -551,8 +564,7 @@ fn tls_and_rotation_values_that_cannot_work_are_refused_with_the_fix() {
             "Set rbac.create=true",
         ),
     ] {
-        let err = helm::try_render(&["--set", "scaler.enabled=true", "--set", set])
-            .expect_err(set);
+        let err = helm::try_render(&["--set", "scaler.enabled=true", "--set", set]).expect_err(set);
         assert!(err.contains(wanted), "{set}: {err}");
     }
 }

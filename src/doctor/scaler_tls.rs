@@ -31,7 +31,7 @@ const CA_DIR_FLAG: &str = "--ca-dir";
 /// Its default (kedacore/keda v2.21.0 `cmd/operator/main.go`).
 pub const DEFAULT_CA_DIR: &str = "/custom/ca";
 /// The operator's container in KEDA's manifests and chart (kedacore/keda
-/// `config/manager/manager.yaml`; kedacore/charts `keda/templates/manager/deployment.yaml`).
+/// `config/manager/manager.yaml`; kedacore/charts 2.20.2 `keda/templates/manager/deployment.yaml`).
 const OPERATOR_CONTAINER: &str = "keda-operator";
 
 /// The CA directories of KEDA's operator in `d`, and what is mounted at each.

@@ -154,6 +154,7 @@ fn doctor_names_what_blocks_scaling() {
     keda_metrics_api_gone(cp);
     a_workload_that_does_not_exist(cp);
     builtin_series_absent_held_then_stale(&plane);
+    builtin_scaler_tls_trust(&plane);
     requests_were_what_the_chart_grants(cp);
     plane.scaler.kill();
     builtin_scaler_stopped(&plane);
@@ -178,6 +179,89 @@ fn doctor_builtin(plane: &ScalingPlane) -> (i32, Value) {
     let args = builtin_args(plane);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     doctor(&plane.cp, &args)
+}
+
+/// doctor told that the webhook renders TLS towards the scaler (`--builtin-scaler-tls`): the
+/// namespace's Secret, which the plane's reconciler wrote without a CA, lacks `ca.crt`, then
+/// holds one; KEDA's operator (a process here, so no Deployment at first) is not known, then a
+/// Deployment shaped as KEDA's chart renders it has nothing at `/custom/ca`, then a Secret there.
+fn builtin_scaler_tls_trust(plane: &ScalingPlane) {
+    let cp = &plane.cp;
+    let doctor_tls = || {
+        let mut args = builtin_args(plane).to_vec();
+        args.push("--builtin-scaler-tls=true".into());
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        doctor(cp, &args)
+    };
+    let (code, report) = doctor_tls();
+    assert_eq!(code, 1, "{report:#}");
+    let no_ca = named(&report, "builtin-scaler-ca", "error");
+    assert!(
+        no_ca["message"].to_string().contains("no key ca.crt"),
+        "{no_ca}"
+    );
+    assert!(
+        no_ca["fix"].to_string().contains("--scaler-tls-ca"),
+        "{no_ca}"
+    );
+    named(&report, "keda-ca-dir", "warning");
+
+    let ca = rcgen::generate_simple_self_signed(vec!["llm-autoscale-scaler".to_string()])
+        .expect("a CA")
+        .cert
+        .pem();
+    let patch = json!({"data": {"ca.crt": base64_of(&ca)}}).to_string();
+    cp.kubectl_ok(&[
+        "patch",
+        "secret",
+        "-n",
+        BUILTIN_NS,
+        trust::SECRET_NAME,
+        "--type=merge",
+        "-p",
+        &patch,
+    ]);
+    cp.kubectl_ok(&["create", "namespace", "doc-keda"]);
+    let operator = |mounted: bool| {
+        let (mounts, volumes) = match mounted {
+            true => (
+                json!([{"name": "scaler-ca", "mountPath": "/custom/ca", "readOnly": true}]),
+                json!([{"name": "scaler-ca", "secret": {"secretName": "llm-autoscale-scaler-ca"}}]),
+            ),
+            false => (json!([]), json!([])),
+        };
+        json!({
+            "apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "keda-operator", "namespace": "doc-keda",
+                         "labels": {"app.kubernetes.io/name": "keda-operator"}},
+            "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "keda-operator"}}, "template": {
+                "metadata": {"labels": {"app": "keda-operator"}},
+                "spec": {"containers": [{"name": "keda-operator", "image": "ghcr.io/kedacore/keda:2.21.0",
+                    "args": ["--leader-elect", "--zap-log-level=info"],
+                    "volumeMounts": mounts}], "volumes": volumes}}}
+        })
+    };
+    apply(cp, &operator(false));
+    let (_, report) = doctor_tls();
+    named(&report, "builtin-scaler-ca", "ok");
+    let bare = named(&report, "keda-ca-dir", "error");
+    assert!(bare["message"].to_string().contains("/custom/ca"), "{bare}");
+    apply(cp, &operator(true));
+    let (_, report) = doctor_tls();
+    let mounted = named(&report, "keda-ca-dir", "ok");
+    assert!(
+        mounted["message"]
+            .to_string()
+            .contains("Secret llm-autoscale-scaler-ca"),
+        "{mounted}"
+    );
+    cp.kubectl_ok(&["delete", "deployment", "-n", "doc-keda", "keda-operator"]);
+    cp.kubectl_ok(&["delete", "namespace", "doc-keda", "--wait=false"]);
+}
+
+fn base64_of(text: &str) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(text)
 }
 
 /// A builtin workload whose sidecars send nothing: the scaler answers KEDA's GetMetrics with

@@ -234,7 +234,8 @@ pub enum BuiltinReading {
 }
 
 /// The namespace's `llm-autoscale-scaler-token` Secret (src/scaler/trust.rs), by its metadata
-/// only: doctor never reads the token.
+/// (the whole Secret with `--builtin-scaler-tls`, for its `ca.crt`): doctor never looks at the
+/// token.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TokenSecret {
     Present,

@@ -82,6 +82,8 @@ checks! {
     KedaCrd => ("keda-crd", Keda, "KEDA's `scaledobjects.keda.sh` CRD is installed (error when missing)."),
     /// KEDA's operator runs.
     KedaOperator => ("keda-operator", Keda, "A Deployment labelled `app.kubernetes.io/name=keda-operator` has ready replicas (error when none is ready; information when there is no such Deployment)."),
+    /// KEDA's operator trusts a CA for the built-in scaler's TLS.
+    KedaCaDir => ("keda-ca-dir", Keda, "With `--builtin-scaler-tls`: each KEDA operator Deployment has a volume mounted at one of its CA directories (`--ca-dir`, default `/custom/ca`), where KEDA reads the CA files it trusts besides the system roots (error when nothing is mounted there: its TLS reads of the built-in scaler fail; warning when the Deployment does not tell, e.g. a volume mounted above the directory, or no operator found)."),
     /// KEDA's metrics adapter serves external.metrics.k8s.io.
     KedaMetricsApi => ("keda-metrics-api", Keda, "The APIService `v1beta1.external.metrics.k8s.io` (KEDA's metrics server) is Available (error otherwise: HPAs cannot read any trigger)."),
     /// The ScaledObject's Ready condition.
@@ -121,7 +123,9 @@ checks! {
     /// The built-in scaler holds fresh series for the trigger.
     BuiltinSeries => ("builtin-series", MetricsPath, "The built-in scaler answers KEDA's `GetMetricSpec` and `GetMetrics` for the trigger with a value: it holds fresh series of this workload (error with the scaler's reason when it answers an error: no series, stale series past `--staleness`, an empty window; KEDA's read fails and its fallback runs). Needs the gRPC port: `--builtin-scaler-url` from outside the cluster."),
     /// The namespace's token Secret exists.
-    BuiltinToken => ("builtin-token", MetricsPath, "With `--builtin-scaler-auth` (the default), the namespace holds Secret `llm-autoscale-scaler-token` (its metadata is read, never the token), which the reconciler writes and the sidecars present (error when missing: the sidecar cannot start, or the scaler refuses its points)."),
+    BuiltinToken => ("builtin-token", MetricsPath, "With `--builtin-scaler-auth` (the default), the namespace holds Secret `llm-autoscale-scaler-token` (its metadata is read; with `--builtin-scaler-tls` the whole Secret, for `builtin-scaler-ca`, but the token is never looked at), which the reconciler writes and the sidecars present (error when missing: the sidecar cannot start, or the scaler refuses its points)."),
+    /// The namespace's token Secret holds the scaler's CA.
+    BuiltinScalerCa => ("builtin-scaler-ca", MetricsPath, "With `--builtin-scaler-tls`: the namespace's Secret `llm-autoscale-scaler-token` holds key `ca.crt` with a PEM certificate, which the reconciler writes from `--scaler-tls-ca` and the sidecars verify the scaler with (error when the Secret or the key is missing: the sidecar cannot start; or when it holds no certificate). The Secret is read (only `ca.crt` is looked at)."),
     /// Prometheus answers the trigger's query with data.
     PrometheusQuery => ("prometheus-query", MetricsPath, "Prometheus answers each `prometheus` trigger's query with series, at `--prometheus-url`, through the service proxy, or at `serverAddress` (error when it fails or is empty)."),
     /// A workload that scales to zero has a trigger that can wake it.

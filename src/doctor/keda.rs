@@ -567,6 +567,7 @@ mod tests {
                 wanted: 1,
             }],
             metrics_api: ApiServiceSeen::Available,
+            operator_ca: vec![],
         };
         assert!(
             cluster_findings(&healthy)

@@ -2,7 +2,8 @@
 //!
 //! A pure core and thin shells, like the rest of the product:
 //! - [`snapshot`]: what was read from the cluster, as plain data;
-//! - [`webhook`], [`keda`], [`workload`], [`metrics_path`], [`builtin_scaler`]: the findings, pure functions of
+//! - [`webhook`], [`keda`], [`workload`], [`metrics_path`], [`builtin_scaler`], [`scaler_tls`]:
+//!   the findings, pure functions of
 //!   the snapshot (the workload's are the webhook's and the reconciler's own code: the
 //!   annotation reader and [`crate::reconcile::plan`]);
 //! - [`report`]: printing and the exit code;
@@ -17,6 +18,7 @@ pub mod keda;
 pub mod metrics_path;
 pub mod probe;
 pub mod report;
+pub mod scaler_tls;
 pub mod selector;
 pub mod snapshot;
 #[cfg(test)]
@@ -51,6 +53,9 @@ pub async fn examine(
 pub fn diagnose(s: &Snapshot, cfg: &WebhookConfig) -> Report {
     let mut cluster = webhook::cluster_findings(&s.webhooks);
     cluster.extend(keda::cluster_findings(&s.keda));
+    if cfg.builtin_scaler_tls {
+        cluster.extend(scaler_tls::keda_findings(&s.keda.operator_ca));
+    }
     Report {
         cluster,
         workloads: s
@@ -141,6 +146,9 @@ fn scaling_findings(w: &WorkloadSeen, s: &Snapshot, cfg: &WebhookConfig) -> Vec<
             w.token_secret,
             cfg,
         ));
+        if cfg.builtin_scaler_tls && builtin_scaler::reads_builtin(so, cfg) {
+            out.push(scaler_tls::namespace_ca_finding(w.scaler_ca, &w.namespace));
+        }
     }
     out
 }
@@ -196,6 +204,7 @@ mod tests {
                 crd: true,
                 operators: vec![],
                 metrics_api: ApiServiceSeen::Available,
+                operator_ca: vec![],
             },
             addon: Some(AddonSeen {
                 service: None,
@@ -220,6 +229,7 @@ mod tests {
                 prometheus: BTreeMap::new(),
                 builtin: BTreeMap::new(),
                 token_secret: None,
+                scaler_ca: None,
             }],
         };
         (snapshot, cfg)
@@ -295,6 +305,92 @@ mod tests {
                 r.to_human(false)
             );
         }
+    }
+
+    /// `healthy()` on the built-in scaler over TLS: the namespace's Secret holds the CA, and
+    /// KEDA's operator has a CA Secret at its default directory.
+    fn builtin_over_tls() -> (Snapshot, WebhookConfig) {
+        use crate::annotations::Backend;
+        use crate::doctor::snapshot::{
+            BuiltinSeen, CaDir, CaDirs, DirMount, OperatorCaDirs, SecretCa, TokenSecret,
+        };
+        let (mut s, mut cfg) = healthy();
+        cfg.default_backend = Backend::Builtin;
+        cfg.builtin_scaler_tls = true;
+        let d = mutate(&deployment(opted_in_annotations()), &cfg)
+            .unwrap()
+            .patched;
+        let Action::Apply(mut so) = plan(&d, &KserveOwner::None, &cfg).action else {
+            panic!()
+        };
+        ready(&mut so);
+        let w = &mut s.workloads[0];
+        w.object = d.clone();
+        w.deployment = Some(d);
+        w.scaled_objects = vec![so];
+        w.token_secret = Some(TokenSecret::Present);
+        w.scaler_ca = Some(SecretCa::Certificates(1));
+        s.addon = None;
+        s.builtin = Some(BuiltinSeen {
+            service: None,
+            via: "https://127.0.0.1:4318".into(),
+            health: Probe::Answered(()),
+        });
+        s.keda.operator_ca = vec![OperatorCaDirs {
+            namespace: "keda".into(),
+            name: "keda-operator".into(),
+            dirs: CaDirs::Known(vec![CaDir {
+                path: "/custom/ca".into(),
+                mount: DirMount::Volume("Secret llm-autoscale-scaler-ca".into()),
+            }]),
+        }];
+        (s, cfg)
+    }
+
+    fn severities_of(r: &Report, check: Check) -> Vec<Severity> {
+        r.cluster
+            .iter()
+            .chain(r.workloads.iter().flat_map(|w| &w.findings))
+            .filter(|f| f.check == check)
+            .map(|f| f.severity)
+            .collect()
+    }
+
+    #[test]
+    fn with_scaler_tls_keda_and_the_namespace_must_trust_the_scalers_ca() {
+        use crate::doctor::snapshot::{CaDirs, SecretCa};
+        let (s, cfg) = builtin_over_tls();
+        let r = diagnose(&s, &cfg);
+        assert_eq!(severities_of(&r, Check::KedaCaDir), vec![Severity::Ok]);
+        assert_eq!(
+            severities_of(&r, Check::BuiltinScalerCa),
+            vec![Severity::Ok]
+        );
+
+        let (mut s, cfg) = builtin_over_tls();
+        s.workloads[0].scaler_ca = Some(SecretCa::NoKey);
+        s.keda.operator_ca[0].dirs = CaDirs::Known(vec![]);
+        let r = diagnose(&s, &cfg);
+        assert!(r.blocks_scaling());
+        assert_eq!(severities_of(&r, Check::KedaCaDir), vec![Severity::Error]);
+        assert_eq!(
+            severities_of(&r, Check::BuiltinScalerCa),
+            vec![Severity::Error]
+        );
+
+        // Without the setting neither is judged.
+        let (s, mut cfg) = builtin_over_tls();
+        cfg.builtin_scaler_tls = false;
+        let r = diagnose(&s, &cfg);
+        assert!(severities_of(&r, Check::KedaCaDir).is_empty());
+        assert!(severities_of(&r, Check::BuiltinScalerCa).is_empty());
+        // Nor the namespace's CA for a workload on another scaler.
+        let (mut s, cfg) = builtin_over_tls();
+        let (otel, _) = healthy();
+        s.workloads = otel.workloads;
+        let r = diagnose(&s, &cfg);
+        assert!(severities_of(&r, Check::BuiltinScalerCa).is_empty());
+        assert_eq!(severities_of(&r, Check::KedaCaDir), vec![Severity::Ok]);
     }
 
     #[test]

@@ -94,6 +94,41 @@ pub struct KedaSeen {
     pub operators: Vec<DeploymentReadiness>,
     /// The APIService `v1beta1.external.metrics.k8s.io` (KEDA's metrics adapter).
     pub metrics_api: ApiServiceSeen,
+    /// The CA directories of the same operator Deployments (`--ca-dir`).
+    pub operator_ca: Vec<OperatorCaDirs>,
+}
+
+/// Where one KEDA operator Deployment reads the CA files it trusts for scalers' TLS.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OperatorCaDirs {
+    pub namespace: String,
+    pub name: String,
+    pub dirs: CaDirs,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CaDirs {
+    /// Each directory (its `--ca-dir` flags, else KEDA's default) and what is mounted there.
+    Known(Vec<CaDir>),
+    /// The Deployment does not tell: why.
+    Unknown(String),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CaDir {
+    pub path: String,
+    pub mount: DirMount,
+}
+
+/// What the operator's container has mounted at a CA directory.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DirMount {
+    /// A volume at the directory or inside it: its source (`Secret NAME`, `ConfigMap NAME`, ...).
+    Volume(String),
+    /// Only a volume at a directory above it.
+    Above { path: String, source: String },
+    /// Nothing: the image's own directory, if any.
+    Nothing,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -171,6 +206,9 @@ pub struct WorkloadSeen {
     /// The namespace's token Secret for the built-in scaler; `None` when not looked at (no
     /// builtin trigger, or the sidecars present no token).
     pub token_secret: Option<TokenSecret>,
+    /// Key `ca.crt` of that Secret; `None` when not looked at (no builtin trigger, or no
+    /// `--builtin-scaler-tls`).
+    pub scaler_ca: Option<SecretCa>,
 }
 
 /// The built-in scaler (`llm-autoscale-webhook scaler`).
@@ -196,13 +234,31 @@ pub enum BuiltinReading {
 }
 
 /// The namespace's `llm-autoscale-scaler-token` Secret (src/scaler/trust.rs), by its metadata
-/// only: doctor never reads the token.
+/// (the whole Secret with `--builtin-scaler-tls`, for its `ca.crt`): doctor never looks at the
+/// token.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TokenSecret {
     Present,
     Missing,
     /// The API server refused the read (doctor's role holds it only where the chart installs
     /// the scaler).
+    Forbidden,
+}
+
+/// Key `ca.crt` of the namespace's `llm-autoscale-scaler-token` Secret, which the sidecars
+/// verify the built-in scaler with under `--builtin-scaler-tls`. Reading it reads the whole
+/// Secret; only this key is kept.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SecretCa {
+    /// It holds this many PEM certificates.
+    Certificates(usize),
+    /// The Secret has no such key.
+    NoKey,
+    /// It holds no PEM certificate.
+    NotPem,
+    /// The Secret does not exist.
+    NoSecret,
+    /// The API server refused the read.
     Forbidden,
 }
 

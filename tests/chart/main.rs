@@ -94,6 +94,7 @@ fn lint_passes_strictly_in_every_certificate_mode_and_with_every_option() {
         "scaler.enabled=true",
         "scaler.enabled=true,scaler.tls.secretName=scaler-tls,scaler.trustKey.value=0123456789abcdef0123456789abcdef,serviceMonitor.enabled=true,networkPolicy.enabled=true,networkPolicy.egress.enabled=true",
         "scaler.enabled=true,scaler.trustKey.enabled=false",
+        "scaler.enabled=true,scaler.tls.secretName=scaler-tls,scaler.trustKey.previousSecretName=old-key",
     ] {
         let out = helm::run(&["lint", "--strict", chart, "--set", set]);
         let stdout = String::from_utf8_lossy(&out.stdout);

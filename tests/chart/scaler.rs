@@ -3,8 +3,11 @@
 //! them, and the reconciler may touch the token Secrets only then.
 
 use std::net::SocketAddr;
+use std::path::Path;
+use std::process::Command;
 
 use clap::Parser;
+use llm_autoscale_webhook::render::scaler_tls;
 use llm_autoscale_webhook::scaler::service::ScalerArgs;
 use llm_autoscale_webhook::scaler::trust;
 use serde_json::{Value, json};
@@ -244,7 +247,9 @@ fn secret_mounted_at(pod_spec: &Value, c: &Value, dir: &str) -> Option<Value> {
 fn the_trust_key_is_mounted_by_both_and_the_tokens_are_the_reconcilers_only_with_the_scaler() {
     let objects = on(&[]);
     let cmd = parsed(&objects);
-    let key_file = cmd.scaler.trust_key_file.expect("--trust-key-file");
+    let [key_file] = cmd.scaler.trust_key_file.as_slice() else {
+        panic!("one --trust-key-file: {:?}", cmd.scaler.trust_key_file)
+    };
     let dir = key_file.parent().unwrap().to_str().unwrap();
     let scaler_pod = &helm::find(&objects, "Deployment", SCALER)["spec"]["template"]["spec"];
     let scaler_secret = secret_mounted_at(scaler_pod, container(&objects), dir).expect("mounted");
@@ -299,7 +304,7 @@ fn the_trust_key_is_mounted_by_both_and_the_tokens_are_the_reconcilers_only_with
     );
 
     let unchecked = on(&["--set", "scaler.trustKey.enabled=false"]);
-    assert_eq!(parsed(&unchecked).scaler.trust_key_file, None);
+    assert!(parsed(&unchecked).scaler.trust_key_file.is_empty());
     assert_eq!(secret_rules(&unchecked), vec![]);
     assert_eq!(
         env_value(&unchecked, "LLM_AUTOSCALE_BUILTIN_SCALER_AUTH").as_deref(),
@@ -367,4 +372,199 @@ fn network_policy_and_service_monitor_cover_its_ports() {
     assert_eq!(sm["spec"]["endpoints"][0]["path"], "/metrics");
     let pod = &helm::find(&objects, "Deployment", SCALER)["spec"]["template"]["spec"];
     assert_eq!(pod["priorityClassName"], "platform");
+}
+
+/// The webhook Deployment's pod spec.
+fn webhook_pod(objects: &[Value]) -> &Value {
+    &helm::find(objects, "Deployment", helm::RELEASE)["spec"]["template"]["spec"]
+}
+
+/// The names of the Secrets the webhook's pods mount.
+fn webhook_secrets(objects: &[Value]) -> Vec<String> {
+    webhook_pod(objects)["volumes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|v| v["secret"]["secretName"].as_str().map(str::to_string))
+        .collect()
+}
+
+#[test]
+fn a_scaler_serving_tls_turns_the_webhooks_clients_to_tls_and_gives_the_reconciler_only_its_ca() {
+    let objects = on(&[
+        "--set",
+        "scaler.tls.secretName=scaler-tls,scaler.trustKey.previousSecretName=old-key",
+    ]);
+    assert_eq!(
+        env_value(&objects, "LLM_AUTOSCALE_BUILTIN_SCALER_TLS").as_deref(),
+        Some("true")
+    );
+    let ca = env_value(&objects, "LLM_AUTOSCALE_SCALER_TLS_CA").expect("the reconciler's CA");
+    let ca = Path::new(&ca);
+    let secret = secret_mounted_at(
+        webhook_pod(&objects),
+        webhook_container(&objects),
+        ca.parent().unwrap().to_str().unwrap(),
+    )
+    .expect("the CA is mounted");
+    assert_eq!(secret["secretName"], "scaler-tls", "the scaler's Secret");
+    // Only its ca.crt (the scaler's private key stays in the scaler's pods), at the path the
+    // variable names; not optional: serve refuses to start without it.
+    assert_eq!(
+        secret["items"],
+        json!([{"key": "ca.crt", "path": ca.file_name().unwrap().to_str().unwrap()}])
+    );
+    assert!(secret.get("optional").is_none());
+    // The scaler's peers trust the same file.
+    assert_eq!(
+        parsed(&objects).scaler.scaler_tls_ca.unwrap().file_name(),
+        ca.file_name()
+    );
+
+    // The binary reads both variables, and with them renders TLS clients of the scaler.
+    let help = Command::new(env!("CARGO_BIN_EXE_llm-autoscale-webhook"))
+        .args(["serve", "--help"])
+        .output()
+        .unwrap();
+    let help = String::from_utf8_lossy(&help.stdout);
+    for name in [
+        "LLM_AUTOSCALE_BUILTIN_SCALER_TLS",
+        "LLM_AUTOSCALE_SCALER_TLS_CA",
+    ] {
+        assert!(
+            help.contains(&format!("env: {name}=")),
+            "`serve` reads no {name}"
+        );
+    }
+    let mut env: Vec<(String, String)> = crate::env_of(&objects)
+        .into_iter()
+        .filter_map(|(n, v)| v.map(|v| (n, v)))
+        .filter(|(n, _)| n.starts_with("LLM_AUTOSCALE_BUILTIN_"))
+        .collect();
+    env.push(("LLM_AUTOSCALE_DEFAULT_BACKEND".into(), "builtin".into()));
+    let out = Command::new(env!("CARGO_BIN_EXE_llm-autoscale-webhook"))
+        .args(["mutate", "-f", "examples/vllm-deployment.yaml"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env_clear()
+        .envs(env.iter().map(|(n, v)| (n.as_str(), v.as_str())))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for seen in [
+        format!("{}: 'true'", scaler_tls::ENABLE_TLS),
+        scaler_tls::CA_ENV.to_string(),
+        "llm-autoscale-scaler.llm-autoscale-system.svc:4318".to_string(),
+    ] {
+        assert!(stdout.contains(&seen), "{seen} not in:\n{stdout}");
+    }
+
+    // Plain TCP without the Secret, and without the scaler whatever the Secret says.
+    for plain in [
+        on(&[]),
+        helm::render(&["--set", "scaler.tls.secretName=scaler-tls"]),
+    ] {
+        assert_eq!(env_value(&plain, "LLM_AUTOSCALE_BUILTIN_SCALER_TLS"), None);
+        assert_eq!(env_value(&plain, "LLM_AUTOSCALE_SCALER_TLS_CA"), None);
+        assert!(!webhook_secrets(&plain).contains(&"scaler-tls".to_string()));
+    }
+}
+
+#[test]
+fn without_the_token_check_tls_still_lets_the_reconciler_write_the_ca_and_doctor_read_it() {
+    let objects = on(&[
+        "--set",
+        "scaler.trustKey.enabled=false,scaler.tls.secretName=scaler-tls",
+    ]);
+    let mut rules: Vec<(String, String)> = secret_rules(&objects)
+        .into_iter()
+        .map(|(role, r)| (role, r.to_string()))
+        .collect();
+    rules.sort();
+    let name_only = |verbs: Value| {
+        json!({"apiGroups": [""], "resources": ["secrets"], "resourceNames": [trust::SECRET_NAME], "verbs": verbs}).to_string()
+    };
+    let tokens = "llm-autoscale-webhook-scaler-tokens".to_string();
+    let mut wanted = vec![
+        (
+            "llm-autoscale-webhook-doctor".into(),
+            name_only(json!(["get"])),
+        ),
+        (
+            tokens.clone(),
+            json!({"apiGroups": [""], "resources": ["secrets"], "verbs": ["create"]}).to_string(),
+        ),
+        (tokens, name_only(json!(["get", "patch", "delete"]))),
+    ];
+    wanted.sort();
+    assert_eq!(rules, wanted);
+}
+
+#[test]
+fn a_rotation_gives_the_scaler_both_keys_and_the_webhook_only_the_current_one() {
+    let objects = on(&[
+        "--set",
+        "scaler.trustKey.secretName=key-2,scaler.trustKey.previousSecretName=key-1",
+    ]);
+    let files = parsed(&objects).scaler.trust_key_file;
+    let pod = &helm::find(&objects, "Deployment", SCALER)["spec"]["template"]["spec"];
+    let mounted: Vec<Value> = files
+        .iter()
+        .map(|f| {
+            let dir = f.parent().unwrap().to_str().unwrap();
+            secret_mounted_at(pod, container(&objects), dir).expect("mounted")
+        })
+        .collect();
+    assert_eq!(
+        mounted
+            .iter()
+            .map(|s| s["secretName"].clone())
+            .collect::<Vec<_>>(),
+        ["key-2", "key-1"],
+        "the current key first, then the previous one: {files:?}"
+    );
+    assert!(
+        mounted.iter().all(|s| s.get("optional").is_none()),
+        "a missing key file stops the scaler; the pod waits instead"
+    );
+    let signing = env_value(&objects, "LLM_AUTOSCALE_SCALER_TRUST_KEY_FILE").unwrap();
+    assert!(!signing.contains(','), "one key to sign with: {signing}");
+    assert_eq!(
+        secret_mounted_at(
+            webhook_pod(&objects),
+            webhook_container(&objects),
+            signing.rsplit_once('/').unwrap().0
+        )
+        .unwrap()["secretName"],
+        "key-2"
+    );
+    assert!(!webhook_secrets(&objects).contains(&"key-1".to_string()));
+
+    let done = on(&["--set", "scaler.trustKey.secretName=key-2"]);
+    assert_eq!(parsed(&done).scaler.trust_key_file.len(), 1);
+}
+
+#[test]
+fn tls_and_rotation_values_that_cannot_work_are_refused_with_the_fix() {
+    for (set, wanted) in [
+        (
+            "scaler.trustKey.previousSecretName=llm-autoscale-scaler-trust-key",
+            "two Secrets",
+        ),
+        (
+            "scaler.trustKey.enabled=false,scaler.trustKey.previousSecretName=key-1",
+            "Leave previousSecretName empty",
+        ),
+        (
+            "scaler.tls.secretName=scaler-tls,scaler.trustKey.enabled=false,rbac.create=false",
+            "Set rbac.create=true",
+        ),
+    ] {
+        let err = helm::try_render(&["--set", "scaler.enabled=true", "--set", set]).expect_err(set);
+        assert!(err.contains(wanted), "{set}: {err}");
+    }
 }

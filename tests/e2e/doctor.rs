@@ -154,6 +154,7 @@ fn doctor_names_what_blocks_scaling() {
     keda_metrics_api_gone(cp);
     a_workload_that_does_not_exist(cp);
     builtin_series_absent_held_then_stale(&plane);
+    builtin_scaler_tls_trust(&plane);
     requests_were_what_the_chart_grants(cp);
     plane.scaler.kill();
     builtin_scaler_stopped(&plane);
@@ -161,16 +162,22 @@ fn doctor_names_what_blocks_scaling() {
 
 const BUILTIN_NS: &str = "doc-builtin";
 
-/// doctor's arguments for the builtin workload: the scaler's gRPC port by URL, and the
-/// webhook's setting that makes its triggers builtin ones.
-fn builtin_args(plane: &ScalingPlane) -> [String; 6] {
-    [
+/// doctor's arguments for the builtin workload: the scaler's gRPC port by URL, over TLS with
+/// the CA of its certificate (the plane's scaler serves TLS), and the webhook's settings that
+/// make its triggers builtin ones, rendered with TLS.
+fn builtin_args(plane: &ScalingPlane) -> Vec<String> {
+    let ca = plane.cp.work_dir().join("doctor-scaler-ca.crt");
+    std::fs::write(&ca, &plane.scaler_ca).expect("write the scaler's CA for doctor");
+    vec![
         "-n".into(),
         BUILTIN_NS.into(),
         "deploy/m".into(),
         "--builtin-scaler-url".into(),
-        plane.scaler.scaler_url(),
+        format!("https://{}", plane.scaler.scaler),
+        "--builtin-scaler-ca".into(),
+        ca.display().to_string(),
         format!("--builtin-scaler-address={}", plane.scaler.scaler),
+        "--builtin-scaler-tls=true".into(),
     ]
 }
 
@@ -180,12 +187,67 @@ fn doctor_builtin(plane: &ScalingPlane) -> (i32, Value) {
     doctor(&plane.cp, &args)
 }
 
+/// The plane's webhook renders TLS towards the scaler, and doctor is told so
+/// (`--builtin-scaler-tls`): the namespace's Secret holds the CA the reconciler wrote from
+/// `--scaler-tls-ca` (read whole, through the on-call user's RBAC); KEDA's operator (a
+/// process here, so no Deployment at first) is not known, then a Deployment shaped as KEDA's
+/// chart renders it has nothing at `/custom/ca`, then a Secret there.
+fn builtin_scaler_tls_trust(plane: &ScalingPlane) {
+    let cp = &plane.cp;
+    let doctor_tls = || doctor_builtin(plane);
+    let (_, report) = doctor_tls();
+    let ca = named(&report, "builtin-scaler-ca", "ok");
+    assert!(
+        ca["message"]
+            .to_string()
+            .contains("holds 1 PEM certificate"),
+        "{ca}"
+    );
+    named(&report, "keda-ca-dir", "warning");
+
+    cp.kubectl_ok(&["create", "namespace", "doc-keda"]);
+    let operator = |mounted: bool| {
+        let (mounts, volumes) = match mounted {
+            true => (
+                json!([{"name": "scaler-ca", "mountPath": "/custom/ca", "readOnly": true}]),
+                json!([{"name": "scaler-ca", "secret": {"secretName": "llm-autoscale-scaler-ca"}}]),
+            ),
+            false => (json!([]), json!([])),
+        };
+        json!({
+            "apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "keda-operator", "namespace": "doc-keda",
+                         "labels": {"app.kubernetes.io/name": "keda-operator"}},
+            "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "keda-operator"}}, "template": {
+                "metadata": {"labels": {"app": "keda-operator"}},
+                "spec": {"containers": [{"name": "keda-operator", "image": "ghcr.io/kedacore/keda:2.21.0",
+                    "args": ["--leader-elect", "--zap-log-level=info"],
+                    "volumeMounts": mounts}], "volumes": volumes}}}
+        })
+    };
+    apply(cp, &operator(false));
+    let (_, report) = doctor_tls();
+    let bare = named(&report, "keda-ca-dir", "error");
+    assert!(bare["message"].to_string().contains("/custom/ca"), "{bare}");
+    apply(cp, &operator(true));
+    let (_, report) = doctor_tls();
+    let mounted = named(&report, "keda-ca-dir", "ok");
+    assert!(
+        mounted["message"]
+            .to_string()
+            .contains("Secret llm-autoscale-scaler-ca"),
+        "{mounted}"
+    );
+    cp.kubectl_ok(&["delete", "deployment", "-n", "doc-keda", "keda-operator"]);
+    cp.kubectl_ok(&["delete", "namespace", "doc-keda", "--wait=false"]);
+}
+
 /// A builtin workload whose sidecars send nothing: the scaler answers KEDA's GetMetrics with
 /// NotFound, and doctor gives its reason. Points arrive with the namespace's token: the series
 /// are held. No more points past the scaler's staleness (10 s in the plane): stale, named.
 /// The token Secret the reconciler wrote is found.
 fn builtin_series_absent_held_then_stale(plane: &ScalingPlane) {
-    use crate::scaler_clients::{export, gauge, stamped};
+    use crate::scaler_clients::{Tls, channel, export_over, gauge, stamped};
     let cp = &plane.cp;
     apply(
         cp,
@@ -230,12 +292,16 @@ fn builtin_series_absent_held_then_stale(plane: &ScalingPlane) {
         stamped(BUILTIN_NS, "m", "m-5d8f7-abcde"),
         3.0,
     );
+    // Over TLS, as the rendered sidecar exports (the scaler's certificate names localhost).
+    let tls = Tls {
+        ca_pem: &plane.scaler_ca,
+        domain: "localhost",
+    };
     let rejected = runtime
-        .block_on(export(
-            &plane.scaler.otlp.to_string(),
-            Some(&token),
-            vec![point],
-        ))
+        .block_on(async {
+            let connection = channel(&plane.scaler.otlp.to_string(), Some(tls)).await?;
+            export_over(connection, Some(&token), vec![point]).await
+        })
         .expect("the scaler takes the export");
     assert_eq!(rejected, 0);
     let (_, report) = doctor_builtin(plane);
@@ -270,7 +336,7 @@ fn builtin_scaler_stopped(plane: &ScalingPlane) {
         down["message"]
             .as_str()
             .unwrap_or_default()
-            .contains(&plane.scaler.scaler_url()),
+            .contains(&format!("https://{}", plane.scaler.scaler)),
         "{down}"
     );
     assert!(findings(&report, "builtin-series").is_empty(), "{report:#}");

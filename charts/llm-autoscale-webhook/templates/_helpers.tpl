@@ -128,6 +128,17 @@ pkg/engine/engine.go, LintMode). The schema itself is checked first (pkg/chartut
 {{- if and $s.trustKey.enabled (not .Values.rbac.create) }}
 {{- fail "scaler.trustKey.enabled with rbac.create=false: the reconciler could not write the namespace token Secrets the sidecars present, so no builtin workload would ever be stored. Set rbac.create=true, or scaler.trustKey.enabled=false (no token check)." }}
 {{- end }}
+{{- if and $s.tls.secretName (not .Values.rbac.create) }}
+{{- fail (printf "scaler.tls.secretName=%s with rbac.create=false: the reconciler could not write the scaler's CA into the namespaces' Secret llm-autoscale-scaler-token, and the sidecars wait for it. Set rbac.create=true, or leave scaler.tls.secretName empty (plain TCP)." $s.tls.secretName) }}
+{{- end }}
+{{- with $s.trustKey.previousSecretName }}
+{{- if not $s.trustKey.enabled }}
+{{- fail (printf "scaler.trustKey.previousSecretName=%s with scaler.trustKey.enabled=false: no token is checked, so there is no key to rotate. Leave previousSecretName empty, or set scaler.trustKey.enabled=true." .) }}
+{{- end }}
+{{- if eq . $s.trustKey.secretName }}
+{{- fail (printf "scaler.trustKey.previousSecretName=%s is also scaler.trustKey.secretName: a rotation needs the new key and the previous one in two Secrets. Put the new key in another Secret and name it in scaler.trustKey.secretName, the old one in previousSecretName." .) }}
+{{- end }}
+{{- end }}
 {{- end }}
 {{- end }}
 

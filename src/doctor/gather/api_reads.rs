@@ -86,7 +86,9 @@ pub const API_READS: &[ApiRead] = &[
     read("", "services", &["get"]),
     read("", "services/proxy", &["get"]),
     // builtin.rs: whether the namespace's token Secret of the built-in scaler exists (its
-    // metadata; no other Secret, and the role names this one).
+    // metadata) and, with --builtin-scaler-tls, what its ca.crt holds (the Secret read whole:
+    // RBAC's `get` either way); no other Secret, and the role names this one. keda.rs reads
+    // KEDA's operator's --ca-dir and mounts from the Deployments it lists.
     builtin_read(
         "",
         "secrets",

@@ -1,5 +1,6 @@
 //! The metrics path through the built-in scaler: whether it answers, what it answers KEDA for
-//! each builtin trigger, and the namespace's token Secret.
+//! each builtin trigger, and the namespace's token Secret (with `--builtin-scaler-tls`, its
+//! `ca.crt`).
 //!
 //! gRPC does not pass the API server's service proxy, so the series are asked for only where
 //! the scaler port can be dialled: at `--builtin-scaler-url`, or at the configured address when
@@ -18,7 +19,8 @@ use crate::config::WebhookConfig;
 use crate::doctor::address::{ProxyScheme, ServiceRef, service_of, service_proxy_path};
 use crate::doctor::metrics_path::trigger_key;
 use crate::doctor::probe::{TIMEOUT, api_get};
-use crate::doctor::snapshot::{BuiltinReading, BuiltinSeen, Probe, TokenSecret};
+use crate::doctor::scaler_tls;
+use crate::doctor::snapshot::{BuiltinReading, BuiltinSeen, Probe, SecretCa, TokenSecret};
 use crate::keda::trigger::{KnownScalers, Reader};
 use crate::keda::{ScaledObject, Trigger};
 use crate::scaler::service::proto::externalscaler::external_scaler_client::ExternalScalerClient;
@@ -232,22 +234,31 @@ async fn ask(channel: Channel, so: &ScaledObject, t: &Trigger) -> BuiltinReading
     }
 }
 
-/// Whether the namespace's token Secret exists, from its metadata (the token is never read).
+/// Whether the namespace's token Secret exists, from its metadata (the token is never read);
+/// with `tls` (`--builtin-scaler-tls`) also what its `ca.crt` holds, for which the Secret is
+/// read whole (one GET, the same permission) and only that key is looked at.
 pub(super) async fn token_secret(
     client: &Client,
     namespace: &str,
-) -> Result<TokenSecret, GatherError> {
-    let found = Api::<Secret>::namespaced(client.clone(), namespace)
-        .get_metadata_opt(trust::SECRET_NAME)
-        .await;
-    match found {
-        Ok(Some(_)) => Ok(TokenSecret::Present),
-        Ok(None) => Ok(TokenSecret::Missing),
-        Err(kube::Error::Api(e)) if e.code == 403 => Ok(TokenSecret::Forbidden),
-        Err(e) => Err(api(format!(
-            "reading Secret {namespace}/{}",
-            trust::SECRET_NAME
-        ))(e)),
+    tls: bool,
+) -> Result<(TokenSecret, Option<SecretCa>), GatherError> {
+    let secrets = Api::<Secret>::namespaced(client.clone(), namespace);
+    let failed = |e| api(format!("reading Secret {namespace}/{}", trust::SECRET_NAME))(e);
+    if !tls {
+        return match secrets.get_metadata_opt(trust::SECRET_NAME).await {
+            Ok(Some(_)) => Ok((TokenSecret::Present, None)),
+            Ok(None) => Ok((TokenSecret::Missing, None)),
+            Err(kube::Error::Api(e)) if e.code == 403 => Ok((TokenSecret::Forbidden, None)),
+            Err(e) => Err(failed(e)),
+        };
+    }
+    match secrets.get_opt(trust::SECRET_NAME).await {
+        Ok(Some(s)) => Ok((TokenSecret::Present, Some(scaler_tls::secret_ca(&s)))),
+        Ok(None) => Ok((TokenSecret::Missing, Some(SecretCa::NoSecret))),
+        Err(kube::Error::Api(e)) if e.code == 403 => {
+            Ok((TokenSecret::Forbidden, Some(SecretCa::Forbidden)))
+        }
+        Err(e) => Err(failed(e)),
     }
 }
 

@@ -1,5 +1,5 @@
-//! KEDA in the cluster: its ScaledObject CRD, its operator's Deployments, and the APIService of
-//! its metrics server.
+//! KEDA in the cluster: its ScaledObject CRD, its operator's Deployments (their readiness, and
+//! the CA directories they trust), and the APIService of its metrics server.
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
@@ -7,6 +7,7 @@ use kube::Client;
 use kube::api::{Api, ApiResource, DynamicObject, ListParams};
 
 use super::{GatherError, api};
+use crate::doctor::scaler_tls;
 use crate::doctor::snapshot::{ApiServiceSeen, DeploymentReadiness, KedaSeen};
 
 fn api_service_resource() -> ApiResource {
@@ -26,13 +27,15 @@ pub(super) async fn keda(client: &Client) -> Result<KedaSeen, GatherError> {
         .await
         .map_err(api("reading CRD scaledobjects.keda.sh"))?
         .is_some();
-    let operators = Api::<Deployment>::all(client.clone())
+    let found = Api::<Deployment>::all(client.clone())
         .list(&ListParams::default().labels("app.kubernetes.io/name=keda-operator"))
         .await
         .map_err(api(
             "listing Deployments labelled app.kubernetes.io/name=keda-operator",
         ))?
-        .items
+        .items;
+    let operator_ca = found.iter().map(scaler_tls::ca_dirs_of).collect();
+    let operators = found
         .into_iter()
         .map(|d| DeploymentReadiness {
             namespace: d.metadata.namespace.clone().unwrap_or_default(),
@@ -64,5 +67,6 @@ pub(super) async fn keda(client: &Client) -> Result<KedaSeen, GatherError> {
         crd,
         operators,
         metrics_api,
+        operator_ca,
     })
 }

@@ -127,7 +127,7 @@ pub async fn gather(
 }
 
 /// The built-in scaler, when a workload's trigger reads it: its health, then each such
-/// workload's readings and token Secret.
+/// workload's readings and token Secret (and its CA).
 async fn builtin_path(
     client: &Client,
     opts: &GatherOptions,
@@ -150,8 +150,11 @@ async fn builtin_path(
             continue;
         }
         w.builtin = builtin::builtin_readings(&grpc, Some(&so), cfg).await;
-        if cfg.builtin_scaler_auth {
-            w.token_secret = Some(builtin::token_secret(client, &w.namespace).await?);
+        if cfg.builtin_scaler_auth || cfg.builtin_scaler_tls {
+            let (token, ca) =
+                builtin::token_secret(client, &w.namespace, cfg.builtin_scaler_tls).await?;
+            w.token_secret = cfg.builtin_scaler_auth.then_some(token);
+            w.scaler_ca = ca;
         }
     }
     Ok(Some(seen))

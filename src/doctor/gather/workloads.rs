@@ -205,6 +205,7 @@ pub(super) async fn workload(
         prometheus: BTreeMap::new(),
         builtin: BTreeMap::new(),
         token_secret: None,
+        scaler_ca: None,
     };
     w.prometheus = prometheus_probes(client, opts, &scaled_object_of(&w, cfg)).await;
     Ok(w)

@@ -145,22 +145,25 @@ k apply -f "$ROOT/deploy/base/rbac.yaml" >/dev/null
 for n in $(seq 0 $((NAMESPACES - 1))); do k create namespace "ns-$n" >/dev/null; done
 
 # --- workloads -----------------------------------------------------------------------------
-opted_in_deployment() { # name namespace
+vllm_deployment() { # name namespace annotation... ("key: value"): a vLLM model server
+  local name=$1 ns=$2
+  shift 2
   cat <<EOF
 ---
 apiVersion: apps/v1
 kind: Deployment
 metadata:
-  name: $1
-  namespace: $2
+  name: $name
+  namespace: $ns
   annotations:
-    llm-autoscale.io/enabled: "true"
-    llm-autoscale.io/max-replicas: "4"
+EOF
+  printf '    %s\n' "$@"
+  cat <<EOF
 spec:
   replicas: 1
-  selector: {matchLabels: {app: $1}}
+  selector: {matchLabels: {app: $name}}
   template:
-    metadata: {labels: {app: $1}}
+    metadata: {labels: {app: $name}}
     spec:
       containers:
       - name: vllm
@@ -168,6 +171,9 @@ spec:
         args: [--model, Qwen/Qwen2-7B-Instruct]
         ports: [{name: http, containerPort: 8000}]
 EOF
+}
+opted_in_deployment() { # name namespace
+  vllm_deployment "$1" "$2" 'llm-autoscale.io/enabled: "true"' 'llm-autoscale.io/max-replicas: "4"'
 }
 inference_service() { # name namespace: as the webhook stores it (autoscalerClass external)
   cat <<EOF
@@ -223,32 +229,9 @@ spec:
 EOF
 }
 http_wake_deployment() { # name namespace: scales to zero, woken through the KEDA HTTP add-on
-  cat <<EOF
----
-apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: $1
-  namespace: $2
-  annotations:
-    llm-autoscale.io/enabled: "true"
-    llm-autoscale.io/min-replicas: "0"
-    llm-autoscale.io/max-replicas: "4"
-    llm-autoscale.io/http-wake-service: $1
-    llm-autoscale.io/http-wake-port: "8000"
-    llm-autoscale.io/http-wake-hosts: $1.example.com
-spec:
-  replicas: 1
-  selector: {matchLabels: {app: $1}}
-  template:
-    metadata: {labels: {app: $1}}
-    spec:
-      containers:
-      - name: vllm
-        image: vllm/vllm-openai:v0.11.0
-        args: [--model, Qwen/Qwen2-7B-Instruct]
-        ports: [{name: http, containerPort: 8000}]
-EOF
+  vllm_deployment "$1" "$2" 'llm-autoscale.io/enabled: "true"' 'llm-autoscale.io/min-replicas: "0"' \
+    'llm-autoscale.io/max-replicas: "4"' "llm-autoscale.io/http-wake-service: $1" \
+    'llm-autoscale.io/http-wake-port: "8000"' "llm-autoscale.io/http-wake-hosts: $1.example.com"
 }
 plain_deployments() { # namespace first count
   local ns=$1 first=$2 count=$3 i
@@ -334,18 +317,27 @@ idle_period() { # label seconds → requests, and VmRSS every 30 s of it
   echo "$1: requests in $2 s idle: $total ($(awk -v t="$total" -v s="$2" 'BEGIN {printf "%.1f", t * 60 / s}') per minute)"
   sed 's/^/    /' <<<"$breakdown"
 }
+resident() { # label idle-seconds → the idle period's figures, then VmRSS in RSS
+  idle_period "$1" "$2"
+  RSS=$(rss_kib)
+  echo "$1: VmRSS ${RSS} KiB (VmHWM $(hwm_kib) KiB)"
+}
+timed_start() { # log-name what count-command label: start, seconds until all OPTED are counted
+  local secs
+  start_reconciler "$1"
+  secs=$(wait_until "$2" "$3" "$OPTED")
+  echo "$4: ${secs} s"
+}
 
 echo "reconciler: $RECONCILER"
 echo "cluster: $OPTED opted-in Deployments in $NAMESPACES namespaces ($KSERVE KServe predictors, $WAKE with HTTP wake)"
 
 # Phase 1: only the opted-in Deployments.
-start_reconciler phase1
-secs=$(wait_until "the ScaledObjects" count_so "$OPTED")
-echo "phase 1 ($OPTED Deployments): cold start to $OPTED ScaledObjects: ${secs} s"
+timed_start phase1 "the ScaledObjects" count_so \
+  "phase 1 ($OPTED Deployments): cold start to $OPTED ScaledObjects"
 sleep 10
-idle_period "phase 1 ($OPTED Deployments)" "$PHASE1_IDLE_SECONDS"
-RSS_SMALL=$(rss_kib)
-echo "phase 1 ($OPTED Deployments): VmRSS ${RSS_SMALL} KiB (VmHWM $(hwm_kib) KiB)"
+resident "phase 1 ($OPTED Deployments)" "$PHASE1_IDLE_SECONDS"
+RSS_SMALL=$RSS
 stop_reconciler
 
 # Phase 2: plus the plain Deployments.
@@ -367,9 +359,8 @@ done
 echo "cluster: $(k get deployments -A --no-headers | wc -l) Deployments"
 start_reconciler phase2
 sleep 20
-idle_period "phase 2 ($TOTAL Deployments)" "$IDLE_SECONDS"
-RSS_LARGE=$(rss_kib)
-echo "phase 2 ($TOTAL Deployments): VmRSS ${RSS_LARGE} KiB (VmHWM $(hwm_kib) KiB)"
+resident "phase 2 ($TOTAL Deployments)" "$IDLE_SECONDS"
+RSS_LARGE=$RSS
 echo "per plain Deployment: $(awk -v l="$RSS_LARGE" -v s="$RSS_SMALL" -v n="$PLAIN" 'BEGIN {printf "%.0f", (l - s) * 1024 / n}') bytes of VmRSS"
 stop_reconciler
 
@@ -377,14 +368,12 @@ stop_reconciler
 k get scaledobjects -A -o json | jq '.items[].spec.maxReplicaCount = 9 | del(.items[].metadata.managedFields)' |
   k replace -f - >/dev/null
 log "all ScaledObjects edited (maxReplicaCount 9) while the reconciler was down"
-start_reconciler phase3
-secs=$(wait_until "the repairs" count_repaired "$OPTED")
-echo "phase 3 ($TOTAL Deployments): restart to all $OPTED ScaledObjects repaired: ${secs} s"
+timed_start phase3 "the repairs" count_repaired \
+  "phase 3 ($TOTAL Deployments): restart to all $OPTED ScaledObjects repaired"
 stop_reconciler
 k delete scaledobjects --all --all-namespaces >/dev/null
-start_reconciler phase3-cold
-secs=$(wait_until "the ScaledObjects" count_so "$OPTED")
-echo "phase 3 ($TOTAL Deployments): cold start to $OPTED ScaledObjects: ${secs} s"
+timed_start phase3-cold "the ScaledObjects" count_so \
+  "phase 3 ($TOTAL Deployments): cold start to $OPTED ScaledObjects"
 stop_reconciler
 if [[ "${HOLD:-0}" == 1 ]]; then
   echo "holding the cluster: KUBECONFIG=$WORK/reconciler.kubeconfig (admin: $WORK/admin.kubeconfig); Ctrl-C ends"

@@ -26,6 +26,7 @@ pub mod json_path;
 pub mod keda;
 pub mod latency;
 pub mod manifest;
+pub mod metrics;
 pub mod mutate;
 pub mod presets;
 pub mod problem;

@@ -14,6 +14,7 @@ use std::time::Duration;
 use clap::builder::{PossibleValuesParser, TypedValueParser};
 use clap::{ArgAction, Args, ValueEnum};
 
+use super::flag_files::{self, ReadError};
 use crate::annotations::Backend;
 use crate::config::{OnInvalid, SidecarMode, WebhookConfig};
 use crate::keda;
@@ -31,11 +32,8 @@ pub const DEFAULT_SHUTDOWN_DELAY_IN_CLUSTER: Duration = Duration::from_secs(5);
 
 #[derive(Debug, thiserror::Error)]
 pub enum SettingsError {
-    #[error("reading config file {path}: {error}")]
-    Read {
-        path: PathBuf,
-        error: std::io::Error,
-    },
+    #[error("reading config file {}: {}", .0.path.display(), .0.error)]
+    Read(ReadError),
     #[error("config file {path}: {error}")]
     Parse {
         path: PathBuf,
@@ -311,10 +309,7 @@ impl ConfigArgs {
 
 /// Reads a YAML [`WebhookConfig`]; an empty file means the defaults.
 pub fn read_config_file(path: &Path) -> Result<WebhookConfig, SettingsError> {
-    let text = std::fs::read_to_string(path).map_err(|error| SettingsError::Read {
-        path: path.to_path_buf(),
-        error,
-    })?;
+    let text = flag_files::read_to_string(path).map_err(SettingsError::Read)?;
     parse_config(&text).map_err(|error| SettingsError::Parse {
         path: path.to_path_buf(),
         error,
@@ -410,12 +405,12 @@ impl ServeArgs {
 
     /// Merged settings, with the in-cluster defaults when `in_cluster`.
     pub fn settings_for(&self, in_cluster: bool) -> Result<Settings, SettingsError> {
-        let tls = match (&self.tls_cert, &self.tls_key) {
-            (Some(cert), Some(key)) => TlsSource::Files {
+        let tls = match flag_files::pem_pair(&self.tls_cert, &self.tls_key) {
+            Some((cert, key)) => TlsSource::Files {
                 cert: cert.clone(),
                 key: key.clone(),
             },
-            _ => TlsSource::Ephemeral,
+            None => TlsSource::Ephemeral,
         };
         let default_delay = if in_cluster {
             DEFAULT_SHUTDOWN_DELAY_IN_CLUSTER
@@ -440,18 +435,10 @@ impl ServeArgs {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::{CommandFactory, Parser};
-
-    #[derive(Parser, Debug)]
-    struct Cli {
-        #[command(flatten)]
-        serve: ServeArgs,
-    }
+    use crate::config::flag_files::parse_flags;
 
     fn parse(args: &[&str]) -> Result<ServeArgs, clap::Error> {
-        let mut all = vec!["serve"];
-        all.extend_from_slice(args);
-        Cli::try_parse_from(all).map(|c| c.serve)
+        parse_flags(args)
     }
 
     #[test]
@@ -538,7 +525,9 @@ mod tests {
 
     #[test]
     fn help_shows_the_defaults() {
-        let help = Cli::command().render_help().to_string();
+        let help = ServeArgs::augment_args(clap::Command::new("serve"))
+            .render_help()
+            .to_string();
         let d = WebhookConfig::default();
         for needle in [
             d.collector_image.as_str(),

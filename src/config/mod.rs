@@ -5,6 +5,7 @@
 //! file, `LLM_AUTOSCALE_*` environment variables and flags. The core only ever sees the merged
 //! [`WebhookConfig`].
 
+pub mod flag_files;
 pub mod loading;
 
 use serde::{Deserialize, Serialize};

@@ -1,5 +1,6 @@
 //! Objects the doctor's unit tests build snapshots from.
 
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, LabelSelectorRequirement};
 use serde_json::{Value, json};
 
 use super::address::ServiceRef;
@@ -25,16 +26,17 @@ pub fn opted_in_annotations() -> Value {
 
 /// The three webhooks as deploy/ registers them, trusted and served.
 pub fn hooks() -> Vec<WebhookSeen> {
-    let ca = crate::certs::generate(&crate::certs::ServingRequest::local_development())
-        .map(|b| b.ca_cert_pem.into_bytes())
-        .unwrap_or_default();
-    [
-        (DEPLOYMENTS_HOOK, HookKind::Mutating),
-        (INFERENCE_SERVICES_HOOK, HookKind::Mutating),
-        (SCALED_OBJECTS_HOOK, HookKind::Validating),
+    vec![
+        hook(DEPLOYMENTS_HOOK, HookKind::Mutating),
+        hook(INFERENCE_SERVICES_HOOK, HookKind::Mutating),
+        hook(SCALED_OBJECTS_HOOK, HookKind::Validating),
     ]
-    .into_iter()
-    .map(|(name, kind)| WebhookSeen {
+}
+
+/// One webhook of the product's Service, trusted (a CA of its own), with two ready endpoints
+/// and a certificate valid for 90 days, kept away from its own namespace and kube-system.
+pub fn hook(name: &str, kind: HookKind) -> WebhookSeen {
+    WebhookSeen {
         configuration: "llm-autoscale-webhook".into(),
         kind,
         name: name.into(),
@@ -46,14 +48,26 @@ pub fn hooks() -> Vec<WebhookSeen> {
             },
             path: "/mutate".into(),
         },
-        ca_bundle: ca.clone(),
+        ca_bundle: ca_pem(),
         failure_policy: "Ignore".into(),
-        namespace_selector: None,
+        namespace_selector: Some(LabelSelector {
+            match_expressions: Some(vec![LabelSelectorRequirement {
+                key: "kubernetes.io/metadata.name".into(),
+                operator: "NotIn".into(),
+                values: Some(vec!["llm-autoscale-system".into(), "kube-system".into()]),
+            }]),
+            match_labels: None,
+        }),
         object_selector: None,
         ready_endpoints: Some(2),
         tls: Probe::Answered(ServedCertificate {
             expires_in_seconds: 90 * 86400,
         }),
-    })
-    .collect()
+    }
+}
+
+fn ca_pem() -> Vec<u8> {
+    crate::certs::generate(&crate::certs::ServingRequest::local_development())
+        .map(|b| b.ca_cert_pem.into_bytes())
+        .unwrap_or_default()
 }

@@ -261,55 +261,9 @@ pub fn selector_findings(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::doctor::address::ServiceRef;
     use crate::doctor::snapshot::ServedCertificate;
+    use crate::doctor::test_objects::{hook, hooks};
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, LabelSelectorRequirement};
-
-    fn ca_pem() -> Vec<u8> {
-        crate::certs::generate(&crate::certs::ServingRequest::local_development())
-            .unwrap()
-            .ca_cert_pem
-            .into_bytes()
-    }
-
-    fn hook(name: &str, kind: HookKind) -> WebhookSeen {
-        WebhookSeen {
-            configuration: "llm-autoscale-webhook".into(),
-            kind,
-            name: name.into(),
-            target: WebhookTarget::Service {
-                service: ServiceRef {
-                    namespace: "llm-autoscale-system".into(),
-                    name: "llm-autoscale-webhook".into(),
-                    port: Some(443),
-                },
-                path: "/mutate".into(),
-            },
-            ca_bundle: ca_pem(),
-            failure_policy: "Ignore".into(),
-            namespace_selector: Some(LabelSelector {
-                match_expressions: Some(vec![LabelSelectorRequirement {
-                    key: "kubernetes.io/metadata.name".into(),
-                    operator: "NotIn".into(),
-                    values: Some(vec!["llm-autoscale-system".into(), "kube-system".into()]),
-                }]),
-                match_labels: None,
-            }),
-            object_selector: None,
-            ready_endpoints: Some(2),
-            tls: Probe::Answered(ServedCertificate {
-                expires_in_seconds: 90 * 86400,
-            }),
-        }
-    }
-
-    fn all_hooks() -> Vec<WebhookSeen> {
-        vec![
-            hook(DEPLOYMENTS_HOOK, HookKind::Mutating),
-            hook(INFERENCE_SERVICES_HOOK, HookKind::Mutating),
-            hook(SCALED_OBJECTS_HOOK, HookKind::Validating),
-        ]
-    }
 
     fn worst(findings: &[Finding], check: Check) -> Option<Severity> {
         findings
@@ -321,7 +275,7 @@ mod tests {
 
     #[test]
     fn a_healthy_install_has_nothing_above_info() {
-        let f = cluster_findings(&all_hooks());
+        let f = cluster_findings(&hooks());
         assert!(f.iter().all(|f| f.severity <= Severity::Info), "{f:#?}");
         assert_eq!(
             f.iter()
@@ -355,7 +309,7 @@ mod tests {
     #[test]
     fn ca_bundle_empty_or_not_pem_blocks() {
         for bundle in [Vec::new(), b"not a certificate".to_vec()] {
-            let mut h = all_hooks();
+            let mut h = hooks();
             h[0].ca_bundle = bundle;
             let f = cluster_findings(&h);
             assert_eq!(worst(&f, Check::WebhookCaBundle), Some(Severity::Error));
@@ -393,7 +347,7 @@ mod tests {
             ),
         ];
         for (probe, want) in cases {
-            let mut h = all_hooks();
+            let mut h = hooks();
             h[0].tls = probe.clone();
             let f = cluster_findings(&h);
             assert_eq!(
@@ -402,7 +356,7 @@ mod tests {
                 "{probe:?}"
             );
         }
-        let mut h = all_hooks();
+        let mut h = hooks();
         h[0].tls = Probe::Failed("UnknownIssuer".into());
         let f = cluster_findings(&h);
         let cert = f
@@ -418,7 +372,7 @@ mod tests {
 
     #[test]
     fn no_ready_endpoints_blocks_and_url_targets_have_none_to_count() {
-        let mut h = all_hooks();
+        let mut h = hooks();
         h[0].ready_endpoints = Some(0);
         assert_eq!(
             worst(&cluster_findings(&h), Check::WebhookEndpoints),
@@ -434,7 +388,7 @@ mod tests {
     #[test]
     fn failure_policy_is_told_either_way() {
         for (policy, word) in [("Ignore", "admitted unchanged"), ("Fail", "refused")] {
-            let mut h = all_hooks();
+            let mut h = hooks();
             h[0].failure_policy = policy.into();
             let f = cluster_findings(&h);
             let p = f
@@ -455,7 +409,7 @@ mod tests {
 
     #[test]
     fn an_excluded_namespace_blocks_the_workload() {
-        let hooks = all_hooks();
+        let hooks = hooks();
         let none = labels(&[]);
         let kube_system = labels(&[("kubernetes.io/metadata.name", "kube-system")]);
         let f = selector_findings(&hooks, WorkloadKind::Deployment, &kube_system, &none, &none);
@@ -470,7 +424,7 @@ mod tests {
 
     #[test]
     fn an_object_selector_opt_out_blocks_the_workload() {
-        let mut hooks = all_hooks();
+        let mut hooks = hooks();
         hooks[0].object_selector = Some(LabelSelector {
             match_expressions: Some(vec![LabelSelectorRequirement {
                 key: "llm-autoscale.io/webhook".into(),

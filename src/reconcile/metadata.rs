@@ -14,6 +14,7 @@
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt;
+use std::marker::PhantomData;
 
 use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::apps::v1::Deployment;
@@ -29,81 +30,81 @@ use crate::workload::MANAGED_LABEL;
 /// `pkg/constants/constants.go`, `AutoscalerClass`).
 pub const AUTOSCALER_CLASS: &str = "serving.kserve.io/autoscalerClass";
 
+/// An object of kind `K` as the reconciler keeps it: its metadata, trimmed to what `K` keeps.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Trimmed<K> {
+    pub metadata: ObjectMeta,
+    kind: PhantomData<K>,
+}
+
+/// A kind the reconciler watches metadata-only: where its API is and which labels and
+/// annotations it keeps.
+pub trait TrimmedKind {
+    const KIND: &'static str;
+    const GROUP: &'static str;
+    const VERSION: &'static str;
+    const PLURAL: &'static str;
+    fn keeps_label(key: &str) -> bool;
+    fn keeps_annotation(key: &str) -> bool;
+}
+
 /// What the reconciler keeps of every Deployment of the cluster: name, namespace, uid, the
 /// managed label and the `llm-autoscale.io/` annotations.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct DeploymentMeta {
-    pub metadata: ObjectMeta,
-}
+pub type DeploymentMeta = Trimmed<DeploymentKind>;
 
 /// What the reconciler keeps of an InferenceService: name, namespace, uid and
 /// [`AUTOSCALER_CLASS`].
+pub type InferenceServiceMeta = Trimmed<InferenceServiceKind>;
+
 #[derive(Clone, Debug, Default, PartialEq)]
-pub struct InferenceServiceMeta {
-    pub metadata: ObjectMeta,
-}
+pub struct DeploymentKind;
 
-/// Which labels and annotations a type keeps.
-#[derive(Clone, Copy)]
-struct Keep {
-    label: fn(&str) -> bool,
-    annotation: fn(&str) -> bool,
-}
-
-const DEPLOYMENT_KEEPS: Keep = Keep {
-    label: |k| k == MANAGED_LABEL,
-    annotation: |k| k.starts_with(PREFIX),
-};
-
-const INFERENCE_SERVICE_KEEPS: Keep = Keep {
-    label: |_| false,
-    annotation: |k| k == AUTOSCALER_CLASS,
-};
-
-impl Resource for DeploymentMeta {
-    type DynamicType = ();
-    type Scope = NamespaceResourceScope;
-
-    fn kind(_: &()) -> Cow<'_, str> {
-        Deployment::kind(&())
+impl TrimmedKind for DeploymentKind {
+    const KIND: &'static str = <Deployment as k8s_openapi::Resource>::KIND;
+    const GROUP: &'static str = <Deployment as k8s_openapi::Resource>::GROUP;
+    const VERSION: &'static str = <Deployment as k8s_openapi::Resource>::VERSION;
+    const PLURAL: &'static str = <Deployment as k8s_openapi::Resource>::URL_PATH_SEGMENT;
+    fn keeps_label(key: &str) -> bool {
+        key == MANAGED_LABEL
     }
-    fn group(_: &()) -> Cow<'_, str> {
-        Deployment::group(&())
-    }
-    fn version(_: &()) -> Cow<'_, str> {
-        Deployment::version(&())
-    }
-    fn plural(_: &()) -> Cow<'_, str> {
-        Deployment::plural(&())
-    }
-    fn meta(&self) -> &ObjectMeta {
-        &self.metadata
-    }
-    fn meta_mut(&mut self) -> &mut ObjectMeta {
-        &mut self.metadata
-    }
-    fn metadata_api() -> bool {
-        true
+    fn keeps_annotation(key: &str) -> bool {
+        key.starts_with(PREFIX)
     }
 }
 
 /// KServe's InferenceService, `serving.kserve.io/v1beta1` (the CRD is
 /// `tests/fixtures/crds/kserve-inferenceservices.yaml`).
-impl Resource for InferenceServiceMeta {
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct InferenceServiceKind;
+
+impl TrimmedKind for InferenceServiceKind {
+    const KIND: &'static str = "InferenceService";
+    const GROUP: &'static str = "serving.kserve.io";
+    const VERSION: &'static str = "v1beta1";
+    const PLURAL: &'static str = "inferenceservices";
+    fn keeps_label(_: &str) -> bool {
+        false
+    }
+    fn keeps_annotation(key: &str) -> bool {
+        key == AUTOSCALER_CLASS
+    }
+}
+
+impl<K: TrimmedKind> Resource for Trimmed<K> {
     type DynamicType = ();
     type Scope = NamespaceResourceScope;
 
     fn kind(_: &()) -> Cow<'_, str> {
-        "InferenceService".into()
+        K::KIND.into()
     }
     fn group(_: &()) -> Cow<'_, str> {
-        "serving.kserve.io".into()
+        K::GROUP.into()
     }
     fn version(_: &()) -> Cow<'_, str> {
-        "v1beta1".into()
+        K::VERSION.into()
     }
     fn plural(_: &()) -> Cow<'_, str> {
-        "inferenceservices".into()
+        K::PLURAL.into()
     }
     fn meta(&self) -> &ObjectMeta {
         &self.metadata
@@ -116,24 +117,20 @@ impl Resource for InferenceServiceMeta {
     }
 }
 
-impl<'de> Deserialize<'de> for DeploymentMeta {
+impl<'de, K: TrimmedKind> Deserialize<'de> for Trimmed<K> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let metadata = d.deserialize_map(ObjectVisitor(DEPLOYMENT_KEEPS))?;
-        Ok(DeploymentMeta { metadata })
-    }
-}
-
-impl<'de> Deserialize<'de> for InferenceServiceMeta {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let metadata = d.deserialize_map(ObjectVisitor(INFERENCE_SERVICE_KEEPS))?;
-        Ok(InferenceServiceMeta { metadata })
+        let metadata = d.deserialize_map(ObjectVisitor::<K>(PhantomData))?;
+        Ok(Trimmed {
+            metadata,
+            kind: PhantomData,
+        })
     }
 }
 
 /// `{"metadata": {...}, ...}`: only `metadata` is read.
-struct ObjectVisitor(Keep);
+struct ObjectVisitor<K>(PhantomData<K>);
 
-impl<'de> Visitor<'de> for ObjectVisitor {
+impl<'de, K: TrimmedKind> Visitor<'de> for ObjectVisitor<K> {
     type Value = ObjectMeta;
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("a PartialObjectMetadata")
@@ -142,7 +139,7 @@ impl<'de> Visitor<'de> for ObjectVisitor {
         let mut out = ObjectMeta::default();
         while let Some(key) = map.next_key::<Key<'de>>()? {
             if key.0 == "metadata" {
-                out = map.next_value_seed(MetaSeed(self.0))?;
+                out = map.next_value_seed(MetaSeed::<K>(PhantomData))?;
             } else {
                 map.next_value::<IgnoredAny>()?;
             }
@@ -151,16 +148,16 @@ impl<'de> Visitor<'de> for ObjectVisitor {
     }
 }
 
-struct MetaSeed(Keep);
+struct MetaSeed<K>(PhantomData<K>);
 
-impl<'de> DeserializeSeed<'de> for MetaSeed {
+impl<'de, K: TrimmedKind> DeserializeSeed<'de> for MetaSeed<K> {
     type Value = ObjectMeta;
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<ObjectMeta, D::Error> {
         d.deserialize_map(self)
     }
 }
 
-impl<'de> Visitor<'de> for MetaSeed {
+impl<'de, K: TrimmedKind> Visitor<'de> for MetaSeed<K> {
     type Value = ObjectMeta;
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("an ObjectMeta")
@@ -172,9 +169,9 @@ impl<'de> Visitor<'de> for MetaSeed {
                 "name" => meta.name = map.next_value()?,
                 "namespace" => meta.namespace = map.next_value()?,
                 "uid" => meta.uid = map.next_value()?,
-                "labels" => meta.labels = map.next_value_seed(KeptEntries(self.0.label))?,
+                "labels" => meta.labels = map.next_value_seed(KeptEntries(K::keeps_label))?,
                 "annotations" => {
-                    meta.annotations = map.next_value_seed(KeptEntries(self.0.annotation))?
+                    meta.annotations = map.next_value_seed(KeptEntries(K::keeps_annotation))?
                 }
                 _ => {
                     map.next_value::<IgnoredAny>()?;
@@ -294,6 +291,11 @@ mod tests {
         assert!(serde_json::from_str::<DeploymentMeta>("[1]").is_err());
         assert!(DeploymentMeta::metadata_api());
         assert_eq!(DeploymentMeta::plural(&()), "deployments");
+        assert_eq!(
+            DeploymentMeta::api_version(&()),
+            Deployment::api_version(&())
+        );
+        assert_eq!(DeploymentMeta::kind(&()), Deployment::kind(&()));
     }
 
     #[test]

@@ -7,16 +7,13 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
 use super::plan::SidecarState;
+pub use crate::metrics::ResultLabels;
+use crate::metrics::register;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct WorkloadLabels {
     pub namespace: String,
     pub deployment: String,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct ResultLabels {
-    pub result: String,
 }
 
 #[derive(Clone, Default)]
@@ -30,23 +27,27 @@ pub struct ReconcileMetrics {
 
 impl ReconcileMetrics {
     pub fn register(registry: &mut Registry) -> ReconcileMetrics {
-        let m = ReconcileMetrics::default();
-        registry.register(
-            "llm_autoscale_sidecar_missing",
-            "Opted-in Deployments whose collector sidecar is missing, stale or left over (1 each)",
-            m.sidecar_missing.clone(),
-        );
-        registry.register(
-            "llm_autoscale_reconcile",
-            "Reconciliations by result",
-            m.reconciles.clone(),
-        );
-        registry.register(
-            "llm_autoscale_reconciler_leader",
-            "1 while this replica holds the reconciler lease",
-            m.leader.clone(),
-        );
-        m
+        let r = registry;
+        ReconcileMetrics {
+            sidecar_missing: register(
+                r,
+                "llm_autoscale_sidecar_missing",
+                "Opted-in Deployments whose collector sidecar is missing, stale or left over (1 each)",
+                Family::default(),
+            ),
+            reconciles: register(
+                r,
+                "llm_autoscale_reconcile",
+                "Reconciliations by result",
+                Family::default(),
+            ),
+            leader: register(
+                r,
+                "llm_autoscale_reconciler_leader",
+                "1 while this replica holds the reconciler lease",
+                Gauge::default(),
+            ),
+        }
     }
 
     pub fn record_sidecar(&self, namespace: &str, deployment: &str, state: SidecarState) {
@@ -73,11 +74,9 @@ impl ReconcileMetrics {
         self.sidecar_missing.get(&labels).is_some()
     }
 
-    pub fn record_result(&self, result: &str) {
+    pub fn record_result(&self, result: &'static str) {
         self.reconciles
-            .get_or_create(&ResultLabels {
-                result: result.into(),
-            })
+            .get_or_create(&ResultLabels { result })
             .inc();
     }
 }

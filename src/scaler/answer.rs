@@ -328,19 +328,6 @@ mod tests {
         Query::from_metadata(&m).unwrap()
     }
 
-    fn gauge(pod: &str, seen: i64, points: &[(i64, f64)]) -> SeriesWindow {
-        SeriesWindow {
-            key: SeriesKey::new("m", vec![("pod".into(), pod.into())]),
-            last_seen_ms: seen,
-            samples: Samples::Gauge(
-                points
-                    .iter()
-                    .map(|&(at_ms, value)| At { at_ms, value })
-                    .collect(),
-            ),
-        }
-    }
-
     const BOUNDS: [f64; 3] = [0.5, 1.0, 2.0];
 
     fn histogram(pod: &str, windows: &[[u64; 4]]) -> SeriesWindow {
@@ -375,14 +362,14 @@ mod tests {
             evaluate(&q, &[], 100_000, 60_000),
             Err(AnswerError::NoSeries { .. })
         ));
-        let old = gauge("gone", 10_000, &[(10_000, 7.0)]);
+        let old = SeriesWindow::gauge("gone", 10_000, &[(10_000, 7.0)]);
         let err = evaluate(&q, std::slice::from_ref(&old), 100_000, 60_000).unwrap_err();
         assert_eq!(
             err.to_string(),
             "stale: the 1 series of m matching {deployment=d} were last received 90 s ago, longer than the staleness window (60 s): their pods stopped reporting"
         );
         // With a pod still reporting, the gone one is left out.
-        let live = gauge("live", 95_000, &[(95_000, 3.0)]);
+        let live = SeriesWindow::gauge("live", 95_000, &[(95_000, 3.0)]);
         let a = evaluate(&q, &[old, live], 100_000, 60_000).unwrap();
         assert_eq!((a.value, a.series, a.active), (3.0, 1, true));
     }
@@ -390,12 +377,12 @@ mod tests {
     #[test]
     fn operations_over_time_and_aggregations() {
         let series = [
-            gauge(
+            SeriesWindow::gauge(
                 "a",
                 100_000,
                 &[(40_000, 2.0), (70_000, 4.0), (100_000, 6.0)],
             ),
-            gauge("b", 100_000, &[(100_000, 10.0)]),
+            SeriesWindow::gauge("b", 100_000, &[(100_000, 10.0)]),
         ];
         let cases = [
             ("sum", "last_one", 16.0),
@@ -502,7 +489,12 @@ mod tests {
         assert_eq!(a.demand, Demand::NoDemand { requests: 4 });
         // A gauge read as a percentile, and a histogram read as a value, are errors.
         assert!(matches!(
-            evaluate(&q, &[gauge("a", 100_000, &[(1, 1.0)])], 100_000, 60_000),
+            evaluate(
+                &q,
+                &[SeriesWindow::gauge("a", 100_000, &[(1, 1.0)])],
+                100_000,
+                60_000
+            ),
             Err(AnswerError::NotAHistogram { .. })
         ));
         let as_value = query(&[("metricQuery", "sum(h)"), ("targetValue", "1")]);
@@ -514,7 +506,7 @@ mod tests {
 
     #[test]
     fn activation_compares_with_the_threshold() {
-        let series = [gauge("a", 100_000, &[(100_000, 2.0)])];
+        let series = [SeriesWindow::gauge("a", 100_000, &[(100_000, 2.0)])];
         for (activation, active) in [("0", true), ("1.99", true), ("2", false), ("3", false)] {
             let q = query(&[
                 ("metricQuery", "sum(m)"),

@@ -21,6 +21,24 @@ pub struct SeriesWindow {
     pub samples: Samples,
 }
 
+#[cfg(test)]
+impl SeriesWindow {
+    /// Gauge `m` of `pod`, last received at `seen`, with these `(at_ms, value)` points (for
+    /// the scaler's unit tests).
+    pub fn gauge(pod: &str, seen: i64, points: &[(i64, f64)]) -> SeriesWindow {
+        SeriesWindow {
+            key: SeriesKey::new("m", vec![("pod".into(), pod.into())]),
+            last_seen_ms: seen,
+            samples: Samples::Gauge(
+                points
+                    .iter()
+                    .map(|&(at_ms, value)| super::series::At { at_ms, value })
+                    .collect(),
+            ),
+        }
+    }
+}
+
 /// Every matching series one replica holds.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Partial {
@@ -49,36 +67,25 @@ pub fn merge(partials: Vec<Partial>) -> Result<Vec<SeriesWindow>, HistogramError
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::scaler::series::At;
     use proptest::prelude::*;
-
-    fn window(pod: &str, seen: i64, points: &[(i64, f64)]) -> SeriesWindow {
-        SeriesWindow {
-            key: SeriesKey::new("m", vec![("pod".into(), pod.into())]),
-            last_seen_ms: seen,
-            samples: Samples::Gauge(
-                points
-                    .iter()
-                    .map(|&(at_ms, value)| At { at_ms, value })
-                    .collect(),
-            ),
-        }
-    }
 
     #[test]
     fn series_spread_over_replicas_join() {
         let a = Partial {
-            series: vec![window("p1", 10, &[(1, 1.0)]), window("p2", 5, &[(1, 9.0)])],
+            series: vec![
+                SeriesWindow::gauge("p1", 10, &[(1, 1.0)]),
+                SeriesWindow::gauge("p2", 5, &[(1, 9.0)]),
+            ],
         };
         let b = Partial {
-            series: vec![window("p1", 20, &[(2, 2.0), (1, 1.0)])],
+            series: vec![SeriesWindow::gauge("p1", 20, &[(2, 2.0), (1, 1.0)])],
         };
         let merged = merge(vec![a, b]).unwrap();
         assert_eq!(
             merged,
             vec![
-                window("p1", 20, &[(1, 1.0), (2, 2.0)]),
-                window("p2", 5, &[(1, 9.0)])
+                SeriesWindow::gauge("p1", 20, &[(1, 1.0), (2, 2.0)]),
+                SeriesWindow::gauge("p2", 5, &[(1, 9.0)])
             ]
         );
     }
@@ -103,11 +110,11 @@ mod tests {
             let partials: Vec<Partial> = replicas
                 .iter()
                 .enumerate()
-                .map(|(i, pts)| Partial { series: vec![window("p", i as i64, pts)] })
+                .map(|(i, pts)| Partial { series: vec![SeriesWindow::gauge("p", i as i64, pts)] })
                 .collect();
             let mut reversed = partials.clone();
             reversed.reverse();
-            let whole = merge(vec![Partial { series: vec![window("p", 2, &points)] }]).unwrap();
+            let whole = merge(vec![Partial { series: vec![SeriesWindow::gauge("p", 2, &points)] }]).unwrap();
             prop_assert_eq!(&merge(partials).unwrap(), &whole);
             prop_assert_eq!(&merge(reversed).unwrap(), &whole);
         }

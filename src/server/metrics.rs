@@ -13,17 +13,18 @@ use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
-use prometheus_client::metrics::histogram::Histogram;
-use prometheus_client::registry::{Registry, Unit};
+use prometheus_client::registry::Registry;
+
+use crate::metrics::{Buckets, HistogramFamily, ResultLabels, register, register_seconds};
 
 /// Content type of [`encode`]'s output.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
 /// Upper bounds of the admission duration histogram, in seconds.
-pub const DURATION_BUCKETS: [f64; 14] = [
+pub const DURATION_BUCKETS: Buckets = Buckets(&[
     0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
     1.0,
-];
+]);
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RequestLabels {
@@ -36,64 +37,52 @@ pub struct RouteLabels {
     pub route: &'static str,
 }
 
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct ReloadLabels {
-    pub result: &'static str,
-}
-
-type HistogramFamily = Family<RouteLabels, Histogram, fn() -> Histogram>;
-
-fn duration_histogram() -> Histogram {
-    Histogram::new(DURATION_BUCKETS)
-}
-
 /// Handles on the server's metrics (cheap to clone).
 #[derive(Clone, Debug)]
 pub struct Metrics {
     requests: Family<RequestLabels, Counter>,
-    duration: HistogramFamily,
+    duration: HistogramFamily<RouteLabels>,
     certificate_expiry: Gauge,
-    certificate_reloads: Family<ReloadLabels, Counter>,
+    certificate_reloads: Family<ResultLabels, Counter>,
 }
 
 impl Metrics {
     /// Registers the server's metrics in `registry`.
     pub fn register(registry: &mut Registry) -> Metrics {
+        let r = registry;
         let m = Metrics {
-            requests: Family::default(),
-            duration: Family::new_with_constructor(duration_histogram as fn() -> Histogram),
-            certificate_expiry: Gauge::default(),
-            certificate_reloads: Family::default(),
+            requests: register(
+                r,
+                "llm_autoscale_admission_requests",
+                "Admission requests by route and decision (patched, allowed, denied, warned, bad_request, internal_error, too_large)",
+                Family::default(),
+            ),
+            duration: register_seconds(
+                r,
+                "llm_autoscale_admission_duration",
+                "Time to decode, decide and encode an admission review",
+                DURATION_BUCKETS.family(),
+            ),
+            certificate_expiry: register_seconds(
+                r,
+                "llm_autoscale_certificate_expiry_timestamp",
+                "notAfter of the served TLS certificate (Unix time)",
+                Gauge::default(),
+            ),
+            certificate_reloads: register(
+                r,
+                "llm_autoscale_certificate_reloads",
+                "Certificate reloads after the files changed, by result (success, failure)",
+                Family::default(),
+            ),
         };
-        registry.register(
-            "llm_autoscale_admission_requests",
-            "Admission requests by route and decision (patched, allowed, denied, warned, bad_request, internal_error, too_large)",
-            m.requests.clone(),
-        );
-        registry.register_with_unit(
-            "llm_autoscale_admission_duration",
-            "Time to decode, decide and encode an admission review",
-            Unit::Seconds,
-            m.duration.clone(),
-        );
-        registry.register_with_unit(
-            "llm_autoscale_certificate_expiry_timestamp",
-            "notAfter of the served TLS certificate (Unix time)",
-            Unit::Seconds,
-            m.certificate_expiry.clone(),
-        );
-        registry.register(
-            "llm_autoscale_certificate_reloads",
-            "Certificate reloads after the files changed, by result (success, failure)",
-            m.certificate_reloads.clone(),
-        );
         for route in ["mutate", "validate"] {
             let _ = m.duration.get_or_create(&RouteLabels { route });
         }
         for result in ["success", "failure"] {
             let _ = m
                 .certificate_reloads
-                .get_or_create(&ReloadLabels { result });
+                .get_or_create(&ResultLabels { result });
         }
         m
     }
@@ -116,7 +105,7 @@ impl Metrics {
     pub fn certificate_reload(&self, success: bool) {
         let result = if success { "success" } else { "failure" };
         self.certificate_reloads
-            .get_or_create(&ReloadLabels { result })
+            .get_or_create(&ResultLabels { result })
             .inc();
     }
 }

@@ -12,7 +12,6 @@ use std::time::{Duration, Instant};
 
 use llm_autoscale_webhook::config::WebhookConfig;
 use llm_autoscale_webhook::keda::ScaledObject;
-use llm_autoscale_webhook::mutate::mutate;
 use llm_autoscale_webhook::scaler::trust::{self, TrustKey};
 use serde_json::json;
 
@@ -21,7 +20,7 @@ use super::latency_histogram::{Phase, bucket_of, bucket_width};
 use super::process::{self, Collector};
 use super::scaler_clients::{Keda, Tls, channel};
 use super::scaler_process::ScalerProcess;
-use super::{NAMESPACE, PODS, SIDECAR, WAIT, kubelet, pod_facts, pod_ips};
+use super::{NAMESPACE, PODS, WAIT, pod_ips, render_with, start_collectors};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn builtin_sidecars_feed_the_scaler_for_real() {
@@ -65,18 +64,7 @@ async fn builtin_sidecars_feed_the_scaler_for_real() {
         builtin_scaler_address: scaler.scaler.to_string(),
         ..WebhookConfig::default()
     };
-    let mutation = mutate(&deployment, &config).unwrap_or_else(|e| panic!("refused: {e}"));
-    let template = mutation.patched["spec"]["template"].clone();
-    let sidecar = template["spec"]["initContainers"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .find(|c| c["name"] == SIDECAR)
-        .expect("the sidecar")
-        .clone();
-    let so: ScaledObject =
-        serde_json::from_value(serde_json::to_value(mutation.scaled_object.unwrap()).unwrap())
-            .unwrap();
+    let (template, sidecar, so) = render_builtin(&deployment, &config);
     let trigger = |name: &str| -> Vec<(String, String)> {
         let t = so.spec.triggers.iter().find(|t| t.name == name).unwrap();
         t.metadata.clone().into_iter().collect()
@@ -91,19 +79,7 @@ async fn builtin_sidecars_feed_the_scaler_for_real() {
             trust::token_for(&key, NAMESPACE),
         )]),
     )]);
-    let mut collectors: Vec<Collector> = Vec::new();
-    for (pod, ip) in PODS.iter().zip(&ips) {
-        let mut facts = pod_facts(&template, pod, *ip);
-        facts.secrets = secrets.clone();
-        let resolved = kubelet::resolve(&sidecar, &template["spec"], &facts)
-            .unwrap_or_else(|e| panic!("resolving the sidecar like the kubelet: {e}"));
-        collectors.push(Collector::start(
-            pod,
-            &binary,
-            &resolved.argv,
-            &resolved.env,
-        ));
-    }
+    let mut collectors = start_collectors(&binary, &template, &sidecar, &ips, &secrets);
 
     let mut keda = Keda::connect(&scaler.scaler_url()).await;
     let mut until = Until {
@@ -262,18 +238,7 @@ async fn builtin_sidecars_export_to_the_scaler_over_tls() {
         builtin_scaler_tls: true,
         ..WebhookConfig::default()
     };
-    let mutation = mutate(&deployment, &config).unwrap_or_else(|e| panic!("refused: {e}"));
-    let template = mutation.patched["spec"]["template"].clone();
-    let sidecar = template["spec"]["initContainers"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .find(|c| c["name"] == SIDECAR)
-        .expect("the sidecar")
-        .clone();
-    let so: ScaledObject =
-        serde_json::from_value(serde_json::to_value(mutation.scaled_object.unwrap()).unwrap())
-            .unwrap();
+    let (template, sidecar, so) = render_builtin(&deployment, &config);
     let trigger = &so.spec.triggers[0];
     assert_eq!(trigger.meta("enableTLS"), Some("true"));
     let queue: Vec<(String, String)> = trigger.metadata.clone().into_iter().collect();
@@ -299,19 +264,7 @@ async fn builtin_sidecars_export_to_the_scaler_over_tls() {
         })
         .collect();
     let secrets = BTreeMap::from([(trust::SECRET_NAME.to_string(), data)]);
-    let mut collectors: Vec<Collector> = Vec::new();
-    for (pod, ip) in PODS.iter().zip(&ips) {
-        let mut facts = pod_facts(&template, pod, *ip);
-        facts.secrets = secrets.clone();
-        let resolved = kubelet::resolve(&sidecar, &template["spec"], &facts)
-            .unwrap_or_else(|e| panic!("resolving the sidecar like the kubelet: {e}"));
-        collectors.push(Collector::start(
-            pod,
-            &binary,
-            &resolved.argv,
-            &resolved.env,
-        ));
-    }
+    let mut collectors = start_collectors(&binary, &template, &sidecar, &ips, &secrets);
 
     let tls = Tls {
         ca_pem: ca.cert_pem(),
@@ -336,4 +289,17 @@ async fn builtin_sidecars_export_to_the_scaler_over_tls() {
     assert!(scaler.metric("llm_autoscale_scaler_points_total{result=\"accepted\"}") > 0.0);
     let text = scaler.metrics_text();
     assert!(!text.contains("result=\"untrusted\""), "{text}");
+}
+
+/// The webhook's mutation of `deployment` on the builtin backend: the pod template, its
+/// collector sidecar and the ScaledObject with the triggers KEDA asks the scaler with.
+fn render_builtin(
+    deployment: &serde_json::Value,
+    config: &WebhookConfig,
+) -> (serde_json::Value, serde_json::Value, ScaledObject) {
+    let (template, sidecar, mutation) = render_with(deployment, config);
+    let so = serde_json::to_value(mutation.scaled_object.expect("a ScaledObject"))
+        .and_then(serde_json::from_value)
+        .expect("the ScaledObject as KEDA reads it");
+    (template, sidecar, so)
 }

@@ -16,8 +16,7 @@ use super::latency_histogram::{Phase, bucket_width, percentile};
 use super::otlp_sink::{OtlpSink, Point};
 use super::process::{self, Collector};
 use super::{
-    DEPLOYMENT, NAMESPACE, PODS, WAIT, kubelet, model_server_ips, pod_facts, pod_ips,
-    render_sidecar,
+    DEPLOYMENT, NAMESPACE, PODS, WAIT, model_server_ips, pod_ips, render_sidecar, start_collectors,
 };
 
 const GAUGE: &str = "vllm:time_to_first_token_seconds_p90";
@@ -37,18 +36,7 @@ async fn latency_percentile_follows_the_window() {
     let mut deployment = super::vllm_deployment(vllm.port());
     deployment["metadata"]["annotations"]["llm-autoscale.io/preset"] = json!("ttft-p90");
     let (template, sidecar) = render_sidecar(&deployment, &sink.endpoint());
-    let mut collectors: Vec<Collector> = Vec::new();
-    for (pod, ip) in PODS.iter().zip(&ips) {
-        let facts = pod_facts(&template, pod, *ip);
-        let resolved = kubelet::resolve(&sidecar, &template["spec"], &facts)
-            .unwrap_or_else(|e| panic!("resolving the sidecar like the kubelet: {e}"));
-        collectors.push(Collector::start(
-            pod,
-            &binary,
-            &resolved.argv,
-            &resolved.env,
-        ));
-    }
+    let mut collectors = start_collectors(&binary, &template, &sidecar, &ips, &BTreeMap::new());
 
     let mut phases = Phases {
         sink: &sink,

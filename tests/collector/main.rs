@@ -24,10 +24,11 @@ mod scaler_process;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use llm_autoscale_webhook::config::WebhookConfig;
-use llm_autoscale_webhook::mutate::mutate;
+use llm_autoscale_webhook::mutate::{Mutation, mutate};
 use serde_json::{Value, json};
 
 use fake_vllm::{FakeVllm, MODEL_NAME, Values};
@@ -113,20 +114,7 @@ async fn run_two_replicas(slot: u8, annotations: &[(&str, &str)], expected: &[&s
         deployment["metadata"]["annotations"][*key] = json!(value);
     }
     let (pod_template, sidecar) = render_sidecar(&deployment, &sink.endpoint());
-    let pod_spec = &pod_template["spec"];
-
-    let mut collectors: Vec<Collector> = Vec::new();
-    for (pod_name, ip) in PODS.iter().zip(&ips) {
-        let facts = pod_facts(&pod_template, pod_name, *ip);
-        let resolved = kubelet::resolve(&sidecar, pod_spec, &facts)
-            .unwrap_or_else(|e| panic!("resolving the sidecar like the kubelet: {e}"));
-        collectors.push(Collector::start(
-            pod_name,
-            &binary,
-            &resolved.argv,
-            &resolved.env,
-        ));
-    }
+    let mut collectors = start_collectors(&binary, &pod_template, &sidecar, &ips, &BTreeMap::new());
 
     let expected: BTreeSet<&str> = expected.iter().copied().collect();
 
@@ -394,7 +382,14 @@ fn render_sidecar(deployment: &Value, otlp_endpoint: &str) -> (Value, Value) {
         otlp_endpoint: otlp_endpoint.to_string(),
         ..WebhookConfig::default()
     };
-    let mutation = mutate(deployment, &config)
+    let (template, sidecar, _) = render_with(deployment, &config);
+    (template, sidecar)
+}
+
+/// The webhook's mutation of `deployment` under `config`: the pod template, its collector
+/// sidecar, and the whole mutation.
+fn render_with(deployment: &Value, config: &WebhookConfig) -> (Value, Value, Mutation) {
+    let mutation = mutate(deployment, config)
         .unwrap_or_else(|e| panic!("the webhook refused the test Deployment: {e}"));
     for warning in &mutation.warnings {
         eprintln!("mutation warning: {warning}");
@@ -407,7 +402,29 @@ fn render_sidecar(deployment: &Value, otlp_endpoint: &str) -> (Value, Value) {
         .find(|c| c.get("name").and_then(Value::as_str) == Some(SIDECAR))
         .unwrap_or_else(|| panic!("no container named {SIDECAR} in the mutated pod template"))
         .clone();
-    (template, sidecar)
+    (template, sidecar, mutation)
+}
+
+/// One collector per simulated replica (`ips` are their pod IPs), started with the sidecar's
+/// command line and environment as the kubelet resolves them; `secrets` are the namespace's
+/// Secrets its `secretKeyRef`s read.
+fn start_collectors(
+    binary: &Path,
+    template: &Value,
+    sidecar: &Value,
+    ips: &[IpAddr],
+    secrets: &BTreeMap<String, BTreeMap<String, String>>,
+) -> Vec<Collector> {
+    PODS.iter()
+        .zip(ips)
+        .map(|(pod, ip)| {
+            let mut facts = pod_facts(template, pod, *ip);
+            facts.secrets = secrets.clone();
+            let resolved = kubelet::resolve(sidecar, &template["spec"], &facts)
+                .unwrap_or_else(|e| panic!("resolving the sidecar like the kubelet: {e}"));
+            Collector::start(pod, binary, &resolved.argv, &resolved.env)
+        })
+        .collect()
 }
 
 /// The downward-API facts of one replica of `template`.

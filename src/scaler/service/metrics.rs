@@ -20,18 +20,16 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
-use prometheus_client::registry::{Registry, Unit};
+use prometheus_client::registry::Registry;
+
+pub use crate::metrics::ResultLabels;
+use crate::metrics::{Buckets, HistogramFamily, register, register_seconds};
 
 /// Upper bounds of the duration histograms, in seconds (from 25 µs: answers are in memory).
-const BUCKETS: [f64; 14] = [
+const BUCKETS: Buckets = Buckets(&[
     0.000_025, 0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1,
     0.25, 1.0,
-];
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct ResultLabels {
-    pub result: &'static str,
-}
+]);
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct AnswerLabels {
@@ -44,12 +42,6 @@ pub struct RpcLabels {
     pub rpc: &'static str,
 }
 
-fn histogram() -> Histogram {
-    Histogram::new(BUCKETS)
-}
-
-type Durations = Family<RpcLabels, Histogram, fn() -> Histogram>;
-
 /// Handles on the scaler's metrics (cheap to clone).
 #[derive(Clone, Debug)]
 pub struct ScalerMetrics {
@@ -59,78 +51,70 @@ pub struct ScalerMetrics {
     pub exports: Counter,
     pub forgotten: Counter,
     answers: Family<AnswerLabels, Counter>,
-    query_duration: Durations,
+    query_duration: HistogramFamily<RpcLabels>,
     ingest_duration: Histogram,
     peer_requests: Family<ResultLabels, Counter>,
 }
 
-impl Default for ScalerMetrics {
-    fn default() -> Self {
-        ScalerMetrics {
-            series: Gauge::default(),
-            workloads: Gauge::default(),
-            points: Family::default(),
-            exports: Counter::default(),
-            forgotten: Counter::default(),
-            answers: Family::default(),
-            query_duration: Family::new_with_constructor(histogram as fn() -> Histogram),
-            ingest_duration: histogram(),
-            peer_requests: Family::default(),
-        }
-    }
-}
-
 impl ScalerMetrics {
     pub fn register(registry: &mut Registry) -> ScalerMetrics {
-        let m = ScalerMetrics::default();
         let r = registry;
-        r.register(
-            "llm_autoscale_scaler_series",
-            "Series held",
-            m.series.clone(),
-        );
-        r.register(
-            "llm_autoscale_scaler_workloads",
-            "Workloads with series held",
-            m.workloads.clone(),
-        );
-        r.register(
-            "llm_autoscale_scaler_points",
-            "Data points received, by result (accepted, a refusal, or the limit that dropped them)",
-            m.points.clone(),
-        );
-        r.register(
-            "llm_autoscale_scaler_exports",
-            "OTLP export requests received",
-            m.exports.clone(),
-        );
-        r.register(
-            "llm_autoscale_scaler_series_forgotten",
-            "Series forgotten after their pods stopped reporting",
-            m.forgotten.clone(),
-        );
-        r.register(
-            "llm_autoscale_scaler_answers",
-            "KEDA calls answered, by rpc and outcome (value, no_demand, error, invalid)",
-            m.answers.clone(),
-        );
-        r.register_with_unit(
-            "llm_autoscale_scaler_query_duration",
-            "Time to answer a KEDA call, peers included",
-            Unit::Seconds,
-            m.query_duration.clone(),
-        );
-        r.register_with_unit(
-            "llm_autoscale_scaler_ingest_duration",
-            "Time to check and store one OTLP export",
-            Unit::Seconds,
-            m.ingest_duration.clone(),
-        );
-        r.register(
-            "llm_autoscale_scaler_peer_requests",
-            "Holdings asked of peer replicas, by result (ok, error)",
-            m.peer_requests.clone(),
-        );
+        let m = ScalerMetrics {
+            series: register(
+                r,
+                "llm_autoscale_scaler_series",
+                "Series held",
+                Gauge::default(),
+            ),
+            workloads: register(
+                r,
+                "llm_autoscale_scaler_workloads",
+                "Workloads with series held",
+                Gauge::default(),
+            ),
+            points: register(
+                r,
+                "llm_autoscale_scaler_points",
+                "Data points received, by result (accepted, a refusal, or the limit that dropped them)",
+                Family::default(),
+            ),
+            exports: register(
+                r,
+                "llm_autoscale_scaler_exports",
+                "OTLP export requests received",
+                Counter::default(),
+            ),
+            forgotten: register(
+                r,
+                "llm_autoscale_scaler_series_forgotten",
+                "Series forgotten after their pods stopped reporting",
+                Counter::default(),
+            ),
+            answers: register(
+                r,
+                "llm_autoscale_scaler_answers",
+                "KEDA calls answered, by rpc and outcome (value, no_demand, error, invalid)",
+                Family::default(),
+            ),
+            query_duration: register_seconds(
+                r,
+                "llm_autoscale_scaler_query_duration",
+                "Time to answer a KEDA call, peers included",
+                BUCKETS.family(),
+            ),
+            ingest_duration: register_seconds(
+                r,
+                "llm_autoscale_scaler_ingest_duration",
+                "Time to check and store one OTLP export",
+                BUCKETS.histogram(),
+            ),
+            peer_requests: register(
+                r,
+                "llm_autoscale_scaler_peer_requests",
+                "Holdings asked of peer replicas, by result (ok, error)",
+                Family::default(),
+            ),
+        };
         m.points(ACCEPTED, 0);
         m
     }

@@ -1,7 +1,7 @@
 //! The scaler's flags (shared by `scaler` and `serve --scaler`) and what they become.
 
 use std::net::{IpAddr, SocketAddr};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::Args;
@@ -9,16 +9,14 @@ use clap::Args;
 use super::peers::{PeerSource, PeerTls, Peers};
 use super::state::Behaviour;
 use crate::annotations::values;
+use crate::config::flag_files::{self, ReadError, read};
 use crate::scaler::store::Limits;
 use crate::scaler::trust::{ShortKey, TrustKey};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SettingsError {
-    #[error("reading {path}: {error}")]
-    Read {
-        path: PathBuf,
-        error: std::io::Error,
-    },
+    #[error(transparent)]
+    Read(#[from] ReadError),
     #[error("{path}: {error}")]
     Key { path: PathBuf, error: ShortKey },
     #[error(
@@ -143,17 +141,10 @@ pub struct ScalerSettings {
     pub peer_tls: Option<PeerTls>,
 }
 
-fn read(path: &PathBuf) -> Result<Vec<u8>, SettingsError> {
-    std::fs::read(path).map_err(|error| SettingsError::Read {
-        path: path.clone(),
-        error,
-    })
-}
-
 /// The trust key in `path` (the reconciler reads the same file).
-pub fn read_trust_key(path: &PathBuf) -> Result<TrustKey, SettingsError> {
+pub fn read_trust_key(path: &Path) -> Result<TrustKey, SettingsError> {
     TrustKey::new(&read(path)?).map_err(|error| SettingsError::Key {
-        path: path.clone(),
+        path: path.to_path_buf(),
         error,
     })
 }
@@ -170,7 +161,7 @@ impl ScalerArgs {
         let trust = self
             .trust_key_file
             .iter()
-            .map(read_trust_key)
+            .map(|path| read_trust_key(path))
             .collect::<Result<Vec<_>, _>>()?;
         let peer_source = match (&self.peers_dns, self.peers.is_empty()) {
             (Some(dns), _) => {
@@ -183,9 +174,9 @@ impl ScalerArgs {
             (None, false) => PeerSource::List(self.peers.clone()),
             (None, true) => PeerSource::None,
         };
-        let tls = match (&self.scaler_tls_cert, &self.scaler_tls_key) {
-            (Some(c), Some(k)) => Some((read(c)?, read(k)?)),
-            _ => None,
+        let tls = match flag_files::pem_pair(&self.scaler_tls_cert, &self.scaler_tls_key) {
+            Some((c, k)) => Some((read(c)?, read(k)?)),
+            None => None,
         };
         let peer_tls = match (&tls, &peer_source, &self.scaler_tls_ca) {
             (None, _, _) | (_, PeerSource::None, _) => None,
@@ -223,18 +214,10 @@ impl ScalerSettings {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::Parser;
-
-    #[derive(Parser)]
-    struct Cli {
-        #[command(flatten)]
-        scaler: ScalerArgs,
-    }
+    use crate::config::flag_files::parse_flags;
 
     fn parse(args: &[&str]) -> Result<ScalerArgs, clap::Error> {
-        let mut all = vec!["scaler"];
-        all.extend_from_slice(args);
-        Cli::try_parse_from(all).map(|c| c.scaler)
+        parse_flags(args)
     }
 
     #[test]

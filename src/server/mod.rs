@@ -143,6 +143,25 @@ fn text(status: StatusCode, message: String) -> Response {
         .into_response()
 }
 
+/// The log line of an answered review (`$level` must be a constant).
+macro_rules! review_event {
+    ($level:expr, $route:expr, $m:expr, $elapsed:expr) => {
+        tracing::event!(
+            $level,
+            route = $route,
+            uid = %$m.uid,
+            kind = %$m.kind,
+            namespace = %$m.namespace,
+            name = %$m.name,
+            operation = %$m.operation,
+            dry_run = $m.dry_run,
+            decision = $m.decision,
+            duration_ms = $elapsed.as_secs_f64() * 1000.0,
+            "admission review"
+        )
+    };
+}
+
 fn review(
     s: &AppState,
     route: &'static str,
@@ -188,18 +207,15 @@ fn answer(
             let elapsed = start.elapsed();
             let m = &answer.summary;
             s.metrics.admission(route, m.decision, elapsed);
-            tracing::info!(
-                route,
-                uid = %m.uid,
-                kind = %m.kind,
-                namespace = %m.namespace,
-                name = %m.name,
-                operation = %m.operation,
-                dry_run = m.dry_run,
-                decision = m.decision,
-                duration_ms = elapsed.as_secs_f64() * 1000.0,
-                "admission review"
-            );
+            // What the webhook changed or refused is logged; a review it allowed unchanged
+            // (every apply of a workload whose sidecar is current) only at debug level: it is
+            // counted in the metrics, and at info level its line would cost about as much as
+            // deciding it.
+            if m.decision == "allowed" {
+                review_event!(tracing::Level::DEBUG, route, m, elapsed);
+            } else {
+                review_event!(tracing::Level::INFO, route, m, elapsed);
+            }
             (
                 StatusCode::OK,
                 [(header::CONTENT_TYPE, "application/json")],

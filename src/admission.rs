@@ -2,9 +2,11 @@
 //! encode the answer (uid echoed, JSONPatch, warnings, denial). No API calls, so dry-run
 //! requests get exactly the same answer (`sideEffects: None` holds).
 //!
-//! The review is decoded into the few fields the webhook reads, with the object kept as JSON
-//! (it goes to the core as it is), and the answer is written straight from its parts: the
-//! patch is base64 text, as the apiserver expects for a Go `[]byte`.
+//! The review is decoded, borrowed from the body, into the few fields the webhook reads. A
+//! Deployment is read in the same pass, only where the mutation reads it
+//! ([`MaybeDeployment`]); any other object is kept as text and read whole. The answer is
+//! written straight from its parts: the patch is base64 text, as the apiserver expects for a
+//! Go `[]byte`.
 
 use std::borrow::Cow;
 

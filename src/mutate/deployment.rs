@@ -104,41 +104,64 @@ fn injected_list(status: Option<&InjectionStatus>) -> Option<&'static str> {
         .and_then(|s| s.placement.list())
 }
 
+/// What a previous injection left: its status, the list the status names, and which lists
+/// hold a container named as the sidecar.
+struct Previous {
+    status: Option<InjectionStatus>,
+    list: Option<&'static str>,
+    sidecar_in: [bool; 2],
+}
+
+impl Previous {
+    fn read(object: &Value) -> Previous {
+        let status = InjectionStatus::read(object);
+        Previous {
+            list: injected_list(status.as_ref()),
+            status,
+            sidecar_in: LISTS.map(|list| has_container_in(object, list, sidecar::SIDECAR_NAME)),
+        }
+    }
+
+    fn sidecar_in(&self, list: &str) -> bool {
+        LISTS
+            .iter()
+            .zip(self.sidecar_in)
+            .any(|(l, found)| *l == list && found)
+    }
+
+    /// Whether stripping the injection removes a container.
+    fn strips(&self) -> bool {
+        self.list.is_some_and(|list| self.sidecar_in(list))
+    }
+}
+
 /// Strips a previous injection and injects the sidecar again, on a copy of the source.
 /// `None` (only from text): the change removes a container from a list, so the containers
 /// that shift are compared: the object is to be read whole.
 fn apply(source: Source, cfg: &WebhookConfig) -> Result<Option<Applied>, MutateError> {
-    let object = match &source {
+    let previous = Previous::read(match &source {
         Source::Whole(object) => object,
         Source::Text(text) => &text.outline,
-    };
-    let previous = InjectionStatus::read(object);
-    let stripped_from = injected_list(previous.as_ref());
-    // Which lists hold a container named as the sidecar, before the strip.
-    let sidecar_in = LISTS.map(|list| has_container_in(object, list, sidecar::SIDECAR_NAME));
+    });
     let from_text = matches!(source, Source::Text(_));
-    let view = stripped(source, previous.as_ref());
+    let view = stripped(source, previous.status.as_ref());
     let workload = Workload::from_object(WorkloadKind::Deployment, &view.0);
     let rendering = rendering::of(&workload, cfg)?;
     let mut warnings = match &rendering.parsed {
         Ok((_, warnings)) => warnings.clone(),
         Err(invalid) => return Err(invalid.clone().into()),
     };
-    // Whether the strip removes a container (a previous sidecar, where the status says).
-    let strips = LISTS
-        .iter()
-        .zip(sidecar_in)
-        .any(|(l, found)| found && stripped_from == Some(*l));
     let Some(sidecar) = rendering.sidecar.as_ref() else {
         // Not opted in (any more), or no sidecar: the strip is the whole change.
-        if strips && from_text {
+        if previous.strips() && from_text {
             return Ok(None);
         }
-        let (new, before) = copy_to_change(view, previous.as_ref(), &[stripped_from]);
+        let (new, before) = copy_to_change(view, previous.status.as_ref(), &[previous.list]);
+        let already_current = false;
         return Ok(Some(Applied {
             new,
             before,
-            already_current: false,
+            already_current,
             warnings,
             rendering,
         }));
@@ -149,26 +172,23 @@ fn apply(source: Source, cfg: &WebhookConfig) -> Result<Option<Applied>, MutateE
     // (an older webhook's, perhaps), so an UPDATE that changes nothing gets an empty
     // patch and an upgrade of the webhook restarts only the pods whose sidecar changes.
     let already_current = injected.is_some_and(|(list, _)| {
-        previous.as_ref().is_some_and(|p| p.same_container(status))
-            && LISTS
-                .iter()
-                .zip(sidecar_in)
-                .any(|(l, found)| *l == list && found)
+        let same = previous
+            .status
+            .as_ref()
+            .is_some_and(|p| p.same_container(status));
+        same && previous.sidecar_in(list)
     });
-    if already_current && from_text {
+    let (new, before) = match (from_text, already_current, previous.strips()) {
         // Nothing in the pod template changes: no copy to change, no patch to compute.
-        return Ok(Some(Applied {
-            new: Value::Null,
-            before: None,
-            already_current,
-            warnings,
-            rendering,
-        }));
-    }
-    if strips && from_text {
-        return Ok(None);
-    }
-    let (new, before) = with_sidecar(view, (previous.as_ref(), stripped_from), injected, status)?;
+        (true, true, _) => (Value::Null, None),
+        (true, false, true) => return Ok(None),
+        _ => with_sidecar(
+            view,
+            (previous.status.as_ref(), previous.list),
+            injected,
+            status,
+        )?,
+    };
     Ok(Some(Applied {
         new,
         before,

@@ -81,31 +81,11 @@ pub fn render(
         }),
     };
     let config_yaml = collector_config::to_yaml(&collector_config::render(&inputs))?;
-    let builtin = inputs.builtin.as_ref();
-    let token = builtin
-        .and_then(|b| b.token_env)
-        .map(|env| secret_env(env, trust::SECRET_KEY));
-    let ca = builtin
-        .and_then(|b| b.ca_env)
-        .map(|env| secret_env(env, scaler_tls::CA_KEY));
-
     Ok(Container {
         name: SIDECAR_NAME.into(),
         image: Some(cfg.collector_image.clone()),
         args: Some(vec![format!("--config=env:{CONFIG_ENV}")]),
-        env: Some(
-            vec![
-                field_env(ENV_POD_NAME, "metadata.name"),
-                field_env(ENV_POD_NAMESPACE, "metadata.namespace"),
-                field_env(ENV_POD_IP, "status.podIP"),
-                value_env("GOMEMLIMIT", format!("{soft_mib}MiB")),
-            ]
-            .into_iter()
-            .chain(token)
-            .chain(ca)
-            .chain([value_env(CONFIG_ENV, config_yaml)])
-            .collect(),
-        ),
+        env: Some(sidecar_env(inputs.builtin.as_ref(), soft_mib, config_yaml)),
         ports: Some(vec![ContainerPort {
             name: Some("llmas-telemetry".into()),
             container_port: i32::from(telemetry_port),
@@ -117,6 +97,28 @@ pub fn render(
         security_context: Some(restricted()),
         ..Container::default()
     })
+}
+
+/// The sidecar's environment: the pod's identity, the Go memory limit, the built-in scaler's
+/// token and CA from the namespace's Secret (when used), and the collector configuration.
+fn sidecar_env(builtin: Option<&BuiltinExport>, soft_mib: u32, config_yaml: String) -> Vec<EnvVar> {
+    let token = builtin
+        .and_then(|b| b.token_env)
+        .map(|env| secret_env(env, trust::SECRET_KEY));
+    let ca = builtin
+        .and_then(|b| b.ca_env)
+        .map(|env| secret_env(env, scaler_tls::CA_KEY));
+    vec![
+        field_env(ENV_POD_NAME, "metadata.name"),
+        field_env(ENV_POD_NAMESPACE, "metadata.namespace"),
+        field_env(ENV_POD_IP, "status.podIP"),
+        value_env("GOMEMLIMIT", format!("{soft_mib}MiB")),
+    ]
+    .into_iter()
+    .chain(token)
+    .chain(ca)
+    .chain([value_env(CONFIG_ENV, config_yaml)])
+    .collect()
 }
 
 fn field_env(name: &str, path: &str) -> EnvVar {

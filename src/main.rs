@@ -28,9 +28,9 @@ use llm_autoscale_webhook::reconcile::{self, ReconcilerSettings, metrics::Reconc
 use llm_autoscale_webhook::scaler::service::{self as scaler, ScalerArgs, metrics::ScalerMetrics};
 use llm_autoscale_webhook::server;
 
-/// mimalloc: admission allocates and frees many small JSON nodes per review, where the system
-/// allocator was a third of the instructions (`cargo bench --bench admission_cases` under
-/// callgrind); the benchmarks use the same allocator.
+/// mimalloc: admission allocates and frees many small JSON nodes per review, where the
+/// system allocator was over a quarter of the instructions (`cargo bench --bench
+/// admission_cases` under callgrind); the benchmarks use the same allocator.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

@@ -318,7 +318,7 @@ pub(super) fn mutate(object: &Value, cfg: &WebhookConfig) -> Result<Mutation, Mu
     Ok(m)
 }
 
-/// The patch and warnings only (see [`super::admission_patch_of_text`]), for a Deployment
+/// The patch and warnings only (see [`super::deployment_patch`]), for a Deployment
 /// read from its text.
 /// `None`: the Deployment is to be read whole (see [`apply`]).
 pub(super) fn admission_patch(

@@ -70,7 +70,7 @@ pub(super) fn mutate(object: &Value, cfg: &WebhookConfig) -> Result<Mutation, Mu
     Ok(Mutation::between(object, new, warnings, Some(so)).with_interceptor_route(route))
 }
 
-/// The patch and warnings only (see [`super::admission_patch`]).
+/// The patch and warnings only (see [`super::whole_object_patch`]).
 pub(super) fn admission_patch(
     object: &Value,
     cfg: &WebhookConfig,

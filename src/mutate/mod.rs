@@ -130,33 +130,8 @@ pub fn mutate(object: &Value, config: &WebhookConfig) -> Result<Mutation, Mutate
     }
 }
 
-/// The patch and warnings of [`mutate`] for the same object, computing only those.
-pub fn admission_patch(
-    object: &Value,
-    config: &WebhookConfig,
-) -> Result<AdmissionPatch, MutateError> {
-    if WorkloadKind::of(object) == Some(WorkloadKind::Deployment) {
-        let text = serde_json::to_string(object)
-            .map_err(|e| crate::render::RenderError::new("the object", e))?;
-        if let Some(patch) = admission_patch_of_text(&text, None, config) {
-            return patch;
-        }
-    }
-    whole_object_patch(object, config)
-}
-
-/// [`admission_patch`] for an object's JSON text, reading only what the mutation reads or
-/// changes. `None`: not a well-formed Deployment, to be read whole (see
-/// [`whole_object_patch`]). `namespace`: the request's, for an object that names none.
-pub fn admission_patch_of_text(
-    text: &str,
-    namespace: Option<&str>,
-    config: &WebhookConfig,
-) -> Option<Result<AdmissionPatch, MutateError>> {
-    deployment_patch(DeploymentText::read(text)?, namespace, config)
-}
-
-/// [`admission_patch`] for a Deployment read from its text (see [`MaybeDeployment`]).
+/// The patch and warnings of [`mutate`] for a Deployment read from its text (see
+/// [`MaybeDeployment`]), computing only those.
 /// `namespace`: the request's, for an object that names none. `None`: the change removes a
 /// container (a stale sidecar's replacement or removal), which compares containers the text
 /// was not read for: read the object whole.
@@ -169,8 +144,9 @@ pub fn deployment_patch(
     deployment::admission_patch(deployment, config)
 }
 
-/// [`admission_patch`] of an object read whole: InferenceServices, and Deployments too odd to
-/// read from their text (those take the full mutation).
+/// The patch and warnings of [`mutate`] for an object read whole: InferenceServices, and
+/// Deployments too odd to read from their text or whose change removes a container (those take
+/// the full mutation).
 pub fn whole_object_patch(
     object: &Value,
     config: &WebhookConfig,
@@ -198,6 +174,28 @@ mod tests {
     use crate::config::SidecarMode;
     use proptest::prelude::*;
     use serde_json::{Map, json};
+
+    /// What admission answers for `object`: read from its text when it can be (as the webhook
+    /// reads a review), else whole.
+    fn admission_patch(
+        object: &Value,
+        config: &WebhookConfig,
+    ) -> Result<AdmissionPatch, MutateError> {
+        let text = object.to_string();
+        match admission_patch_of_text(&text, None, config) {
+            Some(patch) => patch,
+            None => whole_object_patch(object, config),
+        }
+    }
+
+    /// Admission's answer for a well-formed Deployment's text (`None`: read whole).
+    fn admission_patch_of_text(
+        text: &str,
+        namespace: Option<&str>,
+        config: &WebhookConfig,
+    ) -> Option<Result<AdmissionPatch, MutateError>> {
+        deployment_patch(DeploymentText::read(text)?, namespace, config)
+    }
 
     /// Every object of the fixtures and examples, List items included.
     fn fixture_objects() -> Vec<Value> {

@@ -18,7 +18,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use llm_autoscale_webhook::scaler::service::proto::externalscaler::external_scaler_client::ExternalScalerClient;
 use llm_autoscale_webhook::scaler::service::proto::externalscaler::{
@@ -26,13 +26,19 @@ use llm_autoscale_webhook::scaler::service::proto::externalscaler::{
 };
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_client::MetricsServiceClient;
-use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
 use opentelemetry_proto::tonic::metrics::v1::{
-    AggregationTemporality, Gauge, Histogram, HistogramDataPoint, Metric, NumberDataPoint,
-    ResourceMetrics, ScopeMetrics, Sum, metric, number_data_point,
+    AggregationTemporality, Gauge, Histogram, HistogramDataPoint, Metric, NumberDataPoint, Sum,
+    metric, number_data_point,
 };
 use tokio::sync::Mutex;
 use tonic::transport::{Channel, Endpoint};
+
+/// The OTLP builders of the scaler's tests (attributes, clock, export request).
+#[allow(dead_code)]
+#[path = "../tests/scaler/clients.rs"]
+mod clients;
+
+use clients::{export_request, kv, now_ns};
 
 /// vLLM's TTFT bucket bounds.
 const BOUNDS: [f64; 22] = [
@@ -82,23 +88,6 @@ fn parse_args() -> Args {
         duration: Duration::from_secs(num("duration", 60)),
         connections: num("connections", 64) as usize,
     }
-}
-
-fn kv(k: &str, v: &str) -> KeyValue {
-    KeyValue {
-        key: k.into(),
-        value: Some(AnyValue {
-            value: Some(any_value::Value::StringValue(v.into())),
-        }),
-        ..Default::default()
-    }
-}
-
-fn now_ns() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(0)
 }
 
 /// One pod's export: `series` series — a latency histogram, a counter, the rest gauges.
@@ -175,15 +164,7 @@ fn export_of(
     for i in metrics.len()..series {
         metrics.push(gauge(format!("vllm:gauge_{i}"), i as f64));
     }
-    ExportMetricsServiceRequest {
-        resource_metrics: vec![ResourceMetrics {
-            scope_metrics: vec![ScopeMetrics {
-                metrics,
-                ..Default::default()
-            }],
-            ..Default::default()
-        }],
-    }
+    export_request(metrics)
 }
 
 fn trigger(w: usize, latency: bool) -> ScaledObjectRef {

@@ -24,7 +24,8 @@ pub fn now_ns() -> u64 {
         .unwrap_or(0)
 }
 
-fn kv(k: &str, v: &str) -> KeyValue {
+/// A string attribute.
+pub fn kv(k: &str, v: &str) -> KeyValue {
     KeyValue {
         key: k.into(),
         value: Some(AnyValue {

@@ -22,6 +22,19 @@ use super::scaler_clients::{Keda, Tls, channel};
 use super::scaler_process::ScalerProcess;
 use super::{NAMESPACE, PODS, WAIT, pod_ips, render_with, start_collectors};
 
+/// The model server, listening as in its pods: on loopback and on each pod IP.
+async fn fake_vllm_in_pods(ips: &[IpAddr]) -> FakeVllm {
+    let mut listen = vec![IpAddr::V4(Ipv4Addr::LOCALHOST)];
+    for ip in ips {
+        if !listen.contains(ip) {
+            listen.push(*ip);
+        }
+    }
+    FakeVllm::start(&listen, Values::default())
+        .await
+        .expect("fake vLLM server")
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn builtin_sidecars_feed_the_scaler_for_real() {
     let binary = tokio::task::spawn_blocking(process::build)
@@ -41,16 +54,7 @@ async fn builtin_sidecars_feed_the_scaler_for_real() {
     );
 
     let ips = pod_ips(4);
-    // The model server listens on all interfaces of its pod: loopback and the pod IPs.
-    let mut vllm_ips = vec![IpAddr::V4(Ipv4Addr::LOCALHOST)];
-    for ip in &ips {
-        if !vllm_ips.contains(ip) {
-            vllm_ips.push(*ip);
-        }
-    }
-    let vllm = FakeVllm::start(&vllm_ips, Values::default())
-        .await
-        .expect("fake vLLM server");
+    let vllm = fake_vllm_in_pods(&ips).await;
     vllm.set_latency_phase(Phase::Fast);
 
     let mut deployment = super::vllm_deployment(vllm.port());
@@ -214,15 +218,7 @@ async fn builtin_sidecars_export_to_the_scaler_over_tls() {
     );
 
     let ips = pod_ips(5);
-    let mut vllm_ips = vec![IpAddr::V4(Ipv4Addr::LOCALHOST)];
-    for ip in &ips {
-        if !vllm_ips.contains(ip) {
-            vllm_ips.push(*ip);
-        }
-    }
-    let vllm = FakeVllm::start(&vllm_ips, Values::default())
-        .await
-        .expect("fake vLLM server");
+    let vllm = fake_vllm_in_pods(&ips).await;
     let mut deployment = super::vllm_deployment(vllm.port());
     let annotations = &mut deployment["metadata"]["annotations"];
     annotations["llm-autoscale.io/backend"] = json!("builtin");

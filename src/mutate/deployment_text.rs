@@ -17,7 +17,9 @@
 //! for the container lists; strings, or string maps, for the metadata read. Anything else is
 //! `None`, and the caller reads the object whole, so an odd object gets exactly the answer of
 //! the full mutation. Metadata the webhook does not read is not checked here: the apiserver
-//! sends what it has itself decoded.
+//! sends the typed object it decoded, converted to the webhook's version (k8s.io/apiserver
+//! `pkg/admission/conversion.go` `NewVersionedAttributes`, whose `VersionedObject`
+//! `pkg/admission/plugin/webhook/request/admissionreview.go` writes into the review).
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;

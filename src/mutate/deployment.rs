@@ -6,9 +6,12 @@ use std::sync::{Arc, LazyLock};
 
 use serde_json::Value;
 
+use json_patch::PatchOperation;
+
 use super::deployment_text::DeploymentText;
 use super::injection_status::{InjectionStatus, Placement};
 use super::rendering::{self, RenderedSidecar, Rendering};
+use super::template_patch::{self, Change, LISTS, TemplateShape};
 use super::{AdmissionPatch, MutateError, Mutation, set_annotation};
 use crate::annotations::{AutoscalingSpec, STATUS};
 use crate::config::WebhookConfig;
@@ -21,25 +24,27 @@ use crate::workload::{
 const POD_SPEC: [&str; 3] = ["spec", "template", "spec"];
 const TEMPLATE_META: [&str; 3] = ["spec", "template", "metadata"];
 const TEMPLATE_ANNOTATIONS: [&str; 4] = ["spec", "template", "metadata", "annotations"];
-/// The pod spec's container lists.
-const LISTS: [&str; 2] = ["containers", "initContainers"];
 
 /// The Deployment a mutation reads: the whole object (the caller wants the patched object),
-/// or its text (admission: only the parts that change are copied and compared; the outline
-/// is stripped in place).
+/// or its text (admission: the outline is stripped in place, and the pod template's
+/// operations are written from its shape).
 enum Source<'o> {
     Whole(&'o Value),
     Text(&'o mut DeploymentText),
 }
 
+/// What the mutation changes.
+enum Changed {
+    /// [`Source::Whole`]: the object stripped of a previous injection, with the sidecar and
+    /// its status added.
+    Object(Value),
+    /// [`Source::Text`]: the pod template's operations (none when `already_current`).
+    Operations(Vec<PatchOperation>),
+}
+
 /// A Deployment taken through the mutation, before the caller builds what it needs from it.
 struct Applied {
-    /// The object ([`Source::Text`]: the parts of it that change) stripped of a previous
-    /// injection, with the sidecar and its status added ([`Source::Text`] and
-    /// `already_current`: null, nothing changes).
-    new: Value,
-    /// [`Source::Text`]: the same parts as they were.
-    before: Option<Value>,
+    changed: Changed,
     /// The stored sidecar is exactly what would be injected now: nothing is to change.
     already_current: bool,
     warnings: Vec<String>,
@@ -59,8 +64,8 @@ impl Applied {
 }
 
 /// The object stripped of the `previous` injection (what the annotations and the sidecar
-/// are read from), and its text when it was read from text.
-type Stripped<'o> = (Cow<'o, Value>, Option<&'o DeploymentText>);
+/// are read from), and its template's shape when it was read from text.
+type Stripped<'o> = (Cow<'o, Value>, Option<&'o TemplateShape>);
 
 fn stripped<'o>(source: Source<'o>, previous: Option<&InjectionStatus>) -> Stripped<'o> {
     match source {
@@ -72,29 +77,40 @@ fn stripped<'o>(source: Source<'o>, previous: Option<&InjectionStatus>) -> Strip
         Source::Text(text) => {
             strip_previous_injection(&mut text.outline, previous);
             let text: &DeploymentText = text;
-            (Cow::Borrowed(&text.outline), Some(text))
+            (Cow::Borrowed(&text.outline), Some(&text.shape))
         }
     }
 }
 
-/// The copy the mutation changes, stripped of the `previous` injection, and the same as it
-/// was: the object (`view`), or (from text) its pod template's metadata and the container
-/// `lists` named.
-fn copy_to_change(
-    (view, text): Stripped,
-    previous: Option<&InjectionStatus>,
-    lists: &[Option<&str>],
-) -> (Value, Option<Value>) {
-    match text {
-        None => (view.into_owned(), None),
-        Some(text) => {
-            let lists: Vec<&str> = lists.iter().flatten().copied().collect();
-            let before = text.changed_parts(&lists);
-            let mut new = before.clone();
-            strip_previous_injection(&mut new, previous);
-            (new, Some(before))
-        }
+/// What the `injection` (none: the strip only) makes of the object stripped of an injection in
+/// the list `stripped_from`: the object with the injection added, or (from text) the
+/// template's operations. `None` (only from text): the object is to be read whole (see
+/// [`template_patch::operations`]).
+fn changed(
+    (view, shape): Stripped,
+    stripped_from: Option<&str>,
+    injection: Option<&Injection>,
+) -> Option<Changed> {
+    if let Some(shape) = shape {
+        let change = match injection {
+            Some(i) => Change::Inject {
+                status: &i.annotation,
+                list: i.sidecar.map(|(list, _)| list),
+            },
+            None => Change::Strip,
+        };
+        let ops = template_patch::operations(shape, stripped_from, change);
+        return ops.map(Changed::Operations);
     }
+    let mut new = view.into_owned();
+    if let Some(injection) = injection {
+        if let Some((list, container)) = injection.sidecar {
+            push_container(&mut new, list, container.clone());
+        }
+        let status = &injection.annotation;
+        set_annotation(&mut new, &TEMPLATE_ANNOTATIONS, STATUS, status);
+    }
+    Some(Changed::Object(new))
 }
 
 /// The list a previous injection put the sidecar in, if the status says so.
@@ -137,7 +153,7 @@ impl Previous {
 
 /// Strips a previous injection and injects the sidecar again, on a copy of the source.
 /// `None` (only from text): the change removes a container from a list, so the containers
-/// that shift are compared: the object is to be read whole.
+/// that shift are compared, or the template is odd: the object is to be read whole.
 fn apply(source: Source, cfg: &WebhookConfig) -> Result<Option<Applied>, MutateError> {
     let previous = Previous::read(match &source {
         Source::Whole(object) => object,
@@ -156,113 +172,79 @@ fn apply(source: Source, cfg: &WebhookConfig) -> Result<Option<Applied>, MutateE
         if previous.strips() && from_text {
             return Ok(None);
         }
-        let (new, before) = copy_to_change(view, previous.status.as_ref(), &[previous.list]);
-        let already_current = false;
+        let Some(changed) = changed(view, previous.list, None) else {
+            return Ok(None);
+        };
         return Ok(Some(Applied {
-            new,
-            before,
-            already_current,
+            changed,
+            already_current: false,
             warnings,
             rendering,
         }));
     };
-    let (status, injected) = injection(&view.0, sidecar, &mut warnings);
+    let injection = injection(&view.0, sidecar, &mut warnings)?;
     // Same container as the stored one: keep the stored container as the apiserver
     // defaulted it (imagePullPolicy, terminationMessagePath, ...) and the stored status
     // (an older webhook's, perhaps), so an UPDATE that changes nothing gets an empty
     // patch and an upgrade of the webhook restarts only the pods whose sidecar changes.
-    let already_current = injected.is_some_and(|(list, _)| {
+    let already_current = injection.sidecar.is_some_and(|(list, _)| {
         let same = previous
             .status
             .as_ref()
-            .is_some_and(|p| p.same_container(status));
+            .is_some_and(|p| p.same_container(injection.status));
         same && previous.sidecar_in(list)
     });
-    let (new, before) = match (from_text, already_current, previous.strips()) {
-        // Nothing in the pod template changes: no copy to change, no patch to compute.
-        (true, true, _) => (Value::Null, None),
+    let changed = match (from_text, already_current, previous.strips()) {
+        // Nothing in the pod template changes: no operations to write.
+        (true, true, _) => Changed::Operations(Vec::new()),
         (true, false, true) => return Ok(None),
-        _ => with_sidecar(
-            view,
-            (previous.status.as_ref(), previous.list),
-            injected,
-            status,
-        )?,
+        _ => match changed(view, previous.list, Some(&injection)) {
+            Some(changed) => changed,
+            None => return Ok(None),
+        },
     };
+    drop(injection);
     Ok(Some(Applied {
-        new,
-        before,
+        changed,
         already_current,
         warnings,
         rendering,
     }))
 }
 
-/// Stands in the copy for the rendered sidecar where the patch adds it whole (nothing in the
-/// object is compared with it), so that the patch's text is written with the container's
-/// text, rendered once, instead of copying and writing the container on every admission.
-/// Control characters do not occur in the copy's other strings at that place: they are the
-/// webhook's own (the status) or containers the patch does not add.
-const SIDECAR_HOLE: &str = "\u{0}llm-autoscale-sidecar\u{0}";
-/// [`SIDECAR_HOLE`] as JSON text.
+/// [`template_patch::SIDECAR_HOLE`] as JSON text.
 const SIDECAR_HOLE_JSON: &str = r#""\u0000llm-autoscale-sidecar\u0000""#;
 
-/// The copy to change ([`copy_to_change`]) with the `previous` injection (in the list
-/// `stripped_from`) stripped and the sidecar (`injected`: the list it goes in and the
-/// container) and its `status` added; and the same parts as they were. From text, a
-/// sidecar that lands past the list's end as it was is [`SIDECAR_HOLE`].
-fn with_sidecar(
-    view: Stripped,
-    (previous, stripped_from): (Option<&InjectionStatus>, Option<&str>),
-    injected: Option<(&'static str, &Value)>,
-    status: &InjectionStatus,
-) -> Result<(Value, Option<Value>), MutateError> {
-    let list = injected.map(|(list, _)| list);
-    let (mut new, before) = copy_to_change(view, previous, &[stripped_from, list]);
-    if let Some((list, container)) = injected {
-        let added_whole = before
-            .as_ref()
-            .is_some_and(|b| list_len(b, list) <= list_len(&new, list));
-        let container = if added_whole {
-            Value::String(SIDECAR_HOLE.into())
-        } else {
-            container.clone()
-        };
-        push_container(&mut new, list, container);
-    }
-    set_annotation(
-        &mut new,
-        &TEMPLATE_ANNOTATIONS,
-        STATUS,
-        &status.to_annotation()?,
-    );
-    Ok((new, before))
+/// What goes into the pod: the status and its annotation text, and the rendered sidecar with
+/// the list it goes in (`None` when the pod declares its own sidecar container, kept as an
+/// override).
+struct Injection<'a> {
+    status: &'a InjectionStatus,
+    annotation: Cow<'a, str>,
+    sidecar: Option<(&'static str, &'a Value)>,
 }
-
-fn list_len(object: &Value, list: &str) -> usize {
-    json_path::get(object, &POD_SPEC)
-        .and_then(|pod| pod.get(list))
-        .and_then(Value::as_array)
-        .map_or(0, Vec::len)
-}
-
-/// What goes into the pod: the status, and the rendered sidecar with the list it goes in
-/// (`None` when the pod declares its own sidecar container, kept as an override).
-type Injection<'a> = (&'a InjectionStatus, Option<(&'static str, &'a Value)>);
 
 fn injection<'a>(
     view: &Value,
     sidecar: &'a RenderedSidecar,
     warnings: &mut Vec<String>,
-) -> Injection<'a> {
+) -> Result<Injection<'a>, RenderError> {
     if has_container(view, sidecar::SIDECAR_NAME) {
         warnings.push(format!(
             "the pod declares its own {} container: it is kept as the collector and nothing is injected",
             sidecar::SIDECAR_NAME
         ));
-        return (&USER_OVERRIDE, None);
+        return Ok(Injection {
+            status: &USER_OVERRIDE,
+            annotation: Cow::Owned(USER_OVERRIDE.to_annotation()?),
+            sidecar: None,
+        });
     }
-    (&sidecar.status, Some((sidecar.list, &sidecar.container)))
+    Ok(Injection {
+        status: &sidecar.status,
+        annotation: Cow::Borrowed(&sidecar.status_annotation),
+        sidecar: Some((sidecar.list, &sidecar.container)),
+    })
 }
 
 /// The status of a pod that declares its own sidecar container: nothing injected.
@@ -275,24 +257,22 @@ static USER_OVERRIDE: LazyLock<InjectionStatus> = LazyLock::new(|| InjectionStat
 });
 
 pub(super) fn mutate(object: &Value, cfg: &WebhookConfig) -> Result<Mutation, MutateError> {
+    let read_whole = || RenderError::new("the Deployment", "read whole, it asks to be read whole");
     let Some(mut applied) = apply(Source::Whole(object), cfg)? else {
-        return Err(
-            RenderError::new("the Deployment", "read whole, it asks to be read whole").into(),
-        );
+        return Err(read_whole().into());
     };
+    let Changed::Object(new) = &mut applied.changed else {
+        return Err(read_whole().into());
+    };
+    let new = std::mem::take(new);
     let Some(spec) = applied.spec() else {
         // Not opted in (any more): the strip and the label's removal are the mutation.
-        mark_managed(&mut applied.new, false);
-        return Ok(Mutation::between(
-            object,
-            applied.new,
-            applied.warnings,
-            None,
-        ));
+        let mut new = new;
+        mark_managed(&mut new, false);
+        return Ok(Mutation::between(object, new, applied.warnings, None));
     };
     let mut labels = BTreeMap::new();
-    if let Some(isvc) = applied
-        .new
+    if let Some(isvc) = new
         .get("metadata")
         .and_then(|m| m.get("labels"))
         .and_then(|l| l.get(KSERVE_ISVC_LABEL))
@@ -305,7 +285,7 @@ pub(super) fn mutate(object: &Value, cfg: &WebhookConfig) -> Result<Mutation, Mu
     let mut patched = if applied.already_current {
         object.clone()
     } else {
-        applied.new
+        new
     };
     mark_managed(&mut patched, true);
     let mut m = Mutation::between(object, patched, applied.warnings, Some(so))
@@ -330,11 +310,11 @@ pub(super) fn admission_patch(
         Ok(None) => return None,
         Err(e) => return Some(Err(e)),
     };
-    // The copies hold the pod template only; the label is on the Deployment's metadata,
-    // which comes first in a Deployment (as in the whole object's diff).
+    // The template's operations follow the label's: the label is on the Deployment's
+    // metadata, which comes first in a Deployment (as in the whole object's diff).
     let mut patch = managed_label_patch(&text.outline, applied.spec().is_some());
-    if let (false, Some(before)) = (applied.already_current, &applied.before) {
-        patch.0.extend(json_patch::diff(before, &applied.new).0);
+    if let Changed::Operations(ops) = applied.changed {
+        patch.0.extend(ops);
     }
     let patch = match patch.0.is_empty() {
         true => Ok(None),
@@ -346,15 +326,17 @@ pub(super) fn admission_patch(
     }))
 }
 
-/// The patch's JSON text, with the rendered sidecar's text where [`SIDECAR_HOLE`] stands.
+/// The patch's JSON text, with the rendered sidecar's text where
+/// [`template_patch::SIDECAR_HOLE`] stands.
 fn patch_text(patch: &json_patch::Patch, rendering: &Rendering) -> Result<String, MutateError> {
     let text = serde_json::to_string(patch).map_err(|e| RenderError::new("the patch", e))?;
-    let Some(at) = text.find(SIDECAR_HOLE_JSON) else {
+    let hole = memchr::memmem::Finder::new(SIDECAR_HOLE_JSON);
+    let Some(at) = hole.find(text.as_bytes()) else {
         return Ok(text);
     };
     let (before, after) = (text.get(..at), text.get(at + SIDECAR_HOLE_JSON.len()..));
     match (&rendering.sidecar, before, after) {
-        (Some(sidecar), Some(before), Some(after)) if !after.contains(SIDECAR_HOLE_JSON) => {
+        (Some(sidecar), Some(before), Some(after)) if hole.find(after.as_bytes()).is_none() => {
             let mut out = String::with_capacity(text.len() + sidecar.container_text.len());
             out.push_str(before);
             out.push_str(&sidecar.container_text);
@@ -395,15 +377,37 @@ fn mark_managed(object: &mut Value, opted_in: bool) {
 }
 
 /// The operations that set or remove the managed label on `object` (none when it is as it
-/// should be). Every Deployment has metadata (the apiserver requires a name).
+/// should be): those `json_patch::diff` gives between the object and the object after
+/// [`mark_managed`], written without building either. Every Deployment has metadata (the
+/// apiserver requires a name).
 fn managed_label_patch(object: &Value, opted_in: bool) -> json_patch::Patch {
-    let before = match json_path::get(object, &["metadata", "labels"]) {
-        Some(labels) => serde_json::json!({ "metadata": { "labels": labels } }),
-        None => serde_json::json!({ "metadata": {} }),
+    use json_patch::jsonptr::PointerBuf;
+    use json_patch::{AddOperation, PatchOperation, RemoveOperation, ReplaceOperation};
+    let labels = json_path::get(object, &["metadata", "labels"]).and_then(Value::as_object);
+    let ours = labels.and_then(|l| l.get(MANAGED_LABEL));
+    let label_path = || PointerBuf::from_tokens(["metadata", "labels", MANAGED_LABEL]);
+    let value = || Value::String(MANAGED_LABEL_VALUE.into());
+    let op = match (opted_in, labels, ours) {
+        (true, None, _) => PatchOperation::Add(AddOperation {
+            path: PointerBuf::from_tokens(["metadata", "labels"]),
+            value: serde_json::json!({ MANAGED_LABEL: MANAGED_LABEL_VALUE }),
+        }),
+        (true, Some(_), None) => PatchOperation::Add(AddOperation {
+            path: label_path(),
+            value: value(),
+        }),
+        (true, Some(_), Some(v)) if *v != value() => PatchOperation::Replace(ReplaceOperation {
+            path: label_path(),
+            value: value(),
+        }),
+        // The labels held only ours: the map goes with it, as `mark_managed` removes it.
+        (false, Some(l), Some(_)) if l.len() == 1 => PatchOperation::Remove(RemoveOperation {
+            path: PointerBuf::from_tokens(["metadata", "labels"]),
+        }),
+        (false, Some(_), Some(_)) => PatchOperation::Remove(RemoveOperation { path: label_path() }),
+        _ => return json_patch::Patch(Vec::new()),
     };
-    let mut after = before.clone();
-    mark_managed(&mut after, opted_in);
-    json_patch::diff(&before, &after)
+    json_patch::Patch(vec![op])
 }
 
 /// Removes what the status annotation says was injected, and the annotation itself.
@@ -494,9 +498,35 @@ mod tests {
     }
 
     #[test]
+    fn managed_label_operations_are_the_diffs_of_marking_the_object() {
+        for labels in [
+            None,
+            Some(json!({})),
+            Some(json!({"app": "m"})),
+            Some(json!({MANAGED_LABEL: "true"})),
+            Some(json!({MANAGED_LABEL: "false"})),
+            Some(json!({"app": "m", MANAGED_LABEL: "true", "z": "1"})),
+        ] {
+            let mut object = json!({"metadata": {"name": "m"}});
+            if let Some(labels) = &labels {
+                object["metadata"]["labels"] = labels.clone();
+            }
+            for opted_in in [true, false] {
+                let mut marked = object.clone();
+                mark_managed(&mut marked, opted_in);
+                assert_eq!(
+                    managed_label_patch(&object, opted_in),
+                    json_patch::diff(&object, &marked),
+                    "labels {labels:?}, opted in {opted_in}"
+                );
+            }
+        }
+    }
+
+    #[test]
     fn the_sidecars_place_is_written_as_its_json_text() {
         assert_eq!(
-            serde_json::to_string(SIDECAR_HOLE).unwrap(),
+            serde_json::to_string(template_patch::SIDECAR_HOLE).unwrap(),
             SIDECAR_HOLE_JSON
         );
     }

@@ -30,16 +30,14 @@ use serde::de::{self, IgnoredAny, MapAccess, Visitor};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
-/// The container lists of a pod spec.
-const LISTS: [&str; 2] = ["containers", "initContainers"];
+use super::template_patch::{Annotations, LISTS, Part, TemplateShape};
 
-/// A Deployment's outline and its pod template's changing parts (see the module's
-/// documentation).
+/// A Deployment's outline and its pod template's shape (see the module's documentation).
 pub struct DeploymentText {
     /// The members the mutation reads, shaped as in the object.
     pub(super) outline: Value,
-    /// `spec`, when the object has one.
-    spec: Option<SpecText>,
+    /// The pod template as it was read, before the mutation strips the outline.
+    pub(super) shape: TemplateShape,
 }
 
 /// An object read as a [`DeploymentText`] when it is a well-formed Deployment (`None`: some
@@ -57,13 +55,15 @@ impl<'de> Deserialize<'de> for MaybeDeployment {
         outline.insert("kind".into(), Value::String(top.kind.into()));
         let meta = top.metadata.0.unwrap_or_default();
         outline.insert("metadata".into(), meta.outline());
-        let spec = top.spec.0;
-        if let Some(spec) = &spec {
-            outline.insert("spec".into(), spec.outline());
+        let mut shape = TemplateShape::default();
+        if let Some(spec) = top.spec.0 {
+            let (spec, template) = spec.into_outline();
+            outline.insert("spec".into(), spec);
+            shape.template = Some(template);
         }
         Ok(MaybeDeployment(Some(DeploymentText {
             outline: Value::Object(outline),
-            spec,
+            shape,
         })))
     }
 }
@@ -85,21 +85,6 @@ impl DeploymentText {
                 meta.insert("namespace".into(), Value::String(ns.into()));
             }
         }
-    }
-
-    /// The pod template's metadata and the container `lists` named (their containers'
-    /// outlines), shaped and ordered as in the object, with the objects on the way to them
-    /// and nothing else.
-    pub fn changed_parts(&self, lists: &[&str]) -> Value {
-        let mut root = Map::new();
-        if let Some(spec) = &self.spec {
-            let mut s = Map::new();
-            if let Some(t) = &spec.template.0 {
-                s.insert("template".into(), t.changed_parts(lists));
-            }
-            root.insert("spec".into(), Value::Object(s));
-        }
-        Value::Object(root)
     }
 }
 
@@ -173,25 +158,32 @@ struct SpecText {
 }
 
 impl SpecText {
-    fn outline(&self) -> Value {
+    /// The spec's outline, and its template's parts as the template patch reads them
+    /// (`None`: no template).
+    fn into_outline(self) -> (Value, Option<Vec<Part>>) {
         let mut s = Map::new();
-        if let Some(t) = &self.template.0 {
-            let mut tm = Map::new();
-            for part in t.order.iter().flatten() {
-                match part {
-                    TemplatePart::Metadata => {
-                        let meta = t.metadata.clone().unwrap_or_default();
-                        tm.insert("metadata".into(), Value::Object(meta));
-                    }
-                    TemplatePart::Spec => {
-                        let outline = t.pod.as_ref().map(|p| p.outline.clone());
-                        tm.insert("spec".into(), Value::Object(outline.unwrap_or_default()));
-                    }
+        let Some(t) = self.template.0 else {
+            return (Value::Object(s), None);
+        };
+        let (mut metadata, mut pod) = (t.metadata, t.pod);
+        let (mut tm, mut parts) = (Map::new(), Vec::new());
+        for part in t.order.iter().flatten() {
+            match part {
+                TemplatePart::Metadata => {
+                    let meta = metadata.take().unwrap_or_default();
+                    parts.push(Part::Metadata(Annotations::of(&meta)));
+                    tm.insert("metadata".into(), Value::Object(meta));
+                }
+                TemplatePart::Spec => {
+                    let outline = pod.take().map(|p| p.outline).unwrap_or_default();
+                    let length = |list| outline.get(list).and_then(Value::as_array).map(Vec::len);
+                    parts.push(Part::PodSpec(LISTS.map(length)));
+                    tm.insert("spec".into(), Value::Object(outline));
                 }
             }
-            s.insert("template".into(), Value::Object(tm));
         }
-        Value::Object(s)
+        s.insert("template".into(), Value::Object(tm));
+        (Value::Object(s), Some(parts))
     }
 }
 
@@ -206,28 +198,6 @@ struct TemplateText {
     metadata: Option<Map<String, Value>>,
     pod: Option<PodText>,
     order: [Option<TemplatePart>; 2],
-}
-
-impl TemplateText {
-    fn changed_parts(&self, lists: &[&str]) -> Value {
-        let mut tm = Map::new();
-        for part in self.order.iter().flatten() {
-            match part {
-                TemplatePart::Metadata => {
-                    let meta = self.metadata.clone().unwrap_or_default();
-                    tm.insert("metadata".into(), Value::Object(meta));
-                }
-                TemplatePart::Spec => {
-                    let pod = self.pod.iter().flat_map(|p| &p.outline);
-                    let pod = pod
-                        .filter(|(name, _)| lists.contains(&name.as_str()))
-                        .map(|(name, list)| (name.clone(), list.clone()));
-                    tm.insert("spec".into(), Value::Object(pod.collect()));
-                }
-            }
-        }
-        Value::Object(tm)
-    }
 }
 
 impl<'de> Deserialize<'de> for TemplateText {
@@ -444,15 +414,28 @@ mod tests {
                     "metadata": {"labels": {"app": "m"}}}}
             })
         );
+        // The template's shape, in the object's order: the pod spec, then the metadata.
         let text = d.to_string();
-        let parts = DeploymentText::read(&text).unwrap();
+        let shape = DeploymentText::read(&text).unwrap().shape;
         assert_eq!(
-            parts.changed_parts(&["containers"]).to_string(),
-            json!({"spec": {"template": {
-                "spec": {"containers": [{"ports": [], "name": "vllm"}]},
-                "metadata": {"labels": {"app": "m"}}}}})
-            .to_string()
+            shape.template,
+            Some(Some(vec![
+                Part::PodSpec([Some(1), Some(1)]),
+                Part::Metadata(Annotations::Absent)
+            ]))
         );
+        let statuses = json!({"apiVersion": "apps/v1", "kind": "Deployment", "spec": {
+            "template": {"metadata": {"annotations": {"a": "1", "llm-autoscale.io/status": "s"}}}}});
+        let shape = DeploymentText::read(&statuses.to_string()).unwrap().shape;
+        let status = Some(json!("s"));
+        let annotations = Annotations::Map { len: 2, status };
+        assert_eq!(
+            shape.template,
+            Some(Some(vec![Part::Metadata(annotations)]))
+        );
+        let bare = json!({"apiVersion": "apps/v1", "kind": "Deployment", "spec": {}});
+        let shape = DeploymentText::read(&bare.to_string()).unwrap().shape;
+        assert_eq!(shape.template, Some(None));
     }
 
     #[test]

@@ -11,6 +11,7 @@ pub use deployment_text::{DeploymentText, MaybeDeployment};
 mod inference_service;
 pub mod injection_status;
 mod rendering;
+mod template_patch;
 
 use serde_json::Value;
 
@@ -416,49 +417,78 @@ mod tests {
             sidecar,
             any::<bool>(),
             any::<bool>(),
+            (0u8..3, 0u8..6),
         )
-            .prop_map(|(containers, inits, status, enabled, sidecar, volumes_first, spec_first)| {
-                let mut annotations = json!({"llm-autoscale.io/max-replicas": "2"});
-                if enabled {
-                    annotations["llm-autoscale.io/enabled"] = json!("true");
-                }
-                if !sidecar.is_empty() {
-                    annotations["llm-autoscale.io/sidecar"] = json!(sidecar);
-                }
-                let mut pod = Map::new();
-                if volumes_first {
-                    pod.insert("volumes".into(), json!([{"name": "data"}]));
-                }
-                if let Some(inits) = inits {
-                    pod.insert("initContainers".into(), Value::Array(inits));
-                }
-                pod.insert("containers".into(), Value::Array(containers));
-                pod.insert("dnsPolicy".into(), json!("ClusterFirst"));
-                let mut metadata = json!({"labels": {"app": "m"}});
-                if let Some((placement, ours)) = status {
-                    let container = if ours { "llm-autoscale-collector" } else { "data" };
-                    metadata["annotations"] = json!({
-                        "llm-autoscale.io/status":
-                            json!({"version": 1, "container": container, "placement": placement})
-                                .to_string()
+            .prop_map(
+                |(
+                    containers,
+                    inits,
+                    status,
+                    enabled,
+                    sidecar,
+                    volumes_first,
+                    spec_first,
+                    (meta_shape, template_shape),
+                )| {
+                    let mut annotations = json!({"llm-autoscale.io/max-replicas": "2"});
+                    if enabled {
+                        annotations["llm-autoscale.io/enabled"] = json!("true");
+                    }
+                    if !sidecar.is_empty() {
+                        annotations["llm-autoscale.io/sidecar"] = json!(sidecar);
+                    }
+                    let mut pod = Map::new();
+                    if volumes_first {
+                        pod.insert("volumes".into(), json!([{"name": "data"}]));
+                    }
+                    if let Some(inits) = inits {
+                        pod.insert("initContainers".into(), Value::Array(inits));
+                    }
+                    pod.insert("containers".into(), Value::Array(containers));
+                    pod.insert("dnsPolicy".into(), json!("ClusterFirst"));
+                    let mut metadata = json!({"labels": {"app": "m"}});
+                    if meta_shape == 2 {
+                        metadata["annotations"] = json!({"team": "a"});
+                    }
+                    if let Some((placement, ours)) = status {
+                        let container = if ours {
+                            "llm-autoscale-collector"
+                        } else {
+                            "data"
+                        };
+                        let status =
+                            json!({"version": 1, "container": container, "placement": placement});
+                        metadata["annotations"]["llm-autoscale.io/status"] =
+                            json!(status.to_string());
+                    }
+                    // The pod template's members in either order (the patch follows the object's),
+                    // or some of them missing: no metadata, no pod spec, no template, no spec.
+                    let mut template = Map::new();
+                    let metadata = (meta_shape != 1).then_some(metadata);
+                    if let (false, Some(m)) = (spec_first, &metadata) {
+                        template.insert("metadata".into(), m.clone());
+                    }
+                    if template_shape != 1 {
+                        template.insert("spec".into(), Value::Object(pod));
+                    }
+                    if let (true, Some(m)) = (spec_first, metadata) {
+                        template.insert("metadata".into(), m);
+                    }
+                    let spec = match template_shape {
+                        2 => json!({"replicas": 1}),
+                        3 => Value::Null,
+                        _ => json!({"template": template, "replicas": 1}),
+                    };
+                    let mut d = json!({
+                        "apiVersion": "apps/v1", "kind": "Deployment",
+                        "metadata": {"name": "m", "namespace": "llm", "annotations": annotations},
                     });
-                }
-                // The pod template's members in either order (the patch follows the object's).
-                let mut template = Map::new();
-                if !spec_first {
-                    template.insert("metadata".into(), metadata.clone());
-                }
-                template.insert("spec".into(), Value::Object(pod));
-                if spec_first {
-                    template.insert("metadata".into(), metadata);
-                }
-                let template = Value::Object(template);
-                json!({
-                    "apiVersion": "apps/v1", "kind": "Deployment",
-                    "metadata": {"name": "m", "namespace": "llm", "annotations": annotations},
-                    "spec": {"template": template, "replicas": 1}
-                })
-            })
+                    if !spec.is_null() {
+                        d["spec"] = spec;
+                    }
+                    d
+                },
+            )
     }
 
     proptest! {

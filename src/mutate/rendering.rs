@@ -46,6 +46,8 @@ pub(super) struct RenderedSidecar {
     pub container: Value,
     /// `container` as JSON text, for the admission patch.
     pub container_text: String,
+    /// `status` as the annotation's text.
+    pub status_annotation: String,
 }
 
 impl Rendering {
@@ -141,6 +143,7 @@ fn render_sidecar(
         inputs,
     };
     Ok(RenderedSidecar {
+        status_annotation: status.to_annotation()?,
         status,
         list,
         container,

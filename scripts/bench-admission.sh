@@ -10,14 +10,16 @@
 #                                         every review renders its sidecar (no memo hit)
 #   /mutate, current                      the typical Deployment as stored after admission:
 #                                         sidecar current, answered without a patch
-# at 64 and at 4 keep-alive connections. For each run it prints requests/s, the ratio to
-# /healthz at the same connection count (same run of the script), latency percentiles,
-# the webhook's resident memory (now and peak) and the load average.
+# at 64 and at 4 keep-alive connections. For each run it prints requests/s, the ratio to a
+# /healthz run made just before it at the same connection count, latency percentiles, the
+# webhook's resident memory (now and peak) and the load average.
 #
-# The figures share the machine with everything else running on it, wrk included: read the
-# load average next to them, and compare runs made under the same load.
+# The figures share the machine with everything else running on it, wrk included, and the
+# machine's speed drifts from one run to the next: the pairs share it, and the healthz row
+# (a /healthz run over the one before it) shows how far two runs in a row differ.
 #
 # Usage: scripts/bench-admission.sh [SECONDS per run, default 10] [CONNECTIONS..., default 64 4]
+# BENCH_ROUNDS=n: runs each route n times (default 3), each after its own /healthz run.
 # BENCH_BIN=path: run that webhook binary instead of building this tree's (to compare builds).
 # Needs wrk (Debian: apt-get install wrk; installed here when missing and running as root).
 set -euo pipefail
@@ -28,6 +30,7 @@ shift || true
 CONNECTIONS=("$@")
 [ ${#CONNECTIONS[@]} -gt 0 ] || CONNECTIONS=(64 4)
 THREADS="${BENCH_THREADS:-2}"
+ROUNDS="${BENCH_ROUNDS:-3}"
 PORT="${BENCH_PORT:-18443}"
 
 if ! command -v wrk >/dev/null; then
@@ -130,26 +133,35 @@ run() {
     echo "$out"
 }
 
-echo "webhook ${BENCH_BIN:-$(git rev-parse --short HEAD 2>/dev/null || echo '?')}, $(nproc) cores, wrk -t$THREADS, ${DURATION}s per run"
+echo "webhook ${BENCH_BIN:-$(git rev-parse --short HEAD 2>/dev/null || echo '?')}, $(nproc) cores, wrk -t$THREADS, ${DURATION}s per run, $ROUNDS round(s)"
 echo "resident memory after start: $(rss_kib) KiB"
-printf '%-5s %-17s %10s %7s %8s %8s %8s %9s %9s %6s %9s %9s  %s\n' \
-    conns route req/s ratio p50_ms p90_ms p99_ms p99.9_ms max_ms errors rss_KiB peak_KiB "load(1,5,15)"
+echo "ratio: the route's req/s over those of the /healthz run just before it (the machine's speed"
+echo "drifts between runs; each pair shares it). With several rounds, the median ratio follows."
+printf '%-5s %-17s %10s %10s %7s %8s %8s %8s %9s %9s %6s %9s %9s  %s\n' \
+    conns route req/s healthz ratio p50_ms p90_ms p99_ms p99.9_ms max_ms errors rss_KiB peak_KiB "load(1,5,15)"
 # Warm-up: connections, allocator, caches.
 BENCH_BODY="$WORK/typical.json" wrk -t"$THREADS" -c4 -d2s -s "$WORK/bench.lua" "$URL/mutate" >/dev/null
 for conns in "${CONNECTIONS[@]}"; do
-    base=""
     for spec in "healthz|/healthz||" "mutate typical|/mutate|$WORK/typical.json|" \
         "mutate first-sight|/mutate|$WORK/typical.json|1" \
         "mutate current|/mutate|$WORK/current.json|" \
         "mutate env-1000|/mutate|$WORK/env-1000.json|"; do
         IFS='|' read -r name path body unique <<<"$spec"
-        la="$(load)"
-        read -r rps p50 p90 p99 p999 max errors \
-            <<<"$(run "$name" "$path" "$body" "$conns" "$unique")"
-        [ -n "$base" ] || base="$rps"
-        ratio="$(awk -v a="$rps" -v b="$base" 'BEGIN {printf "%.2f", a / b}')"
-        printf '%-5s %-17s %10.0f %7s %8s %8s %8s %9s %9s %6s %9s %9s  %s\n' \
-            "$conns" "$name" "$rps" "$ratio" "$p50" "$p90" "$p99" "$p999" "$max" "$errors" \
-            "$(rss_kib)" "$(hwm_kib)" "$la"
+        ratios=()
+        for _ in $(seq 1 "$ROUNDS"); do
+            read -r base _ <<<"$(run healthz /healthz "" "$conns" "")"
+            la="$(load)"
+            read -r rps p50 p90 p99 p999 max errors \
+                <<<"$(run "$name" "$path" "$body" "$conns" "$unique")"
+            ratio="$(awk -v a="$rps" -v b="$base" 'BEGIN {printf "%.2f", a / b}')"
+            ratios+=("$ratio")
+            printf '%-5s %-17s %10.0f %10.0f %7s %8s %8s %8s %9s %9s %6s %9s %9s  %s\n' \
+                "$conns" "$name" "$rps" "$base" "$ratio" "$p50" "$p90" "$p99" "$p999" "$max" \
+                "$errors" "$(rss_kib)" "$(hwm_kib)" "$la"
+        done
+        if [ "$ROUNDS" -gt 1 ]; then
+            median="$(printf '%s\n' "${ratios[@]}" | sort -n | awk '{a[NR] = $1} END {print a[int((NR + 1) / 2)]}')"
+            printf '%-5s %-17s median ratio %s\n' "$conns" "$name" "$median"
+        fi
     done
 done

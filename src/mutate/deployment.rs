@@ -7,6 +7,7 @@ use std::sync::{Arc, LazyLock};
 use serde_json::Value;
 
 use json_patch::PatchOperation;
+use json_patch::jsonptr::Pointer;
 
 use super::deployment_text::DeploymentText;
 use super::injection_status::{InjectionStatus, Placement};
@@ -330,7 +331,9 @@ pub(super) fn admission_patch(
 /// [`template_patch::SIDECAR_HOLE`] stands.
 fn patch_text(patch: &json_patch::Patch, rendering: &Rendering) -> Result<String, MutateError> {
     let text = serde_json::to_string(patch).map_err(|e| RenderError::new("the patch", e))?;
-    let hole = memchr::memmem::Finder::new(SIDECAR_HOLE_JSON);
+    static HOLE: LazyLock<memchr::memmem::Finder> =
+        LazyLock::new(|| memchr::memmem::Finder::new(SIDECAR_HOLE_JSON));
+    let hole = &*HOLE;
     let Some(at) = hole.find(text.as_bytes()) else {
         return Ok(text);
     };
@@ -376,20 +379,23 @@ fn mark_managed(object: &mut Value, opted_in: bool) {
     }
 }
 
+const LABELS_PATH: &Pointer = Pointer::from_static("/metadata/labels");
+const MANAGED_LABEL_PATH: &Pointer =
+    Pointer::from_static("/metadata/labels/llm-autoscale.io~1managed");
+
 /// The operations that set or remove the managed label on `object` (none when it is as it
 /// should be): those `json_patch::diff` gives between the object and the object after
 /// [`mark_managed`], written without building either. Every Deployment has metadata (the
 /// apiserver requires a name).
 fn managed_label_patch(object: &Value, opted_in: bool) -> json_patch::Patch {
-    use json_patch::jsonptr::PointerBuf;
-    use json_patch::{AddOperation, PatchOperation, RemoveOperation, ReplaceOperation};
+    use json_patch::{AddOperation, RemoveOperation, ReplaceOperation};
     let labels = json_path::get(object, &["metadata", "labels"]).and_then(Value::as_object);
     let ours = labels.and_then(|l| l.get(MANAGED_LABEL));
-    let label_path = || PointerBuf::from_tokens(["metadata", "labels", MANAGED_LABEL]);
+    let label_path = || MANAGED_LABEL_PATH.to_buf();
     let value = || Value::String(MANAGED_LABEL_VALUE.into());
     let op = match (opted_in, labels, ours) {
         (true, None, _) => PatchOperation::Add(AddOperation {
-            path: PointerBuf::from_tokens(["metadata", "labels"]),
+            path: LABELS_PATH.to_buf(),
             value: serde_json::json!({ MANAGED_LABEL: MANAGED_LABEL_VALUE }),
         }),
         (true, Some(_), None) => PatchOperation::Add(AddOperation {
@@ -402,7 +408,7 @@ fn managed_label_patch(object: &Value, opted_in: bool) -> json_patch::Patch {
         }),
         // The labels held only ours: the map goes with it, as `mark_managed` removes it.
         (false, Some(l), Some(_)) if l.len() == 1 => PatchOperation::Remove(RemoveOperation {
-            path: PointerBuf::from_tokens(["metadata", "labels"]),
+            path: LABELS_PATH.to_buf(),
         }),
         (false, Some(_), Some(_)) => PatchOperation::Remove(RemoveOperation { path: label_path() }),
         _ => return json_patch::Patch(Vec::new()),
@@ -499,6 +505,13 @@ mod tests {
 
     #[test]
     fn managed_label_operations_are_the_diffs_of_marking_the_object() {
+        let labels = ["metadata", "labels"];
+        let pointer = |t: &[&str]| json_patch::jsonptr::PointerBuf::from_tokens(t.iter().copied());
+        assert_eq!(LABELS_PATH.to_buf(), pointer(&labels));
+        assert_eq!(
+            MANAGED_LABEL_PATH.to_buf(),
+            pointer(&["metadata", "labels", MANAGED_LABEL])
+        );
         for labels in [
             None,
             Some(json!({})),

@@ -22,7 +22,6 @@
 //! `pkg/admission/plugin/webhook/request/admissionreview.go` writes into the review).
 
 use std::borrow::Cow;
-use std::collections::BTreeMap;
 use std::fmt;
 
 use serde::Deserialize;
@@ -121,20 +120,13 @@ struct TopText<'a> {
 struct MetadataText {
     name: Option<String>,
     namespace: Option<String>,
-    annotations: Option<BTreeMap<String, String>>,
-    labels: Option<BTreeMap<String, String>>,
+    annotations: Option<StringMap>,
+    labels: Option<StringMap>,
 }
 
 impl MetadataText {
     fn outline(self) -> Value {
         let mut m = Map::new();
-        let strings = |map: BTreeMap<String, String>| {
-            Value::Object(
-                map.into_iter()
-                    .map(|(k, v)| (k, Value::String(v)))
-                    .collect(),
-            )
-        };
         if let Some(name) = self.name {
             m.insert("name".into(), Value::String(name));
         }
@@ -142,12 +134,36 @@ impl MetadataText {
             m.insert("namespace".into(), Value::String(ns));
         }
         if let Some(a) = self.annotations {
-            m.insert("annotations".into(), strings(a));
+            m.insert("annotations".into(), Value::Object(a.0));
         }
         if let Some(l) = self.labels {
-            m.insert("labels".into(), strings(l));
+            m.insert("labels".into(), Value::Object(l.0));
         }
         Value::Object(m)
+    }
+}
+
+/// A map of strings to strings (ObjectMeta's annotations and labels), read as the JSON object
+/// it becomes in the outline. A key given twice keeps its last value, as in a map.
+struct StringMap(Map<String, Value>);
+
+impl<'de> Deserialize<'de> for StringMap {
+    fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct StringMapVisitor;
+        impl<'de> Visitor<'de> for StringMapVisitor {
+            type Value = StringMap;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a map of strings")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<StringMap, A::Error> {
+                let mut out = Map::new();
+                while let Some((key, value)) = map.next_entry::<String, String>()? {
+                    out.insert(key, Value::String(value));
+                }
+                Ok(StringMap(out))
+            }
+        }
+        d.deserialize_map(StringMapVisitor)
     }
 }
 

@@ -12,7 +12,7 @@
 //! the annotations) is added whole, after the members the template already had: the pod spec
 //! before the metadata, as the full mutation creates them.
 
-use json_patch::jsonptr::PointerBuf;
+use json_patch::jsonptr::{Pointer, PointerBuf};
 use json_patch::{AddOperation, PatchOperation, RemoveOperation, ReplaceOperation};
 use serde_json::{Map, Value, json};
 
@@ -27,6 +27,20 @@ pub(super) const SIDECAR_HOLE: &str = "\u{0}llm-autoscale-sidecar\u{0}";
 
 /// The container lists of a pod spec, in [`Part::PodSpec`]'s order.
 pub(super) const LISTS: [&str; 2] = ["containers", "initContainers"];
+
+// The paths the operations write (checked against their tokens in the tests).
+const SPEC: &Pointer = Pointer::from_static("/spec");
+const TEMPLATE: &Pointer = Pointer::from_static("/spec/template");
+const POD_SPEC: &Pointer = Pointer::from_static("/spec/template/spec");
+const METADATA: &Pointer = Pointer::from_static("/spec/template/metadata");
+const ANNOTATIONS: &Pointer = Pointer::from_static("/spec/template/metadata/annotations");
+const STATUS_ANNOTATION: &Pointer =
+    Pointer::from_static("/spec/template/metadata/annotations/llm-autoscale.io~1status");
+/// The paths of [`LISTS`].
+const LIST_PATHS: [&Pointer; 2] = [
+    Pointer::from_static("/spec/template/spec/containers"),
+    Pointer::from_static("/spec/template/spec/initContainers"),
+];
 
 /// The pod template as the Deployment's text has it, as far as the operations depend on it.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -112,13 +126,8 @@ pub(super) fn operations(
     let parts = match &shape.template {
         Some(Some(parts)) => parts,
         _ if status.is_none() => return Some(Vec::new()),
-        None => {
-            return Some(vec![add(
-                &["spec"],
-                json!({ "template": created(true, true) }),
-            )]);
-        }
-        Some(None) => return Some(vec![add(&["spec", "template"], created(true, true).into())]),
+        None => return Some(vec![add(SPEC, json!({ "template": created(true, true) }))]),
+        Some(None) => return Some(vec![add(TEMPLATE, created(true, true).into())]),
     };
     let mut ops = Vec::new();
     for part in parts {
@@ -138,7 +147,10 @@ pub(super) fn operations(
             .any(|p| matches!(p, Part::Metadata(_)) == metadata)
     };
     for (name, member) in created(!has(false), !has(true)) {
-        ops.push(add(&["spec", "template", &name], member));
+        ops.push(add(
+            if name == "spec" { POD_SPEC } else { METADATA },
+            member,
+        ));
     }
     Some(ops)
 }
@@ -151,8 +163,8 @@ fn strip_status(annotations: &Annotations) -> Option<Option<PatchOperation>> {
             len,
             status: Some(_),
         } => Some(Some(remove(match len {
-            1 => &["spec", "template", "metadata", "annotations"],
-            _ => &["spec", "template", "metadata", "annotations", STATUS],
+            1 => ANNOTATIONS.to_buf(),
+            _ => STATUS_ANNOTATION.to_buf(),
         }))),
         Annotations::Absent | Annotations::Map { status: None, .. } => Some(None),
     }
@@ -177,24 +189,23 @@ fn list_operations(
         .into_iter()
         .collect();
     if let Some(emptied) = stripped_from.filter(|s| length(s) == Some(0) && Some(*s) != list) {
-        ops.push(remove(&["spec", "template", "spec", emptied]));
+        ops.push(remove(list_path(emptied)));
     }
     ops
 }
 
 /// Setting the status annotation where the template has metadata.
 fn set_status(annotations: &Annotations, status: &str) -> Option<Option<PatchOperation>> {
-    const PATH: [&str; 5] = ["spec", "template", "metadata", "annotations", STATUS];
     let new = || Value::String(status.into());
     Some(match annotations {
         Annotations::Odd => return None,
-        Annotations::Absent => Some(add(&PATH[..4], json!({ STATUS: status }))),
-        Annotations::Map { status: None, .. } => Some(add(&PATH, new())),
+        Annotations::Absent => Some(add(ANNOTATIONS, json!({ STATUS: status }))),
+        Annotations::Map { status: None, .. } => Some(add(STATUS_ANNOTATION, new())),
         Annotations::Map {
             status: Some(old), ..
         } => (old.as_str() != Some(status)).then(|| {
             PatchOperation::Replace(ReplaceOperation {
-                path: PointerBuf::from_tokens(PATH),
+                path: STATUS_ANNOTATION.to_buf(),
                 value: new(),
             })
         }),
@@ -203,28 +214,54 @@ fn set_status(annotations: &Annotations, status: &str) -> Option<Option<PatchOpe
 
 /// Adding the sidecar at the end of `list`, of `length` when the pod spec has it.
 fn add_sidecar(length: Option<usize>, list: &str) -> PatchOperation {
-    match length {
+    let mut path = list_path(list);
+    let value = match length {
         Some(n) => {
-            let mut path = PointerBuf::from_tokens(["spec", "template", "spec", list]);
             path.push_back(n);
-            PatchOperation::Add(AddOperation {
-                path,
-                value: SIDECAR_HOLE.into(),
-            })
+            SIDECAR_HOLE.into()
         }
-        None => add(&["spec", "template", "spec", list], json!([SIDECAR_HOLE])),
+        None => json!([SIDECAR_HOLE]),
+    };
+    PatchOperation::Add(AddOperation { path, value })
+}
+
+/// The path of a container list (one of [`LISTS`]).
+fn list_path(list: &str) -> PointerBuf {
+    match LISTS.iter().zip(LIST_PATHS).find(|(l, _)| **l == list) {
+        Some((_, path)) => path.to_buf(),
+        None => PointerBuf::from_tokens(["spec", "template", "spec", list]),
     }
 }
 
-fn add(path: &[&str], value: Value) -> PatchOperation {
+fn add(path: &Pointer, value: Value) -> PatchOperation {
     PatchOperation::Add(AddOperation {
-        path: PointerBuf::from_tokens(path.iter().copied()),
+        path: path.to_buf(),
         value,
     })
 }
 
-fn remove(path: &[&str]) -> PatchOperation {
-    PatchOperation::Remove(RemoveOperation {
-        path: PointerBuf::from_tokens(path.iter().copied()),
-    })
+fn remove(path: PointerBuf) -> PatchOperation {
+    PatchOperation::Remove(RemoveOperation { path })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_paths_are_their_tokens() {
+        let tokens = |t: &[&str]| PointerBuf::from_tokens(t.iter().copied());
+        let template = ["spec", "template"];
+        assert_eq!(SPEC.to_buf(), tokens(&["spec"]));
+        assert_eq!(TEMPLATE.to_buf(), tokens(&template));
+        assert_eq!(POD_SPEC.to_buf(), tokens(&["spec", "template", "spec"]));
+        assert_eq!(METADATA.to_buf(), tokens(&["spec", "template", "metadata"]));
+        let annotations = ["spec", "template", "metadata", "annotations"];
+        assert_eq!(ANNOTATIONS.to_buf(), tokens(&annotations));
+        let status = ["spec", "template", "metadata", "annotations", STATUS];
+        assert_eq!(STATUS_ANNOTATION.to_buf(), tokens(&status));
+        for list in LISTS {
+            assert_eq!(list_path(list), tokens(&["spec", "template", "spec", list]));
+        }
+    }
 }

@@ -103,7 +103,7 @@ done = function(summary, latency, requests)
 end
 LUA
 
-RUST_LOG=info "$BIN" serve --addr "127.0.0.1:$PORT" --reconcile false --log-format json \
+RUST_LOG="${BENCH_RUST_LOG:-info}" "$BIN" serve --addr "127.0.0.1:$PORT" --reconcile false --log-format json \
     2>/dev/null &
 SERVER_PID=$!
 URL="https://127.0.0.1:$PORT"

@@ -97,6 +97,19 @@ impl Metrics {
             .observe(elapsed.as_secs_f64());
     }
 
+    /// How many reviews of `route` were answered with each of `decisions` so far (0 for a
+    /// decision not met yet).
+    pub fn admission_counts<const N: usize>(
+        &self,
+        route: &'static str,
+        decisions: [&'static str; N],
+    ) -> [u64; N] {
+        decisions.map(|decision| {
+            let labels = RequestLabels { route, decision };
+            self.requests.get(&labels).map_or(0, |c| c.get())
+        })
+    }
+
     /// The served certificate's notAfter.
     pub fn certificate_served(&self, not_after_unix: i64) {
         self.certificate_expiry.set(not_after_unix);

@@ -12,6 +12,7 @@
 //! in-flight requests finish until `shutdown_grace` has passed since the signal.
 
 pub mod metrics;
+pub mod review_summary;
 pub mod tls;
 
 use std::future::Future;
@@ -207,14 +208,13 @@ fn answer(
             let elapsed = start.elapsed();
             let m = &answer.summary;
             s.metrics.admission(route, m.decision, elapsed);
-            // What the webhook changed or refused is logged; a review it allowed unchanged
-            // (every apply of a workload whose sidecar is current) only at debug level: it is
-            // counted in the metrics, and at info level its line would cost about a sixth as
-            // much as deciding it.
-            if m.decision == "allowed" {
-                review_event!(tracing::Level::DEBUG, route, m, elapsed);
-            } else {
+            // A review denied or warned about is logged at info level; one patched or allowed
+            // at debug level, and counted in the metrics and in the summary line
+            // (`review_summary`).
+            if matches!(m.decision, "denied" | "warned") {
                 review_event!(tracing::Level::INFO, route, m, elapsed);
+            } else {
+                review_event!(tracing::Level::DEBUG, route, m, elapsed);
             }
             (
                 StatusCode::OK,
@@ -269,6 +269,8 @@ pub struct Server {
     handle: axum_server::Handle<SocketAddr>,
     task: JoinHandle<std::io::Result<()>>,
     reload: Option<JoinHandle<()>>,
+    /// Writes the reviews' summary line ([`review_summary`]).
+    summary: JoinHandle<()>,
     ready: Arc<AtomicBool>,
     dev_ca_bundle: Option<String>,
     shutdown_grace: Duration,
@@ -308,6 +310,7 @@ impl Server {
             .header_read_timeout(HEADER_READ_TIMEOUT);
 
         let ready = Arc::new(AtomicBool::new(false));
+        let summary = review_summary::spawn(metrics.clone());
         let app = router(
             settings.webhook.clone(),
             metrics,
@@ -322,6 +325,7 @@ impl Server {
             handle,
             task,
             reload,
+            summary,
             ready,
             dev_ca_bundle,
             shutdown_grace: settings.shutdown_grace,
@@ -351,6 +355,7 @@ impl Server {
             handle,
             task,
             reload,
+            summary,
             ready,
             shutdown_grace,
             shutdown_delay,
@@ -375,6 +380,7 @@ impl Server {
             reload.abort();
         }
         let result = join(task).await;
+        summary.abort();
         tracing::info!("shut down");
         result
     }
@@ -389,6 +395,7 @@ impl Server {
                 if let Some(reload) = self.reload.take() {
                     reload.abort();
                 }
+                self.summary.abort();
                 flatten(result)
             }
             () = shutdown => self.shutdown().await,

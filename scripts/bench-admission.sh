@@ -20,6 +20,7 @@
 #
 # Usage: scripts/bench-admission.sh [SECONDS per run, default 10] [CONNECTIONS..., default 64 4]
 # BENCH_ROUNDS=n: runs each route n times (default 3), each after its own /healthz run.
+# BENCH_ONLY="typical current": only those runs (names as printed, without "mutate ").
 # BENCH_BIN=path: run that webhook binary instead of building this tree's (to compare builds).
 # Needs wrk (Debian: apt-get install wrk; installed here when missing and running as root).
 set -euo pipefail
@@ -147,6 +148,9 @@ for conns in "${CONNECTIONS[@]}"; do
         "mutate current|/mutate|$WORK/current.json|" \
         "mutate env-1000|/mutate|$WORK/env-1000.json|"; do
         IFS='|' read -r name path body unique <<<"$spec"
+        if [ -n "${BENCH_ONLY:-}" ] && ! grep -qw -- "${name#mutate }" <<<"$BENCH_ONLY"; then
+            continue
+        fi
         ratios=()
         for _ in $(seq 1 "$ROUNDS"); do
             read -r base _ <<<"$(run healthz /healthz "" "$conns" "")"

@@ -135,7 +135,10 @@ impl Previous {
         Previous {
             list: injected_list(status.as_ref()),
             status,
-            sidecar_in: LISTS.map(|list| has_container_in(object, list, sidecar::SIDECAR_NAME)),
+            sidecar_in: {
+                let pod = json_path::get(object, &POD_SPEC);
+                LISTS.map(|list| has_container_in(pod, list, sidecar::SIDECAR_NAME))
+            },
         }
     }
 
@@ -149,6 +152,15 @@ impl Previous {
     /// Whether stripping the injection removes a container.
     fn strips(&self) -> bool {
         self.list.is_some_and(|list| self.sidecar_in(list))
+    }
+
+    /// Whether a container named as the sidecar is left after the strip (which removes those
+    /// of the list the status names): the pod declares its own.
+    fn sidecar_left(&self) -> bool {
+        LISTS
+            .iter()
+            .zip(self.sidecar_in)
+            .any(|(l, found)| found && self.list != Some(*l))
     }
 }
 
@@ -183,7 +195,7 @@ fn apply(source: Source, cfg: &WebhookConfig) -> Result<Option<Applied>, MutateE
             rendering,
         }));
     };
-    let injection = injection(&view.0, sidecar, &mut warnings)?;
+    let injection = injection(previous.sidecar_left(), sidecar, &mut warnings)?;
     // Same container as the stored one: keep the stored container as the apiserver
     // defaulted it (imagePullPolicy, terminationMessagePath, ...) and the stored status
     // (an older webhook's, perhaps), so an UPDATE that changes nothing gets an empty
@@ -225,12 +237,13 @@ struct Injection<'a> {
     sidecar: Option<(&'static str, &'a Value)>,
 }
 
+/// `declared`: the pod declares its own sidecar container ([`Previous::sidecar_left`]).
 fn injection<'a>(
-    view: &Value,
+    declared: bool,
     sidecar: &'a RenderedSidecar,
     warnings: &mut Vec<String>,
 ) -> Result<Injection<'a>, RenderError> {
-    if has_container(view, sidecar::SIDECAR_NAME) {
+    if declared {
         warnings.push(format!(
             "the pod declares its own {} container: it is kept as the collector and nothing is injected",
             sidecar::SIDECAR_NAME
@@ -457,15 +470,9 @@ fn remove_status_annotation(object: &mut Value) {
     }
 }
 
-fn has_container(object: &Value, name: &str) -> bool {
-    LISTS
-        .iter()
-        .any(|list| has_container_in(object, list, name))
-}
-
-fn has_container_in(object: &Value, list: &str, name: &str) -> bool {
-    json_path::get(object, &POD_SPEC)
-        .and_then(|pod| pod.get(list))
+/// Whether the pod spec's `list` holds a container called `name`.
+fn has_container_in(pod: Option<&Value>, list: &str, name: &str) -> bool {
+    pod.and_then(|pod| pod.get(list))
         .and_then(Value::as_array)
         .is_some_and(|l| {
             l.iter()

@@ -12,7 +12,7 @@ use json_patch::jsonptr::Pointer;
 use super::deployment_text::DeploymentText;
 use super::injection_status::{InjectionStatus, Placement};
 use super::rendering::{self, RenderedSidecar, Rendering};
-use super::template_patch::{self, Change, LISTS, TemplateShape};
+use super::template_patch::{self, Change, LISTS, SIDECAR_HOLE_JSON, TemplateShape};
 use super::{AdmissionPatch, MutateError, Mutation, set_annotation};
 use crate::annotations::{AutoscalingSpec, STATUS};
 use crate::config::WebhookConfig;
@@ -216,7 +216,7 @@ fn apply(source: Source, cfg: &WebhookConfig) -> Result<Option<Applied>, MutateE
             None => return Ok(None),
         },
     };
-    drop(injection);
+    drop(injection); // It borrows `rendering`, which moves into the result.
     Ok(Some(Applied {
         changed,
         already_current,
@@ -224,9 +224,6 @@ fn apply(source: Source, cfg: &WebhookConfig) -> Result<Option<Applied>, MutateE
         rendering,
     }))
 }
-
-/// [`template_patch::SIDECAR_HOLE`] as JSON text.
-const SIDECAR_HOLE_JSON: &str = r#""\u0000llm-autoscale-sidecar\u0000""#;
 
 /// What goes into the pod: the status and its annotation text, and the rendered sidecar with
 /// the list it goes in (`None` when the pod declares its own sidecar container, kept as an
@@ -275,13 +272,12 @@ pub(super) fn mutate(object: &Value, cfg: &WebhookConfig) -> Result<Mutation, Mu
     let Some(mut applied) = apply(Source::Whole(object), cfg)? else {
         return Err(read_whole().into());
     };
-    let Changed::Object(new) = &mut applied.changed else {
-        return Err(read_whole().into());
+    let mut new = match &mut applied.changed {
+        Changed::Object(new) => std::mem::take(new),
+        Changed::Operations(_) => return Err(read_whole().into()),
     };
-    let new = std::mem::take(new);
     let Some(spec) = applied.spec() else {
         // Not opted in (any more): the strip and the label's removal are the mutation.
-        let mut new = new;
         mark_managed(&mut new, false);
         return Ok(Mutation::between(object, new, applied.warnings, None));
     };
@@ -541,14 +537,6 @@ mod tests {
                 );
             }
         }
-    }
-
-    #[test]
-    fn the_sidecars_place_is_written_as_its_json_text() {
-        assert_eq!(
-            serde_json::to_string(template_patch::SIDECAR_HOLE).unwrap(),
-            SIDECAR_HOLE_JSON
-        );
     }
 
     #[test]

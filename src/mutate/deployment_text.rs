@@ -5,11 +5,14 @@
 //!   the pod template's metadata, and the name, image and ports of every container-shaped
 //!   member of the pod spec. That is all [`Workload::from_object`](crate::workload::Workload)
 //!   and the sidecar checks read.
+//! - The pod template's shape ([`TemplateShape`]): which members it has, in which order, the
+//!   length of each container list and the status annotation, as read (the outline is
+//!   stripped of a previous injection before the mutation reads it).
 //! - Nothing else: the containers' other members (their environment, often most of the
 //!   object) are stepped over. The patch never needs them: it adds the sidecar past the end of
-//!   a list, where the elements before it compare equal (their outlines stand in for them), or
-//!   adds a list or the pod template's metadata whole. A patch that removes a container from a
-//!   list (a stale sidecar replaced, or one removed on opt-out) compares the containers that
+//!   a list, or adds a list or the pod template's metadata whole, and sets or removes the status
+//!   annotation ([`super::template_patch`]). A patch that removes a container from a list (a
+//!   stale sidecar replaced, or one removed on opt-out) would compare the containers that
 //!   shift: the mutation then reads the object whole.
 //!
 //! Only a well-formed Deployment is read this way: `apps/v1 Deployment`; objects where

@@ -24,6 +24,8 @@ use crate::annotations::STATUS;
 /// Control characters do not occur in the patch's other strings: they are the webhook's own
 /// (the status) or paths.
 pub(super) const SIDECAR_HOLE: &str = "\u{0}llm-autoscale-sidecar\u{0}";
+/// [`SIDECAR_HOLE`] as JSON text, where the patch's text is to hold the container's.
+pub(super) const SIDECAR_HOLE_JSON: &str = r#""\u0000llm-autoscale-sidecar\u0000""#;
 
 /// The container lists of a pod spec, in [`Part::PodSpec`]'s order.
 pub(super) const LISTS: [&str; 2] = ["containers", "initContainers"];
@@ -247,6 +249,14 @@ fn remove(path: PointerBuf) -> PatchOperation {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_sidecars_place_is_written_as_its_json_text() {
+        assert_eq!(
+            serde_json::to_string(SIDECAR_HOLE).ok().as_deref(),
+            Some(SIDECAR_HOLE_JSON)
+        );
+    }
 
     #[test]
     fn the_paths_are_their_tokens() {

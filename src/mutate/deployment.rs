@@ -11,8 +11,9 @@ use json_patch::jsonptr::Pointer;
 
 use super::deployment_text::DeploymentText;
 use super::injection_status::{InjectionStatus, Placement};
+use super::patch_text;
 use super::rendering::{self, RenderedSidecar, Rendering};
-use super::template_patch::{self, Change, LISTS, SIDECAR_HOLE_JSON, TemplateShape};
+use super::template_patch::{self, Change, LISTS, TemplateShape};
 use super::{AdmissionPatch, MutateError, Mutation, set_annotation};
 use crate::annotations::{AutoscalingSpec, STATUS};
 use crate::config::WebhookConfig;
@@ -328,39 +329,14 @@ pub(super) fn admission_patch(
     }
     let patch = match patch.0.is_empty() {
         true => Ok(None),
-        false => patch_text(&patch, &applied.rendering).map(Some),
+        false => patch_text::write(&patch.0, applied.rendering.sidecar.as_ref())
+            .map(Some)
+            .map_err(MutateError::from),
     };
     Some(patch.map(|patch| AdmissionPatch {
         patch,
         warnings: applied.warnings,
     }))
-}
-
-/// The patch's JSON text, with the rendered sidecar's text where
-/// [`template_patch::SIDECAR_HOLE`] stands.
-fn patch_text(patch: &json_patch::Patch, rendering: &Rendering) -> Result<String, MutateError> {
-    let text = serde_json::to_string(patch).map_err(|e| RenderError::new("the patch", e))?;
-    static HOLE: LazyLock<memchr::memmem::Finder> =
-        LazyLock::new(|| memchr::memmem::Finder::new(SIDECAR_HOLE_JSON));
-    let hole = &*HOLE;
-    let Some(at) = hole.find(text.as_bytes()) else {
-        return Ok(text);
-    };
-    let (before, after) = (text.get(..at), text.get(at + SIDECAR_HOLE_JSON.len()..));
-    match (&rendering.sidecar, before, after) {
-        (Some(sidecar), Some(before), Some(after)) if hole.find(after.as_bytes()).is_none() => {
-            let mut out = String::with_capacity(text.len() + sidecar.container_text.len());
-            out.push_str(before);
-            out.push_str(&sidecar.container_text);
-            out.push_str(after);
-            Ok(out)
-        }
-        _ => Err(RenderError::new(
-            "the patch",
-            "the sidecar's place in the patch is not found once",
-        )
-        .into()),
-    }
 }
 
 /// Sets (opted in) or removes the label that lets the reconciler watch the Deployments this

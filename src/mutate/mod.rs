@@ -10,6 +10,7 @@ mod deployment_text;
 pub use deployment_text::{DeploymentText, MaybeDeployment};
 mod inference_service;
 pub mod injection_status;
+mod patch_text;
 mod rendering;
 mod template_patch;
 

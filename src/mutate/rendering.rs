@@ -48,6 +48,8 @@ pub(super) struct RenderedSidecar {
     pub container_text: String,
     /// `status` as the annotation's text.
     pub status_annotation: String,
+    /// `status_annotation` as a JSON string, for the admission patch.
+    pub status_annotation_json: String,
 }
 
 impl Rendering {
@@ -142,8 +144,12 @@ fn render_sidecar(
         hash: injection_status::hash_of(&container),
         inputs,
     };
+    let status_annotation = status.to_annotation()?;
+    let status_annotation_json = serde_json::to_string(&status_annotation)
+        .map_err(|e| RenderError::new("status annotation", e))?;
     Ok(RenderedSidecar {
-        status_annotation: status.to_annotation()?,
+        status_annotation,
+        status_annotation_json,
         status,
         list,
         container,

@@ -2,11 +2,12 @@
 //! `json_patch::diff` gives between the template before and after the mutation (as the full
 //! mutation's patch has them), written from the template's shape instead of diffing copies.
 //!
-//! On the text path the mutation changes the template in two places only, because a change
+//! On the text path the mutation changes the template in these places only, because a change
 //! that removes a container is read whole (see [`super::deployment_text`]):
 //! - the status annotation: removed (the strip), or set to the new status;
-//! - the sidecar: added at the end of its container list, as [`SIDECAR_HOLE`], which the
-//!   patch's text replaces with the rendered container's text.
+//! - the sidecar: added at the end of its container list, as [`SIDECAR_HOLE`], for which the
+//!   patch's text ([`super::patch_text`]) has the rendered container's text;
+//! - the container list a previous status names, when it is empty: the strip removes it.
 //!
 //! A member created on the way (the pod spec, the template's metadata, a container list or
 //! the annotations) is added whole, after the members the template already had: the pod spec
@@ -18,14 +19,12 @@ use serde_json::{Map, Value, json};
 
 use crate::annotations::STATUS;
 
-/// Stands in the patch for the rendered sidecar, which it adds whole (nothing in the object
-/// is compared with it), so that the patch's text is written with the container's text,
-/// rendered once, instead of copying and writing the container on every admission.
-/// Control characters do not occur in the patch's other strings: they are the webhook's own
-/// (the status) or paths.
+/// Stands in the operations for the rendered sidecar, which they add whole (nothing in the
+/// object is compared with it), so that the patch's text is written with the container's
+/// text, rendered once, instead of copying and writing the container on every admission. The
+/// operations hold no string of the object's (only the webhook's own: the status, the label's
+/// value), so nothing else is taken for it.
 pub(super) const SIDECAR_HOLE: &str = "\u{0}llm-autoscale-sidecar\u{0}";
-/// [`SIDECAR_HOLE`] as JSON text, where the patch's text is to hold the container's.
-pub(super) const SIDECAR_HOLE_JSON: &str = r#""\u0000llm-autoscale-sidecar\u0000""#;
 
 /// The container lists of a pod spec, in [`Part::PodSpec`]'s order.
 pub(super) const LISTS: [&str; 2] = ["containers", "initContainers"];
@@ -249,14 +248,6 @@ fn remove(path: PointerBuf) -> PatchOperation {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_sidecars_place_is_written_as_its_json_text() {
-        assert_eq!(
-            serde_json::to_string(SIDECAR_HOLE).ok().as_deref(),
-            Some(SIDECAR_HOLE_JSON)
-        );
-    }
 
     #[test]
     fn the_paths_are_their_tokens() {

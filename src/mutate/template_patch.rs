@@ -142,12 +142,9 @@ pub(super) fn operations(
             }
         }
     }
-    let has = |metadata: bool| {
-        parts
-            .iter()
-            .any(|p| matches!(p, Part::Metadata(_)) == metadata)
-    };
-    for (name, member) in created(!has(false), !has(true)) {
+    let has_pod = parts.iter().any(|p| matches!(p, Part::PodSpec(_)));
+    let has_metadata = parts.iter().any(|p| matches!(p, Part::Metadata(_)));
+    for (name, member) in created(!has_pod, !has_metadata) {
         ops.push(add(
             if name == "spec" { POD_SPEC } else { METADATA },
             member,

@@ -59,8 +59,8 @@ fn write_value(
             out.extend_from_slice(sidecar.container_text.as_bytes());
         }
         Value::String(s) if sidecar.is_some_and(|c| *s == c.status_annotation) => {
-            let status = sidecar.map(|c| c.status_annotation_json.as_bytes());
-            out.extend_from_slice(status.unwrap_or_default());
+            let status = sidecar.map_or("", |c| c.status_annotation_json.as_str());
+            out.extend_from_slice(status.as_bytes());
         }
         Value::Array(items) => {
             out.push(b'[');
